@@ -1,0 +1,1 @@
+"""Shared by every backend: ImageNet preprocessing, the sample library, the LoadGen driver."""

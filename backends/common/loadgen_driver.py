@@ -1,0 +1,116 @@
+"""Run exactly one LoadGen test in this process.
+
+LoadGen keeps global state: a second `TestSettings.FromConfig` in the same process logs
+`error_invalid_config` and invalidates the run. The driver therefore refuses a second test in one
+process; the orchestrator starts one process (one container) per scenario and mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+MODEL_NAME = "resnet50"
+_tests_run_in_process = 0
+
+
+class SampleLibrary(Protocol):
+    total_count: int
+    performance_count: int
+
+    def load(self, indices: list[int]) -> None: ...
+
+    def unload(self, indices: list[int]) -> None: ...
+
+
+class SystemUnderTest(Protocol):
+    def issue_queries(self, query_samples: list[Any]) -> None: ...
+
+    def flush_queries(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TestRequest:
+    scenario: str
+    mode: str
+    user_conf: Path
+    output_dir: Path
+    audit_config: Path | None = None
+
+
+def scenario_enum(name: str) -> Any:
+    import mlperf_loadgen as lg
+
+    try:
+        return getattr(lg.TestScenario, name)
+    except AttributeError:
+        raise ValueError(f"unknown scenario {name!r}") from None
+
+
+def mode_enum(name: str) -> Any:
+    import mlperf_loadgen as lg
+
+    try:
+        return getattr(lg.TestMode, name)
+    except AttributeError:
+        raise ValueError(f"unknown mode {name!r}") from None
+
+
+def run_test(
+    request: TestRequest,
+    qsl: SampleLibrary,
+    make_sut: Callable[[], SystemUnderTest],
+    facts: dict[str, Any] | None = None,
+) -> None:
+    """Configure LoadGen from user.conf, run one test, write logs to request.output_dir."""
+    import mlperf_loadgen as lg
+
+    global _tests_run_in_process
+    if _tests_run_in_process:
+        raise RuntimeError("one LoadGen test per process: start a new process for the next test")
+    _tests_run_in_process += 1
+
+    settings = lg.TestSettings()
+    settings.scenario = scenario_enum(request.scenario)
+    settings.mode = mode_enum(request.mode)
+    status = settings.FromConfig(str(request.user_conf), MODEL_NAME, request.scenario)
+    if status not in (0, None):
+        raise RuntimeError(f"LoadGen rejected {request.user_conf} (status {status})")
+
+    request.output_dir.mkdir(parents=True, exist_ok=True)
+    output = lg.LogOutputSettings()
+    output.outdir = str(request.output_dir)
+    output.copy_summary_to_stdout = False
+    log_settings = lg.LogSettings()
+    log_settings.log_output = output
+    log_settings.enable_trace = False  # the trace is large and nobody reads it
+
+    sut = make_sut()
+    qsl_handle = lg.ConstructQSL(qsl.total_count, qsl.performance_count, qsl.load, qsl.unload)
+    sut_handle = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)
+    started = time.monotonic()
+    try:
+        audit = str(request.audit_config) if request.audit_config else "audit.config"
+        lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit)
+    finally:
+        sut.stop()
+        lg.DestroySUT(sut_handle)
+        lg.DestroyQSL(qsl_handle)
+    record = {
+        "scenario": request.scenario,
+        "mode": request.mode,
+        "test_seconds": round(time.monotonic() - started, 3),
+        "total_count": qsl.total_count,
+        "performance_count": qsl.performance_count,
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        **(facts or {}),
+    }
+    (request.output_dir / "harness.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,1 @@
+"""The MLCommons reference ResNet50 SUT (profile resnet50-onnxruntime) on onnxruntime."""

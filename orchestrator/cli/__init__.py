@@ -1,0 +1,79 @@
+"""Thin Typer CLI: parse, call one core function, render. Errors become one line + exit code."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from orchestrator import __version__
+from orchestrator.cli.application import Application
+from orchestrator.cli.assets import assets_app
+from orchestrator.cli.build import build
+from orchestrator.cli.compose import compose
+from orchestrator.cli.doctor import doctor
+from orchestrator.cli.down import down
+from orchestrator.cli.render import render
+from orchestrator.cli.runs import runs
+from orchestrator.cli.up import up
+from orchestrator.cli.wheelhouse import wheelhouse
+from orchestrator.console import Terminal
+from orchestrator.errors import MlorchError
+
+app = typer.Typer(
+    name="mlorch",
+    help="Containerized MLPerf Inference benchmark orchestrator.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        Terminal().data(f"mlorch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="More output (build logs).")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Containerized MLPerf Inference benchmark orchestrator."""
+    ctx.obj = Application(terminal=Terminal(verbose=verbose, quiet=quiet), debug=debug)
+
+
+app.command()(up)
+app.command()(render)
+app.command()(build)
+app.command()(down)
+app.command()(runs)
+app.command()(doctor)
+app.command()(compose)
+app.command()(wheelhouse)
+app.add_typer(assets_app, name="assets")
+
+
+def main() -> None:
+    """Console-script entry point: the one place errors meet the user."""
+    debug = "--debug" in sys.argv
+    try:
+        app()
+    except MlorchError as exc:
+        if debug:
+            raise
+        terminal = Terminal()
+        if exc.details:
+            terminal.detail(exc.details)
+        terminal.error(exc.message, exc.hint)
+        sys.exit(exc.exit_code)

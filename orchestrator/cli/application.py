@@ -1,0 +1,74 @@
+"""The one object the root callback builds and hands to every command through ctx.obj."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import (
+    Device,
+    FileConfig,
+    Profile,
+    RunSpec,
+    build_spec,
+    load_file_config,
+    merge_quick,
+    merge_tuning,
+)
+from orchestrator.console import Terminal
+from orchestrator.engine.client import DockerEngine
+
+
+@dataclass
+class Application:
+    terminal: Terminal
+    debug: bool = False
+    _engine: DockerEngine | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> DockerEngine:
+        """The Docker engine, connected on first use (so `--help` and `render` need none)."""
+        if self._engine is None:
+            self._engine = DockerEngine.connect()
+        return self._engine
+
+    def resolve_device(self, requested: Device | None) -> Device:
+        if requested is not None:
+            return requested
+        from orchestrator.device import detect_device
+
+        device, why = detect_device(self.engine)
+        self.terminal.info(f"--device not given: using {device.value} ({why})")
+        return device
+
+    def spec(
+        self,
+        backend: str,
+        device: Device | None,
+        *,
+        base_image: str | None,
+        quick: bool,
+        config: Path | None,
+        overrides: dict[str, Any],
+    ) -> RunSpec:
+        """Merge defaults < config file < flags into a validated RunSpec."""
+        from orchestrator.catalog import get_backend
+
+        get_backend(backend)  # an unknown backend fails before anything else happens
+        file_cfg = load_file_config(config) if config else FileConfig()
+        device = self.resolve_device(device)
+        values: dict[str, Any] = {
+            key: value
+            for key, value in file_cfg.model_dump(exclude_none=True).items()
+            if key not in ("tuning", "quick")
+        }
+        values["tuning"] = merge_tuning(device, file_cfg.tuning)
+        values["quick"] = merge_quick(file_cfg.quick)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        values.update(backend=backend, device=device)
+        if base_image:
+            values["base_image"] = base_image
+        if quick:
+            values["profile"] = Profile.QUICK
+        return build_spec(values, str(config) if config else "options")

@@ -1,0 +1,204 @@
+"""Typed, validated run configuration.
+
+A `RunSpec` is built once from CLI flags and an optional TOML file, validated here, and then only
+read. Unknown keys are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestrator.errors import ConfigError
+
+MODEL_NAME = "resnet50"
+DATASET_SIZE = 50_000
+PERFORMANCE_SAMPLE_COUNT = 1024
+
+
+class Scenario(StrEnum):
+    SINGLE_STREAM = "SingleStream"
+    MULTI_STREAM = "MultiStream"
+    SERVER = "Server"
+    OFFLINE = "Offline"
+
+
+class Mode(StrEnum):
+    PERFORMANCE = "PerformanceOnly"
+    ACCURACY = "AccuracyOnly"
+
+    @property
+    def short(self) -> str:
+        return "performance" if self is Mode.PERFORMANCE else "accuracy"
+
+
+class Device(StrEnum):
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class Profile(StrEnum):
+    QUICK = "quick"
+    FULL = "full"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tuning(StrictModel):
+    """Non-rule LoadGen settings: what the SUT is expected to sustain."""
+
+    offline_expected_qps: float = Field(gt=0)
+    server_target_qps: float = Field(gt=0)
+    single_stream_expected_latency_ms: float = Field(gt=0)
+    multi_stream_expected_latency_ms: float = Field(gt=0)
+
+
+DEFAULT_TUNING: dict[Device, Tuning] = {
+    # 2-core CPU: the reference does ~15-40 samples/s; Server well below that bounds latency.
+    Device.CPU: Tuning(
+        offline_expected_qps=20,
+        server_target_qps=8,
+        single_stream_expected_latency_ms=50,
+        multi_stream_expected_latency_ms=400,
+    ),
+    Device.CUDA: Tuning(
+        offline_expected_qps=3000,
+        server_target_qps=1500,
+        single_stream_expected_latency_ms=2,
+        multi_stream_expected_latency_ms=8,
+    ),
+}
+
+
+class QuickLimits(StrictModel):
+    """Shortened durations and counts for `--quick` runs (never submission-valid)."""
+
+    min_duration_ms: int = Field(default=1500, gt=0)
+    single_stream_min_query_count: int = Field(default=64, gt=0)  # early stopping needs 64
+    multi_stream_min_query_count: int = Field(default=8, gt=0)
+    server_min_query_count: int = Field(default=16, gt=0)
+    offline_min_query_count: int = Field(default=1, gt=0)
+    max_dataset_count: int = Field(default=500, gt=0)
+
+
+class RunSpec(StrictModel):
+    """Everything one `mlorch up` does, fully resolved."""
+
+    backend: str
+    device: Device
+    base_image: str | None = None  # None: the backend default (NGC), local fallback
+    profile: Profile = Profile.FULL
+    scenarios: tuple[Scenario, ...] = tuple(Scenario)
+    modes: tuple[Mode, ...] = tuple(Mode)
+    model: Path | None = None
+    dataset: Path | None = None
+    dataset_count: int | None = Field(default=None, gt=0)
+    synthetic_images: int = Field(default=64, gt=0)
+    synthetic_seed: int = 0
+    threads: int | None = Field(default=None, gt=0)
+    max_batchsize: int = Field(default=32, gt=0)
+    tuning: Tuning
+    quick: QuickLimits = QuickLimits()
+    test_timeout_s: int = Field(default=7200, gt=0)
+    runs_dir: Path = Path("runs")
+    wheelhouse: Path | None = None
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> RunSpec:
+        if not self.scenarios:
+            raise ValueError("scenarios: at least one scenario is needed")
+        if not self.modes:
+            raise ValueError("modes: at least one mode is needed")
+        return self
+
+    @property
+    def quick_run(self) -> bool:
+        return self.profile is Profile.QUICK
+
+    @property
+    def synthetic(self) -> bool:
+        return self.model is None and self.dataset is None
+
+
+# Keys a TOML config file may set (the [run] table); everything else is an error.
+class FileConfig(StrictModel):
+    profile: Profile | None = None
+    scenarios: tuple[Scenario, ...] | None = None
+    modes: tuple[Mode, ...] | None = None
+    model: Path | None = None
+    dataset: Path | None = None
+    dataset_count: int | None = None
+    synthetic_images: int | None = None
+    synthetic_seed: int | None = None
+    threads: int | None = None
+    max_batchsize: int | None = None
+    base_image: str | None = None
+    test_timeout_s: int | None = None
+    runs_dir: Path | None = None
+    wheelhouse: Path | None = None
+    tuning: dict[str, float] | None = None
+    quick: dict[str, int] | None = None
+
+
+def _key_of(error: dict[str, Any]) -> str:
+    return ".".join(str(part) for part in error.get("loc", ())) or "<root>"
+
+
+def validation_to_config_error(exc: ValidationError, source: str) -> ConfigError:
+    """Turn a pydantic error into one line naming the first offending key."""
+    first = dict(exc.errors()[0])
+    key = _key_of(first)
+    if first.get("type") == "extra_forbidden":
+        return ConfigError(
+            f"{source}: unknown key '{key}'", key=key, hint="check the spelling against the README"
+        )
+    return ConfigError(f"{source}: {key}: {first.get('msg', 'invalid value')}", key=key)
+
+
+def load_file_config(path: Path) -> FileConfig:
+    """Read and validate a TOML run config (keys under [run])."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}", hint="pass an existing file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    unknown = set(raw) - {"run"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(
+            f"{path}: unknown table '{key}'", key=key, hint="put settings under [run]"
+        )
+    try:
+        return FileConfig.model_validate(raw.get("run", {}))
+    except ValidationError as exc:
+        raise validation_to_config_error(exc, str(path)) from exc
+
+
+def build_spec(values: dict[str, Any], source: str = "options") -> RunSpec:
+    """Validate merged values into a RunSpec."""
+    try:
+        return RunSpec.model_validate(values)
+    except ValidationError as exc:
+        raise validation_to_config_error(exc, source) from exc
+
+
+def merge_tuning(device: Device, overrides: dict[str, float] | None) -> Tuning:
+    base = DEFAULT_TUNING[device].model_dump()
+    try:
+        return Tuning.model_validate({**base, **(overrides or {})})
+    except ValidationError as exc:
+        raise validation_to_config_error(exc, "tuning") from exc
+
+
+def merge_quick(overrides: dict[str, int] | None) -> QuickLimits:
+    try:
+        return QuickLimits.model_validate(overrides or {})
+    except ValidationError as exc:
+        raise validation_to_config_error(exc, "quick") from exc

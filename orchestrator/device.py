@@ -1,0 +1,29 @@
+"""Choosing cpu or cuda: cuda needs both GPUs (NVML) and the NVIDIA runtime in the engine."""
+
+from __future__ import annotations
+
+from orchestrator.config import Device
+from orchestrator.engine.client import DockerEngine
+from orchestrator.errors import ConfigError
+from orchestrator.hostinfo import nvml_gpus
+
+
+def detect_device(engine: DockerEngine) -> tuple[Device, str]:
+    """The default device and why it was chosen."""
+    gpus, _driver, why = nvml_gpus()
+    if not gpus:
+        return Device.CPU, f"no GPU found ({why or 'NVML reports 0 GPUs'})"
+    if not engine.has_nvidia_runtime():
+        return Device.CPU, f"{len(gpus)} GPU(s) found but the engine has no NVIDIA runtime"
+    return Device.CUDA, f"{len(gpus)} GPU(s): {gpus[0].name}"
+
+
+def parse_device(value: str | None) -> Device | None:
+    if value is None:
+        return None
+    try:
+        return Device(value)
+    except ValueError:
+        raise ConfigError(
+            f"unknown device '{value}'", key="device", hint="use --device cpu or --device cuda"
+        ) from None

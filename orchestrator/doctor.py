@@ -1,0 +1,99 @@
+"""`mlorch doctor`: each prerequisite with a verdict and a hint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.catalog import BACKENDS, LOCAL_BASE
+from orchestrator.engine.client import DockerEngine
+from orchestrator.errors import EngineUnavailable
+from orchestrator.hostinfo import free_disk_gib, nvml_gpus
+from orchestrator.paths import cache_dir
+
+MIN_DISK_GIB = 20.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: str  # ok | warn | fail
+    detail: str
+    hint: str | None = None
+
+
+def run_checks() -> list[Check]:
+    checks: list[Check] = []
+    engine: DockerEngine | None = None
+    try:
+        engine = DockerEngine.connect(timeout=10)
+        version = engine.client.version()
+        checks.append(
+            Check(
+                "docker engine", "ok", f"{version.get('Version')} (API {version.get('ApiVersion')})"
+            )
+        )
+    except EngineUnavailable as exc:
+        checks.append(Check("docker engine", "fail", exc.message, exc.hint))
+
+    gpus, driver, why = nvml_gpus()
+    if gpus:
+        names = ", ".join(sorted({gpu.name for gpu in gpus}))
+        checks.append(Check("GPUs (NVML)", "ok", f"{len(gpus)} × {names}, driver {driver}"))
+    else:
+        checks.append(
+            Check(
+                "GPUs (NVML)",
+                "warn",
+                why or "no GPU",
+                "cpu runs only; install the NVIDIA driver for cuda",
+            )
+        )
+
+    if engine is not None:
+        info = engine.info()
+        runtimes = sorted((info.get("Runtimes") or {}).keys())
+        if "nvidia" in runtimes:
+            checks.append(Check("NVIDIA runtime", "ok", f"runtimes: {', '.join(runtimes)}"))
+        else:
+            checks.append(
+                Check(
+                    "NVIDIA runtime",
+                    "warn" if not gpus else "fail",
+                    f"runtimes: {', '.join(runtimes) or 'none'}",
+                    "install nvidia-container-toolkit and run `nvidia-ctk runtime configure`",
+                )
+            )
+        defaults = sorted(
+            {base for backend in BACKENDS.values() for base in backend.default_base.values()}
+        )
+        for ref in defaults:
+            present = engine.image_id(ref) is not None
+            checks.append(
+                Check(
+                    f"base image {ref}",
+                    "ok" if present else "warn",
+                    "present" if present else "not present (pulled on first `up`)",
+                    None if present else f"offline: `up` falls back to {LOCAL_BASE}",
+                )
+            )
+        local = engine.image_id(LOCAL_BASE) is not None
+        checks.append(
+            Check(
+                f"local base {LOCAL_BASE}",
+                "ok" if local else "warn",
+                "present" if local else "not built",
+                None if local else "docker/bootstrap-base-image.sh builds it (root, ~1 min)",
+            )
+        )
+
+    free = free_disk_gib(cache_dir())
+    verdict = "ok" if free >= MIN_DISK_GIB else ("warn" if free >= 2 else "fail")
+    checks.append(
+        Check(
+            "free disk",
+            verdict,
+            f"{free} GiB free at {cache_dir()}",
+            None if verdict == "ok" else f"images and caches need ~{MIN_DISK_GIB:.0f} GiB",
+        )
+    )
+    return checks

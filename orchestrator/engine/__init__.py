@@ -1,0 +1,1 @@
+"""The docker layer: one adapter owns the docker client; containers are labelled and cleaned up."""

@@ -1,0 +1,155 @@
+"""The one adapter around the docker SDK client.
+
+Everything that talks to the engine goes through `DockerEngine`; SDK exceptions are mapped to
+mlorch's exception tree here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from orchestrator.engine import labels as L
+from orchestrator.errors import BuildFailed, EngineUnavailable, ImageError
+
+API_TIMEOUT_S = 60
+BUILD_TIMEOUT_S = 3600
+
+
+class DockerEngine:
+    """A connected docker client plus the few operations mlorch needs."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, timeout: int = API_TIMEOUT_S) -> DockerEngine:
+        """Connect from the environment (DOCKER_HOST or the default socket) and ping."""
+        from docker.errors import DockerException
+
+        import docker
+
+        try:
+            client = docker.from_env(timeout=timeout)
+            client.ping()
+        except DockerException as exc:
+            raise EngineUnavailable(f"cannot reach the Docker engine: {_short(exc)}") from exc
+        return cls(client)
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.client.info())
+
+    def has_nvidia_runtime(self) -> bool:
+        info = self.info()
+        return "nvidia" in (info.get("Runtimes") or {})
+
+    # images
+    def image_id(self, ref: str) -> str | None:
+        from docker.errors import ImageNotFound
+
+        try:
+            return str(self.client.images.get(ref).id)
+        except ImageNotFound:
+            return None
+
+    def image_labels(self, ref: str) -> dict[str, str]:
+        return dict(self.client.images.get(ref).labels or {})
+
+    def tag(self, source: str, target: str) -> None:
+        repository, _, tag = target.rpartition(":")
+        self.client.images.get(source).tag(repository, tag)
+
+    def pull(self, ref: str) -> str:
+        from docker.errors import APIError, DockerException
+
+        try:
+            image = self.client.images.pull(ref)
+        except APIError as exc:
+            raise ImageError(f"cannot pull {ref}: {exc.explanation or _short(exc)}") from exc
+        except DockerException as exc:
+            raise ImageError(f"cannot pull {ref}: {_short(exc)}") from exc
+        return str(image.id)
+
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        labels: dict[str, str],
+        on_line: Callable[[str], None],
+        timeout: int = BUILD_TIMEOUT_S,
+    ) -> str:
+        """Build `context` as `tag`, streaming the build output; return the image id."""
+        from docker.errors import DockerException
+
+        api = self.client.api
+        log: list[str] = []
+        try:
+            stream = api.build(
+                path=str(context),
+                tag=tag,
+                labels=labels,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                timeout=timeout,
+                pull=False,
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                    raise BuildFailed(
+                        str(detail).strip(),
+                        "\n".join(log[-40:]),
+                        hint="the build log tail is above; `mlorch render` shows the Dockerfile",
+                    )
+                text = chunk.get("stream")
+                if text:
+                    for line in text.rstrip("\n").splitlines():
+                        log.append(line)
+                        on_line(line)
+        except DockerException as exc:
+            raise BuildFailed(_short(exc), "\n".join(log[-40:])) from exc
+        image_id = self.image_id(tag)
+        if image_id is None:
+            raise BuildFailed(
+                "the engine reported success but the image is missing", "\n".join(log[-40:])
+            )
+        return image_id
+
+    # containers
+    def labelled_containers(self, extra: dict[str, str] | None = None) -> list[Any]:
+        filters = [f"{L.TOOL}={L.TOOL_VALUE}"] + [f"{k}={v}" for k, v in (extra or {}).items()]
+        return list(self.client.containers.list(all=True, filters={"label": filters}))
+
+    def remove_container(self, container: Any) -> None:
+        from docker.errors import APIError, NotFound
+
+        try:
+            container.remove(force=True, v=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+    @contextmanager
+    def mapped_errors(self, what: str) -> Iterator[None]:
+        """Turn stray SDK/transport errors into EngineUnavailable with context."""
+        from docker.errors import DockerException
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+
+        try:
+            yield
+        except (DockerException, RequestsConnectionError) as exc:
+            raise EngineUnavailable(f"{what}: {_short(exc)}") from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    with contextlib.suppress(ValueError, AttributeError):  # API errors may carry a JSON body
+        text = json.loads(text).get("message", text)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -1,0 +1,197 @@
+"""Containers as bounded, always-cleaned-up runs.
+
+`ContainerSpec` says what a container is (image, command, mounts, user, labels, GPUs); the same
+object feeds the docker SDK and compose.yaml, so the two cannot drift apart. `run_to_completion`
+creates, starts, streams logs, waits with a deadline and removes the container on success,
+failure, timeout and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.engine.client import DockerEngine
+from orchestrator.errors import ContainerFailed, WaitTimeout
+
+POLL_INTERVAL_S = 0.25
+LOG_JOIN_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5
+TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What one mlorch container is; hardened by default."""
+
+    image: str
+    command: tuple[str, ...]
+    name: str
+    user: str
+    mounts: tuple[Mount, ...]
+    labels: dict[str, str]
+    environment: dict[str, str] = field(default_factory=dict)
+    entrypoint: tuple[str, ...] | None = None
+    working_dir: str = "/tmp"
+    gpus: bool = False
+    network_disabled: bool = True
+    read_only_rootfs: bool = True
+    tmpfs: dict[str, str] = field(default_factory=lambda: {"/tmp": "rw,exec,size=1g"})
+    shm_size: str = "1g"
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `client.containers.create`."""
+        from docker.types import DeviceRequest
+        from docker.types import Mount as SdkMount
+
+        kwargs: dict[str, Any] = {
+            "image": self.image,
+            "command": list(self.command),
+            "name": self.name,
+            "user": self.user,
+            "labels": dict(self.labels),
+            "environment": dict(self.environment),
+            "working_dir": self.working_dir,
+            "mounts": [
+                SdkMount(target=m.target, source=str(m.source), type="bind", read_only=m.read_only)
+                for m in self.mounts
+            ],
+            "privileged": False,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "read_only": self.read_only_rootfs,
+            "tmpfs": dict(self.tmpfs),
+            "shm_size": self.shm_size,
+            "detach": True,
+            "init": True,  # forwards signals to the harness and reaps its worker processes
+        }
+        if self.entrypoint is not None:
+            kwargs["entrypoint"] = list(self.entrypoint)
+        if self.network_disabled:
+            kwargs["network_mode"] = "none"
+        if self.gpus:
+            kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        return kwargs
+
+
+@dataclass(frozen=True)
+class ContainerOutcome:
+    exit_status: int
+    seconds: float
+    log_tail: str
+
+
+class _LogPump(threading.Thread):
+    """Follows a container's output into a file and a per-line callback."""
+
+    def __init__(self, container: Any, log_file: Path, on_line: Callable[[str], None]) -> None:
+        super().__init__(name="container-logs", daemon=True)
+        self.container = container
+        self.log_file = log_file
+        self.on_line = on_line
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def run(self) -> None:
+        pending = b""
+        with self.log_file.open("ab") as sink, contextlib.suppress(Exception):
+            for chunk in self.container.logs(stream=True, follow=True):
+                sink.write(chunk)
+                sink.flush()
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    self._emit(raw)
+            if pending:
+                self._emit(pending)
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode(errors="replace").rstrip("\r")
+        self.tail.append(line)
+        with contextlib.suppress(Exception):
+            self.on_line(line)
+
+
+def run_to_completion(
+    engine: DockerEngine,
+    spec: ContainerSpec,
+    *,
+    timeout_s: float,
+    log_file: Path,
+    on_line: Callable[[str], None],
+    what: str,
+) -> ContainerOutcome:
+    """Run `spec` to its end within `timeout_s`; the container never outlives this call."""
+    from docker.errors import DockerException
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    container = None
+    pump: _LogPump | None = None
+    started = time.monotonic()
+    try:
+        with engine.mapped_errors(f"starting {what}"):
+            container = engine.client.containers.create(**spec.create_kwargs())
+            pump = _LogPump(container, log_file, on_line)
+            container.start()
+            pump.start()
+        deadline = started + timeout_s
+        state: dict[str, Any] = {}
+        while True:
+            with engine.mapped_errors(f"waiting for {what}"):
+                container.reload()
+                state = container.attrs.get("State", {})
+            if state.get("Status") in ("exited", "dead"):
+                break
+            if time.monotonic() > deadline:
+                with contextlib.suppress(DockerException):
+                    container.kill()
+                pump.join(LOG_JOIN_TIMEOUT_S)
+                raise WaitTimeout(
+                    f"{what} did not finish within {timeout_s:.0f} s",
+                    exit_status=None,
+                    log_tail="\n".join(pump.tail),
+                    hint="raise --timeout, or check the container log in the run folder",
+                )
+            time.sleep(POLL_INTERVAL_S)
+        pump.join(LOG_JOIN_TIMEOUT_S)
+        status = int(state.get("ExitCode", -1))
+        tail = "\n".join(pump.tail)
+        if status != 0:
+            hint = "the container log tail is above; the full log is in the run folder"
+            if state.get("OOMKilled"):
+                hint = "the container ran out of memory; lower --max-batchsize or --count"
+            elif status == 137:
+                hint = "the container was killed (SIGKILL: `docker kill`, OOM or a timeout)"
+            raise ContainerFailed(
+                f"{what} exited with status {status}", exit_status=status, log_tail=tail, hint=hint
+            )
+        return ContainerOutcome(status, time.monotonic() - started, tail)
+    finally:
+        if container is not None:
+            # Removal must happen even on Ctrl-C: shield it from a second interrupt.
+            _remove_quietly(engine, container)
+
+
+def _remove_quietly(engine: DockerEngine, container: Any) -> None:
+    from docker.errors import DockerException
+
+    for _ in range(3):
+        try:
+            engine.remove_container(container)
+            return
+        except KeyboardInterrupt:
+            continue
+        except DockerException:
+            return

@@ -1,0 +1,28 @@
+"""Labels on everything mlorch creates, so orphans can be found and removed (`mlorch down`)."""
+
+from __future__ import annotations
+
+from orchestrator import __version__
+
+TOOL = "mlorch.tool"
+TOOL_VALUE = "mlorch"
+VERSION = "mlorch.version"
+RUN_ID = "mlorch.run-id"
+BACKEND = "mlorch.backend"
+ROLE = "mlorch.role"
+SCENARIO = "mlorch.scenario"
+MODE = "mlorch.mode"
+DOCKERFILE_SHA = "mlorch.dockerfile-sha256"
+BASE_IMAGE = "mlorch.base-image"
+
+
+def base_labels(**extra: str) -> dict[str, str]:
+    """The labels every mlorch container and image carries, plus `extra` (key suffix → value)."""
+    labels = {TOOL: TOOL_VALUE, VERSION: __version__}
+    for key, value in extra.items():
+        labels[f"mlorch.{key.replace('_', '-')}"] = value
+    return labels
+
+
+def tool_filter() -> dict[str, str]:
+    return {"label": f"{TOOL}={TOOL_VALUE}"}

@@ -1,0 +1,310 @@
+"""spec → image: base image, platform probe, Dockerfile rendering, content-addressed build.
+
+The image tag is the sha256 of the rendered Dockerfile and every file of the build context (wheels,
+requirements, backend code): a second `up` with nothing changed finds the tag and builds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator import __version__
+from orchestrator.catalog import LOCAL_BASE, BackendDef
+from orchestrator.config import Device
+from orchestrator.console import Terminal
+from orchestrator.engine import labels as L
+from orchestrator.engine.client import DockerEngine
+from orchestrator.engine.container import ContainerSpec, run_to_completion
+from orchestrator.errors import ContainerFailed, ImageError
+from orchestrator.paths import backends_dir, cache_dir, docker_dir
+from orchestrator.wheelhouse import PIP_REQUIREMENT, Platform, Wheelhouse, ensure_wheelhouse
+
+IMAGE_UID = 10001
+PROBE_TIMEOUT_S = 120
+BOOTSTRAP_TIMEOUT_S = 1800
+PROBE_CODE = (
+    "import json, platform, sys; "
+    "print('MLORCH_PROBE ' + json.dumps({'python': '%d.%d' % sys.version_info[:2], "
+    "'glibc': platform.libc_ver()[1], 'machine': platform.machine()}))"
+)
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    ref: str
+    image_id: str
+    fallback: bool  # True when the local bootstrap replaced an unreachable default
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    tag: str
+    image_id: str
+    dockerfile_sha256: str
+    base: BaseImage
+    platform: Platform
+    built_now: bool
+    freeze: list[str]
+
+
+def render_dockerfile(
+    backend: BackendDef, device: Device, base_image: str, pip_wheel: str | None = None
+) -> str:
+    """Render the backend's Dockerfile template for `device` on `base_image`."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(docker_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    name, version = PIP_REQUIREMENT.split("==")
+    text = env.get_template(backend.template).render(
+        backend=backend.name,
+        device=device.value,
+        base_image=base_image,
+        module=backend.module,
+        system_site_packages=backend.system_site_packages,
+        pip_wheel=pip_wheel or f"{name}-{version}-py3-none-any.whl",
+        uid=IMAGE_UID,
+        mlorch_version=__version__,
+    )
+    return text.strip() + "\n"
+
+
+def resolve_base_image(
+    engine: DockerEngine,
+    backend: BackendDef,
+    device: Device,
+    requested: str | None,
+    terminal: Terminal,
+) -> BaseImage:
+    """Find, pull or (for the default only) bootstrap the base image."""
+    ref = requested or backend.default_base[device]
+    image_id = engine.image_id(ref)
+    if image_id:
+        return BaseImage(ref, image_id, fallback=False)
+    try:
+        with terminal.status(f"pulling base image {ref}"):
+            return BaseImage(ref, engine.pull(ref), fallback=False)
+    except ImageError as exc:
+        if requested:
+            raise ImageError(
+                f"base image {ref} is not present and cannot be pulled",
+                hint="load it with `docker load`, or build a local one with "
+                "docker/bootstrap-base-image.sh and pass --base-image mlorch/base:bookworm",
+            ) from exc
+        terminal.warn(
+            f"{exc.message}; using the locally bootstrapped {LOCAL_BASE} instead "
+            "(pass --base-image to choose)"
+        )
+    local_id = engine.image_id(LOCAL_BASE) or bootstrap_local_base(engine, terminal)
+    return BaseImage(LOCAL_BASE, local_id, fallback=True)
+
+
+def bootstrap_local_base(engine: DockerEngine, terminal: Terminal) -> str:
+    """Run docker/bootstrap-base-image.sh (debootstrap + docker import)."""
+    script = docker_dir() / "bootstrap-base-image.sh"
+    with terminal.status(f"bootstrapping local base image {LOCAL_BASE} (debootstrap, ~1 min)"):
+        try:
+            result = subprocess.run(
+                ["bash", str(script), LOCAL_BASE],
+                capture_output=True,
+                text=True,
+                timeout=BOOTSTRAP_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ImageError("base image bootstrap timed out") from exc
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["failed"])[-1]
+        raise ImageError(
+            f"cannot bootstrap {LOCAL_BASE}: {last}",
+            hint=f"run `sudo bash {script}` by hand, or pass --base-image with a local image",
+        )
+    image_id = engine.image_id(LOCAL_BASE)
+    if image_id is None:
+        raise ImageError(f"{LOCAL_BASE} is missing after its bootstrap reported success")
+    terminal.success(f"built local base image {LOCAL_BASE}")
+    return image_id
+
+
+def probe_platform(engine: DockerEngine, base: BaseImage) -> Platform:
+    """Python version and glibc of the base image (run once per image id, then cached)."""
+    cache_file = cache_dir() / "probes" / f"{base.image_id.replace(':', '_')}.json"
+    if cache_file.is_file():
+        return Platform(**json.loads(cache_file.read_text()))
+    spec = ContainerSpec(
+        image=base.image_id,
+        command=("python3", "-c", PROBE_CODE),
+        name=f"mlorch-probe-{os.getpid()}-{base.image_id[-8:]}",
+        user="65534:65534",
+        mounts=(),
+        labels=L.base_labels(role="probe"),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            outcome = run_to_completion(
+                engine,
+                spec,
+                timeout_s=PROBE_TIMEOUT_S,
+                log_file=Path(tmp) / "probe.log",
+                on_line=lambda _line: None,
+                what=f"probe of {base.ref}",
+            )
+        except ContainerFailed as exc:
+            raise ImageError(
+                f"base image {base.ref} has no usable python3 ({exc.message})",
+                hint="mlorch needs python3 (3.10+) with the venv module in the base image",
+            ) from exc
+    line = next(
+        (ln for ln in outcome.log_tail.splitlines() if ln.startswith("MLORCH_PROBE ")), None
+    )
+    if line is None:
+        raise ImageError(f"probe of {base.ref} printed nothing usable")
+    platform = Platform(**json.loads(line.removeprefix("MLORCH_PROBE ")))
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(platform.__dict__) + "\n")
+    return platform
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def stage_context(
+    backend: BackendDef, device: Device, base_image: str, wheelhouse: Wheelhouse, root: Path
+) -> tuple[Path, str, str]:
+    """Assemble the build context; return (folder, dockerfile, content digest)."""
+    dockerfile = render_dockerfile(backend, device, base_image, wheelhouse.pip_wheel)
+    digest = hashlib.sha256()
+    digest.update(b"Dockerfile\0" + dockerfile.encode())
+    requirements = "".join(f"{req}\n" for req in backend.requirements[device])
+    digest.update(b"requirements.txt\0" + requirements.encode())
+
+    folder = Path(tempfile.mkdtemp(prefix="context-", dir=root))
+    (folder / "Dockerfile").write_text(dockerfile)
+    (folder / "requirements.txt").write_text(requirements)
+    wheel_dir = folder / "wheelhouse"
+    wheel_dir.mkdir()
+    for wheel in wheelhouse.wheels():
+        digest.update(f"wheel\0{wheel.name}\0{_file_sha256(wheel)}".encode())
+        _link_or_copy(wheel, wheel_dir / wheel.name)
+    source = backends_dir()
+    for path in sorted(source.rglob("*.py")):
+        rel = path.relative_to(source.parent)
+        data = path.read_bytes()
+        digest.update(f"src\0{rel}\0".encode() + hashlib.sha256(data).digest())
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return folder, dockerfile, digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a wheel, memoised by (path, size, mtime) because wheels are large and immutable."""
+    stat = path.stat()
+    memo = path.with_name(f".{path.name}.sha256")
+    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+    if memo.is_file():
+        saved_stamp, _, saved = memo.read_text().partition(" ")
+        if saved_stamp == stamp:
+            return saved.strip()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    memo.write_text(f"{stamp} {digest.hexdigest()}\n")
+    return digest.hexdigest()
+
+
+def ensure_image(
+    engine: DockerEngine,
+    backend: BackendDef,
+    device: Device,
+    requested_base: str | None,
+    given_wheelhouse: Path | None,
+    terminal: Terminal,
+    on_build_line: Callable[[str], None] | None = None,
+) -> BuiltImage:
+    """Resolve the base, fetch wheels, and build the SUT image unless its content tag exists."""
+    base = resolve_base_image(engine, backend, device, requested_base, terminal)
+    platform = probe_platform(engine, base)
+    terminal.info(f"base image {base.ref}: Python {platform.python}, glibc {platform.glibc}")
+    with terminal.status(
+        f"wheelhouse for Python {platform.python} ({len(backend.requirements[device])} pins)"
+    ):
+        wheelhouse = ensure_wheelhouse(
+            backend.requirements[device], platform, cache_dir(), given_wheelhouse
+        )
+    staging_root = cache_dir() / "build"
+    staging_root.mkdir(parents=True, exist_ok=True)
+    context, dockerfile, digest = stage_context(backend, device, base.ref, wheelhouse, staging_root)
+    try:
+        tag = f"{backend.image_repository(device)}:{digest[:16]}"
+        dockerfile_sha = hashlib.sha256(dockerfile.encode()).hexdigest()
+        image_id = engine.image_id(tag)
+        built_now = image_id is None
+        if image_id is None:
+            labels = L.base_labels(backend=backend.name, role="sut-image")
+            labels[L.DOCKERFILE_SHA] = dockerfile_sha
+            labels[L.BASE_IMAGE] = base.ref
+            with terminal.status(f"building {tag}"):
+                image_id = engine.build(context, tag, labels, on_build_line or terminal.debug)
+            terminal.success(f"built {tag}")
+        else:
+            terminal.success(f"image {tag} is up to date (nothing to build)")
+        engine.tag(tag, f"{backend.image_repository(device)}:latest")
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    return BuiltImage(
+        tag=tag,
+        image_id=image_id,
+        dockerfile_sha256=dockerfile_sha,
+        base=base,
+        platform=platform,
+        built_now=built_now,
+        freeze=image_freeze(engine, tag),
+    )
+
+
+def image_freeze(engine: DockerEngine, tag: str) -> list[str]:
+    """`pip freeze` of the image's venv, recorded at build time."""
+    cache_file = cache_dir() / "freeze" / f"{tag.replace('/', '_').replace(':', '_')}.txt"
+    if cache_file.is_file():
+        return cache_file.read_text().splitlines()
+    spec = ContainerSpec(
+        image=tag,
+        entrypoint=("cat", "/opt/venv/pip-freeze.txt"),
+        command=(),
+        name=f"mlorch-freeze-{os.getpid()}",
+        user=f"{IMAGE_UID}:{IMAGE_UID}",
+        mounts=(),
+        labels=L.base_labels(role="freeze"),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "freeze.log"
+        run_to_completion(
+            engine,
+            spec,
+            timeout_s=PROBE_TIMEOUT_S,
+            log_file=log,
+            on_line=lambda _line: None,
+            what="pip freeze of the image",
+        )
+        lines = [ln for ln in log.read_text().splitlines() if "==" in ln]
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text("\n".join(lines) + "\n")
+    return lines

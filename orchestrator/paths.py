@@ -1,0 +1,33 @@
+"""Where mlorch keeps its caches and finds the files it ships (templates, backends)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_REPO_ROOT = _PACKAGE_DIR.parent
+
+
+def cache_dir() -> Path:
+    """Root of mlorch's caches (assets, wheelhouses, preprocessed data): $MLORCH_CACHE."""
+    env = os.environ.get("MLORCH_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "mlorch"
+
+
+def docker_dir() -> Path:
+    """The Jinja2 templates and image scripts (repo `docker/`, or the copy inside a wheel)."""
+    for candidate in (_REPO_ROOT / "docker", _PACKAGE_DIR / "_project" / "docker"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("mlorch's docker/ templates are missing from this installation")
+
+
+def backends_dir() -> Path:
+    """The `backends` package copied into every image."""
+    import backends
+
+    return Path(backends.__file__).resolve().parent

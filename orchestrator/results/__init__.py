@@ -1,0 +1,1 @@
+"""logs → results: parse LoadGen output, score accuracy, record the run."""

@@ -1,0 +1,183 @@
+"""Parsers for LoadGen's `mlperf_log_detail.txt` and `mlperf_log_summary.txt`."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import ResultError
+
+MLLOG_PREFIX = ":::MLLOG "
+SUMMARY = "mlperf_log_summary.txt"
+DETAIL = "mlperf_log_detail.txt"
+ACCURACY_LOG = "mlperf_log_accuracy.json"
+
+
+@dataclass
+class DetailLog:
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+def parse_detail_text(text: str) -> DetailLog:
+    """Parse `:::MLLOG {json}` lines; the last value of a key wins; errors/warnings are kept."""
+    log = DetailLog()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.startswith(MLLOG_PREFIX):
+            continue
+        try:
+            entry = json.loads(line[len(MLLOG_PREFIX) :])
+        except json.JSONDecodeError as exc:
+            raise ResultError(f"{DETAIL}:{lineno}: malformed MLLOG line ({exc.msg})") from exc
+        key = entry.get("key")
+        if not isinstance(key, str):
+            continue
+        value = entry.get("value")
+        log.values[key] = value
+        meta = entry.get("metadata") or {}
+        if meta.get("is_error") or key.startswith("error_"):
+            log.errors.append(f"{key}: {value}")
+        elif meta.get("is_warning") or key.startswith("warning_"):
+            log.warnings.append(f"{key}: {value}")
+    return log
+
+
+def parse_summary_text(text: str) -> dict[str, str]:
+    """`key : value` lines of the summary (first occurrence wins)."""
+    pairs: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and not line.startswith("="):
+            pairs.setdefault(key.strip(), value.strip())
+    return pairs
+
+
+# scenario → (detail key, label, unit, scale applied to the raw value)
+METRICS: dict[str, tuple[str, str, str, float]] = {
+    "SingleStream": ("result_90.00_percentile_latency_ns", "p90 latency", "ms", 1e-6),
+    "MultiStream": ("result_99.00_percentile_latency_ns", "p99 latency", "ms", 1e-6),
+    "Server": ("result_completed_samples_per_sec", "completed samples/s", "samples/s", 1.0),
+    "Offline": ("result_samples_per_second", "samples/s", "samples/s", 1.0),
+}
+EARLY_STOPPING = {
+    "SingleStream": "early_stopping_latency_ss",
+    "MultiStream": "early_stopping_latency_ms",
+}
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One LoadGen test, reduced to what reports and submissions need."""
+
+    scenario: str
+    mode: str
+    loadgen_version: str | None
+    valid: bool | None  # None for accuracy runs (LoadGen does not judge them)
+    metric: str
+    value: float | None
+    unit: str
+    early_stopping_ms: float | None
+    mean_latency_ms: float | None
+    min_duration_ms: int | None
+    duration_s: float | None
+    samples: int | None
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+    unmet: tuple[str, ...] = ()  # constraints the summary reports as not satisfied
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["errors"] = list(self.errors)
+        data["warnings"] = list(self.warnings)
+        data["unmet"] = list(self.unmet)
+        return data
+
+
+def unmet_constraints(summary: dict[str, str]) -> tuple[str, ...]:
+    """Names of the '<constraint> satisfied : NO' lines of a summary, e.g. 'early stopping'."""
+    return tuple(
+        key.removesuffix(" satisfied").strip().lower()
+        for key, value in summary.items()
+        if key.endswith("satisfied") and value.strip().upper() == "NO"
+    )
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def result_from_logs(folder: Path, scenario: str, mode: str) -> TestResult:
+    """Read a test's folder into a TestResult."""
+    detail_path = folder / DETAIL
+    if not detail_path.is_file():
+        raise ResultError(
+            f"LoadGen wrote no {DETAIL} in {folder}",
+            hint="the SUT container log in the same folder says why",
+        )
+    log = parse_detail_text(detail_path.read_text(errors="replace"))
+    effective = log.get("effective_scenario", scenario)
+    if effective != scenario:
+        raise ResultError(f"{detail_path}: effective_scenario {effective!r}, expected {scenario!r}")
+    ns_to_ms = 1e-6
+    early_key = EARLY_STOPPING.get(scenario)
+    early = _float(log.get(early_key)) if early_key else None
+    if mode == "AccuracyOnly":
+        metric, value, unit, valid = "accuracy", None, "%", None
+    else:
+        key, metric, unit, scale = METRICS[scenario]
+        raw = _float(log.get(key))
+        value = raw * scale if raw is not None else None
+        validity = log.get("result_validity")
+        valid = None if validity is None else validity == "VALID"
+    mean = _float(log.get("result_mean_latency_ns"))
+    duration_ns = _float(log.get("generated_query_duration"))
+    summary_path = folder / SUMMARY
+    summary = (
+        parse_summary_text(summary_path.read_text(errors="replace"))
+        if summary_path.is_file()
+        else {}
+    )
+    samples = (
+        log.get("result_query_count")
+        if scenario != "Offline"
+        else log.get("generated_samples_per_query")
+    )
+    return TestResult(
+        scenario=scenario,
+        mode=mode,
+        loadgen_version=(
+            str(log.get("loadgen_version")).split(" @")[0] if log.get("loadgen_version") else None
+        ),
+        valid=valid,
+        metric=metric,
+        value=value,
+        unit=unit,
+        early_stopping_ms=early * ns_to_ms if early is not None else None,
+        mean_latency_ms=mean * ns_to_ms if mean is not None else None,
+        min_duration_ms=log.get("effective_min_duration_ms"),
+        duration_s=duration_ns * 1e-9 if duration_ns is not None else None,
+        samples=int(samples) if isinstance(samples, int | float) else None,
+        errors=tuple(log.errors),
+        warnings=tuple(log.warnings),
+        unmet=unmet_constraints(summary) if mode != "AccuracyOnly" else (),
+    )
+
+
+_ACCURACY_LINE = re.compile(r"accuracy=(?P<acc>[0-9.]+)%, good=(?P<good>\d+), total=(?P<total>\d+)")
+
+
+def parse_accuracy_line(text: str) -> tuple[float, int, int]:
+    match = _ACCURACY_LINE.search(text)
+    if not match:
+        raise ResultError("accuracy.txt has no 'accuracy=XX.XXX%, good=N, total=M' line")
+    return float(match["acc"]), int(match["good"]), int(match["total"])

@@ -1,0 +1,120 @@
+"""`runs/<run-id>/manifest.json`: what ran, on what, with which image, and how it ended."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+STATUSES = ("running", "complete", "failed", "interrupted")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunManifest:
+    run_id: str
+    run_dir: Path
+    mlorch_version: str
+    spec: dict[str, Any]
+    host: dict[str, Any]
+    status: str = "running"
+    started: str = field(default_factory=utc_now)
+    finished: str | None = None
+    error: str | None = None
+    submission_valid: bool = False
+    assets: dict[str, Any] = field(default_factory=dict)
+    image: dict[str, Any] = field(default_factory=dict)
+    loadgen_version: str | None = None
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float | None = None
+    pid: int = field(default_factory=os.getpid)
+    host_id: str = field(default_factory=socket.gethostname)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "started": self.started,
+            "finished": self.finished,
+            "wall_seconds": self.wall_seconds,
+            "error": self.error,
+            "mlorch_version": self.mlorch_version,
+            "submission_valid": self.submission_valid,
+            "loadgen_version": self.loadgen_version,
+            "spec": self.spec,
+            "assets": self.assets,
+            "image": self.image,
+            "host": self.host,
+            "tests": self.tests,
+            "pid": self.pid,
+            "host_id": self.host_id,
+        }
+
+    def write(self) -> None:
+        path = self.run_dir / MANIFEST
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class RunListing:
+    run_id: str
+    status: str
+    backend: str
+    device: str
+    profile: str
+    started: str
+    tests: int
+    path: Path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def effective_status(data: dict[str, Any]) -> str:
+    """A 'running' manifest whose process is gone was interrupted without a chance to say so."""
+    status = str(data.get("status", "unknown"))
+    if status == "running" and data.get("host_id") == socket.gethostname():
+        pid = data.get("pid")
+        if isinstance(pid, int) and not _alive(pid):
+            return "interrupted"
+    return status
+
+
+def list_runs(runs_dir: Path) -> list[RunListing]:
+    listings = []
+    for path in sorted(runs_dir.glob(f"*/{MANIFEST}")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        spec = data.get("spec", {})
+        listings.append(
+            RunListing(
+                run_id=str(data.get("run_id", path.parent.name)),
+                status=effective_status(data),
+                backend=str(spec.get("backend", "?")),
+                device=str(spec.get("device", "?")),
+                profile=str(spec.get("profile", "?")),
+                started=str(data.get("started", "")),
+                tests=len(data.get("tests", [])),
+                path=path.parent,
+            )
+        )
+    return listings

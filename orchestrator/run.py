@@ -1,0 +1,336 @@
+"""`mlorch up`: spec → image → containers → logs → results, one LoadGen test per container."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from orchestrator import __version__
+from orchestrator.assets import ResolvedAssets, resolve_assets
+from orchestrator.catalog import BackendDef, get_backend
+from orchestrator.config import PERFORMANCE_SAMPLE_COUNT, Mode, RunSpec, Scenario
+from orchestrator.console import Terminal
+from orchestrator.engine.client import DockerEngine
+from orchestrator.engine.container import run_to_completion
+from orchestrator.errors import DiskFull, Interrupted, MlorchError
+from orchestrator.hostinfo import free_disk_gib, host_facts
+from orchestrator.image import BuiltImage, ensure_image
+from orchestrator.paths import cache_dir
+from orchestrator.results.accuracy import score_accuracy_log
+from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
+from orchestrator.results.manifest import RunManifest, utc_now
+from orchestrator.sut import Identity, loadgen_spec, prepare_spec
+from orchestrator.userconf import render_user_conf
+
+MIN_FREE_DISK_GIB = float(os.environ.get("MLORCH_MIN_FREE_GIB", "2.0"))
+PREPARE_TIMEOUT_S = 3600
+PROGRESS_PREFIX = "mlorch-progress "
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    manifest: RunManifest
+    results: list[TestResult]
+
+
+def new_run_id(backend: str) -> str:
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{backend}-{secrets.token_hex(2)}"
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM takes the same clean-up path as Ctrl-C."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_disk(path: Path, need_gib: float = MIN_FREE_DISK_GIB) -> None:
+    free = free_disk_gib(path)
+    if free < need_gib:
+        raise DiskFull(
+            f"only {free} GiB free under {path} ({need_gib} GiB needed)",
+            hint="free disk space or point --runs-dir / MLORCH_CACHE elsewhere",
+        )
+
+
+def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -> RunOutcome:
+    """Run every scenario × mode of `spec` and record it under runs/<run-id>/.
+
+    Cheap checks (backend, disk, assets) come before the engine is contacted via `connect`.
+    """
+    backend = get_backend(spec.backend)
+    check_disk(spec.runs_dir)
+    check_disk(cache_dir())
+    run_id = new_run_id(backend.name)
+    run_dir = (spec.runs_dir / run_id).resolve()
+    run_dir.mkdir(parents=True)
+    identity = Identity.current()
+    manifest = RunManifest(
+        run_id=run_id,
+        run_dir=run_dir,
+        mlorch_version=__version__,
+        spec=json.loads(spec.model_dump_json()),
+        host=host_facts(),
+        submission_valid=not spec.quick_run,
+    )
+    manifest.write()
+    terminal.step(f"run {run_id} → {run_dir}")
+    if spec.quick_run:
+        terminal.warn("--quick: shortened durations and counts; results are NOT submission-valid")
+    started = time.monotonic()
+    results: list[TestResult] = []
+    try:
+        with _sigterm_as_interrupt():
+            assets = resolve_assets(spec, terminal)
+            manifest.assets = _assets_record(assets)
+            engine = connect()
+            image = ensure_image(
+                engine, backend, spec.device, spec.base_image, spec.wheelhouse, terminal
+            )
+            manifest.image = _image_record(image)
+            manifest.write()
+            cache = ensure_preprocessed(
+                engine, backend, image.tag, run_id, assets, identity, terminal
+            )
+            tests = [(s, m) for s in spec.scenarios for m in spec.modes]
+            for number, (scenario, mode) in enumerate(tests, 1):
+                terminal.step(f"[{number}/{len(tests)}] {scenario.value} {mode.value}")
+                try:
+                    result, record = run_test(
+                        engine,
+                        backend,
+                        image,
+                        spec,
+                        run_id,
+                        run_dir,
+                        scenario,
+                        mode,
+                        assets,
+                        cache,
+                        identity,
+                        terminal,
+                    )
+                except (MlorchError, KeyboardInterrupt) as exc:
+                    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                    manifest.tests.append(
+                        {
+                            "scenario": scenario.value,
+                            "mode": mode.value,
+                            "dir": f"{backend.name}/{scenario.value}/{mode.short}",
+                            "status": status,
+                        }
+                    )
+                    raise
+                results.append(result)
+                manifest.tests.append(record)
+                manifest.loadgen_version = manifest.loadgen_version or result.loadgen_version
+                manifest.write()
+        manifest.status = "complete"
+    except KeyboardInterrupt:
+        manifest.status = "interrupted"
+        manifest.error = "interrupted by the user"
+        raise Interrupted(
+            "interrupted; containers removed, partial logs kept",
+            hint=f"partial results are in {run_dir}",
+        ) from None
+    except MlorchError as exc:
+        manifest.status = "failed"
+        manifest.error = exc.message
+        raise
+    finally:
+        manifest.finished = utc_now()
+        manifest.wall_seconds = round(time.monotonic() - started, 2)
+        manifest.write()
+        identity.reclaim(run_dir)
+    return RunOutcome(manifest, results)
+
+
+def _assets_record(assets: ResolvedAssets) -> dict[str, Any]:
+    return {
+        "synthetic": assets.synthetic,
+        "model": str(assets.model.path),
+        "model_md5": assets.model.md5,
+        "model_official": assets.model.official,
+        "model_opset": assets.model.opset,
+        "dataset": str(assets.dataset),
+        "dataset_images": assets.available,
+        "count": assets.count,
+    }
+
+
+def _image_record(image: BuiltImage) -> dict[str, Any]:
+    return {
+        "tag": image.tag,
+        "id": image.image_id,
+        "dockerfile_sha256": image.dockerfile_sha256,
+        "base_image": image.base.ref,
+        "base_image_id": image.base.image_id,
+        "base_fallback": image.base.fallback,
+        "python": image.platform.python,
+        "built_now": image.built_now,
+        "pip_freeze": image.freeze,
+    }
+
+
+def _line_printer(
+    terminal: Terminal, prefix: str, progress: Callable[[int], None] | None = None
+) -> Callable[[str], None]:
+    last = [0]
+
+    def on_line(line: str) -> None:
+        if line.startswith(PROGRESS_PREFIX):
+            done = int(line.split()[1])
+            if progress:
+                progress(done - last[0])
+            last[0] = done
+            return
+        terminal.log_line(prefix, line)
+
+    return on_line
+
+
+def ensure_preprocessed(
+    engine: DockerEngine,
+    backend: BackendDef,
+    image: str,
+    run_id: str,
+    assets: ResolvedAssets,
+    identity: Identity,
+    terminal: Terminal,
+) -> Path:
+    """Preprocess the dataset once per (recipe, val_map, count); later runs reuse the cache."""
+    from backends.common.imagenet import cache_is_complete, cache_key
+
+    cache = cache_dir() / "preprocessed" / cache_key(assets.dataset, assets.count)
+    if cache_is_complete(cache, assets.count):
+        terminal.success(f"preprocessed cache {cache.name} is complete ({assets.count} images)")
+        return cache
+    cache.mkdir(parents=True, exist_ok=True)
+    identity.lend(cache)
+    try:
+        with terminal.progress(
+            f"preprocessing {assets.count} images (in the SUT image)", assets.count
+        ) as advance:
+            run_to_completion(
+                engine,
+                prepare_spec(
+                    backend,
+                    image,
+                    run_id,
+                    assets.dataset,
+                    cache,
+                    assets.count,
+                    identity.container_user,
+                ),
+                timeout_s=PREPARE_TIMEOUT_S,
+                log_file=cache / "prepare.log",
+                on_line=_line_printer(terminal, "prepare", advance),
+                what="preprocessing",
+            )
+    finally:
+        identity.reclaim(cache)
+    return cache
+
+
+def run_test(
+    engine: DockerEngine,
+    backend: BackendDef,
+    image: BuiltImage,
+    spec: RunSpec,
+    run_id: str,
+    run_dir: Path,
+    scenario: Scenario,
+    mode: Mode,
+    assets: ResolvedAssets,
+    cache: Path,
+    identity: Identity,
+    terminal: Terminal,
+) -> tuple[TestResult, dict[str, Any]]:
+    """One LoadGen test in one fresh container, then its logs parsed and scored."""
+    scenario_dir = run_dir / backend.name / scenario.value
+    test_dir = scenario_dir / mode.short
+    test_dir.mkdir(parents=True, exist_ok=True)
+    user_conf = scenario_dir / "user.conf"
+    user_conf.write_text(render_user_conf(spec, scenario, assets.count))
+    identity.lend(test_dir)
+    performance_count = min(PERFORMANCE_SAMPLE_COUNT, assets.count)
+    container = loadgen_spec(
+        backend,
+        image.tag,
+        run_id,
+        scenario,
+        mode,
+        spec.device,
+        model=assets.model.path,
+        cache=cache,
+        user_conf=user_conf,
+        results=test_dir,
+        user=identity.container_user,
+        count=assets.count,
+        performance_count=performance_count,
+        threads=spec.threads,
+        max_batchsize=spec.max_batchsize,
+    )
+    try:
+        outcome = run_to_completion(
+            engine,
+            container,
+            timeout_s=spec.test_timeout_s,
+            log_file=test_dir / "container.log",
+            on_line=_line_printer(terminal, f"{scenario.value}/{mode.short}"),
+            what=f"{scenario.value} {mode.value} test",
+        )
+    finally:
+        identity.reclaim(test_dir)
+    result = result_from_logs(test_dir, scenario.value, mode.value)
+    if mode is Mode.ACCURACY:
+        result = _score(result, test_dir, assets)
+    (test_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    harness = _read_json(test_dir / "harness.json")
+    record = {
+        "scenario": scenario.value,
+        "mode": mode.value,
+        "dir": str(test_dir.relative_to(run_dir)),
+        "status": "ok",
+        "container_seconds": round(outcome.seconds, 2),
+        "loadgen_seconds": harness.get("test_seconds"),
+        "harness": harness,
+        "result": result.to_dict(),
+    }
+    return result, record
+
+
+def _score(result: TestResult, test_dir: Path, assets: ResolvedAssets) -> TestResult:
+    from dataclasses import replace
+
+    from backends.common.imagenet import labels, read_val_map
+
+    expected = labels(read_val_map(assets.dataset)[: assets.count])
+    accuracy = score_accuracy_log(test_dir / ACCURACY_LOG, expected)
+    (test_dir / "accuracy.txt").write_text(accuracy.line() + "\n")
+    return replace(result, value=round(accuracy.percent, 3))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}

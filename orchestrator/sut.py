@@ -1,0 +1,148 @@
+"""Container specs for a backend's SUT: preprocessing and one LoadGen test per container.
+
+The same builders feed the docker SDK at run time and `compose.yaml`, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.catalog import BackendDef
+from orchestrator.config import Device, Mode, Scenario
+from orchestrator.engine import labels as L
+from orchestrator.engine.container import ContainerSpec, Mount
+
+DEDICATED_UID = 10001  # the container user when mlorch itself runs as root
+
+MODEL_MOUNT = "/model/resnet50_v1.onnx"
+DATA_MOUNT = "/data"
+CACHE_MOUNT = "/cache"
+RESULTS_MOUNT = "/results"
+USER_CONF_MOUNT = "/config/user.conf"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who runs inside containers and who owns the results on the host."""
+
+    container_user: str
+    owner_uid: int
+    owner_gid: int
+    handover: bool  # True when mlorch is root: hand folders to DEDICATED_UID and back
+
+    @classmethod
+    def current(cls) -> Identity:
+        uid, gid = os.getuid(), os.getgid()
+        if uid != 0:
+            return cls(f"{uid}:{gid}", uid, gid, handover=False)
+        owner_uid = int(os.environ.get("SUDO_UID", "0"))
+        owner_gid = int(os.environ.get("SUDO_GID", "0"))
+        return cls(f"{DEDICATED_UID}:{DEDICATED_UID}", owner_uid, owner_gid, handover=True)
+
+    def lend(self, folder: Path) -> None:
+        """Make `folder` writable by the container user."""
+        if self.handover:
+            os.chown(folder, DEDICATED_UID, DEDICATED_UID)
+
+    def reclaim(self, folder: Path) -> None:
+        """Give everything under `folder` back to the invoking user."""
+        if not self.handover or not folder.exists():
+            return
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, self.owner_uid, self.owner_gid, follow_symlinks=False)
+
+
+def prepare_spec(
+    backend: BackendDef, image: str, run_id: str, dataset: Path, cache: Path, count: int, user: str
+) -> ContainerSpec:
+    return ContainerSpec(
+        image=image,
+        command=("prepare", "--dataset", DATA_MOUNT, "--cache", CACHE_MOUNT, "--count", str(count)),
+        name=f"mlorch-{run_id}-prepare",
+        user=user,
+        mounts=(Mount(dataset, DATA_MOUNT), Mount(cache, CACHE_MOUNT, read_only=False)),
+        labels=L.base_labels(run_id=run_id, backend=backend.name, role="prepare"),
+    )
+
+
+def loadgen_command(
+    scenario: Scenario,
+    mode: Mode,
+    device: Device,
+    count: int,
+    performance_count: int,
+    threads: int | None,
+    max_batchsize: int,
+) -> tuple[str, ...]:
+    command = [
+        "run",
+        "--scenario",
+        scenario.value,
+        "--mode",
+        mode.value,
+        "--model",
+        MODEL_MOUNT,
+        "--cache",
+        CACHE_MOUNT,
+        "--count",
+        str(count),
+        "--performance-count",
+        str(performance_count),
+        "--user-conf",
+        USER_CONF_MOUNT,
+        "--output",
+        RESULTS_MOUNT,
+        "--device",
+        device.value,
+        "--max-batchsize",
+        str(max_batchsize),
+    ]
+    if threads:
+        command += ["--threads", str(threads)]
+    return tuple(command)
+
+
+def loadgen_spec(
+    backend: BackendDef,
+    image: str,
+    run_id: str,
+    scenario: Scenario,
+    mode: Mode,
+    device: Device,
+    *,
+    model: Path,
+    cache: Path,
+    user_conf: Path,
+    results: Path,
+    user: str,
+    count: int,
+    performance_count: int,
+    threads: int | None,
+    max_batchsize: int,
+) -> ContainerSpec:
+    """One LoadGen test in one container: model, cache and user.conf read-only, results writable."""
+    return ContainerSpec(
+        image=image,
+        command=loadgen_command(
+            scenario, mode, device, count, performance_count, threads, max_batchsize
+        ),
+        name=f"mlorch-{run_id}-{scenario.value.lower()}-{mode.short}",
+        user=user,
+        mounts=(
+            Mount(model, MODEL_MOUNT),
+            Mount(cache, CACHE_MOUNT),
+            Mount(user_conf, USER_CONF_MOUNT),
+            Mount(results, RESULTS_MOUNT, read_only=False),
+        ),
+        labels=L.base_labels(
+            run_id=run_id,
+            backend=backend.name,
+            role="sut",
+            scenario=scenario.value,
+            mode=mode.value,
+        ),
+        working_dir=RESULTS_MOUNT,
+        gpus=device is Device.CUDA,
+    )

@@ -1,0 +1,59 @@
+"""Real-engine tests: a running dockerd and the locally bootstrapped base image.
+
+They skip when no engine answers, unless MLORCH_REQUIRE_ENGINE=1 (CI), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.catalog import LOCAL_BASE
+from orchestrator.engine.client import DockerEngine
+from orchestrator.errors import EngineUnavailable
+
+
+@pytest.fixture(scope="session")
+def engine() -> DockerEngine:
+    required = os.environ.get("MLORCH_REQUIRE_ENGINE") == "1"
+    try:
+        engine = DockerEngine.connect(timeout=10)
+    except EngineUnavailable as exc:
+        if required:
+            pytest.fail(f"MLORCH_REQUIRE_ENGINE=1 but {exc.message}")
+        pytest.skip(f"no Docker engine: {exc.message}")
+    if engine.image_id(LOCAL_BASE) is None:
+        message = f"{LOCAL_BASE} missing: run docker/bootstrap-base-image.sh"
+        if required:
+            pytest.fail(message)
+        pytest.skip(message)
+    return engine
+
+
+def mlorch(
+    *args: str, cwd: Path, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        check=False,
+    )
+
+
+def mlorch_background(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )

@@ -1,0 +1,214 @@
+"""`mlorch up reference --device cpu --quick` end to end: real dockerd, containers and LoadGen."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.engine.client import DockerEngine
+from tests.engine.conftest import mlorch, mlorch_background
+
+pytestmark = pytest.mark.engine
+
+SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+LOG_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")
+WAIT_S = 300
+
+
+def _manifest(runs: Path) -> dict[str, Any]:
+    manifests = sorted(runs.glob("*/manifest.json"))
+    assert len(manifests) == 1, manifests
+    return dict(json.loads(manifests[0].read_text()))
+
+
+def _mlorch_containers(engine: DockerEngine) -> list[str]:
+    return [c.name for c in engine.labelled_containers()]
+
+
+@pytest.fixture(scope="module")
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory, engine: DockerEngine
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    work = tmp_path_factory.mktemp("up")
+    result = mlorch("up", "reference", "--device", "cpu", "--quick", cwd=work)
+    return result, work / "runs"
+
+
+def test_quick_run_writes_every_scenario_and_mode(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, runs = quick_run
+    assert result.returncode == 0, result.stderr[-4000:]
+    manifest = _manifest(runs)
+    run_dir = runs / manifest["run_id"]
+    for scenario in SCENARIOS:
+        assert (run_dir / "reference" / scenario / "user.conf").is_file()
+        for mode in ("performance", "accuracy"):
+            folder = run_dir / "reference" / scenario / mode
+            for name in (*LOG_FILES, "result.json", "container.log"):
+                assert (folder / name).stat().st_size > 0, folder / name
+        accuracy = (run_dir / "reference" / scenario / "accuracy" / "accuracy.txt").read_text()
+        assert accuracy.strip() == "accuracy=100.000%, good=64, total=64"
+    assert "SYNTHETIC" in result.stderr  # synthetic assets are announced
+    assert "plumbing check" in result.stdout  # and the table says what accuracy means here
+
+
+def test_manifest_records_provenance(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, runs = quick_run
+    manifest = _manifest(runs)
+    assert manifest["status"] == "complete"
+    assert manifest["submission_valid"] is False  # --quick
+    assert manifest["loadgen_version"] == "6.0.17"
+    image = manifest["image"]
+    assert image["id"].startswith("sha256:")
+    assert len(image["dockerfile_sha256"]) == 64
+    assert image["base_image"] == "mlorch/base:bookworm"
+    assert image["base_fallback"] is True
+    assert "mlcommons_loadgen==6.0.17" in image["pip_freeze"]
+    assert manifest["host"]["cpu_count"] >= 1
+    assert manifest["spec"]["profile"] == "quick"
+    assert manifest["spec"]["device"] == "cpu"
+    assert len(manifest["tests"]) == 8
+    for test in manifest["tests"]:
+        assert test["status"] == "ok"
+        assert test["harness"]["uid"] != 0  # non-root inside the container
+        assert test["harness"]["providers"] == ["CPUExecutionProvider"]
+
+
+def test_results_belong_to_the_invoking_user(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, runs = quick_run
+    owners = {path.stat().st_uid for path in runs.rglob("*")}
+    assert owners == {int(os.environ.get("SUDO_UID", os.getuid()))}
+
+
+def test_no_container_left(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], engine: DockerEngine
+) -> None:
+    assert _mlorch_containers(engine) == []
+
+
+def test_second_up_builds_nothing(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+) -> None:
+    first_result, first_runs = quick_run
+    assert first_result.returncode == 0
+    result = mlorch(
+        "up",
+        "reference",
+        "--device",
+        "cpu",
+        "--quick",
+        "-s",
+        "Offline",
+        "-m",
+        "PerformanceOnly",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "up to date (nothing to build)" in result.stderr
+    assert "preprocessed cache" in result.stderr
+    assert "is complete" in result.stderr
+    second = _manifest(tmp_path / "runs")
+    assert second["image"]["built_now"] is False
+    assert second["image"]["id"] == _manifest(first_runs)["image"]["id"]
+
+
+def _long_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "long.toml"
+    cfg.write_text(
+        '[run]\nscenarios = ["SingleStream"]\nmodes = ["PerformanceOnly"]\n'
+        "[run.quick]\nmin_duration_ms = 120000\nsingle_stream_min_query_count = 100000\n"
+    )
+    return cfg
+
+
+def _wait_for_sut(engine: DockerEngine, process: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        running = [
+            c for c in engine.labelled_containers({"mlorch.role": "sut"}) if c.status == "running"
+        ]
+        if running:
+            time.sleep(3)  # let LoadGen start issuing queries
+            return str(running[0].name)
+        time.sleep(0.5)
+    raise AssertionError("no SUT container started")
+
+
+def test_sigint_removes_container_and_keeps_partial_logs(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], engine: DockerEngine, tmp_path: Path
+) -> None:
+    process = mlorch_background(
+        "up",
+        "reference",
+        "--device",
+        "cpu",
+        "--quick",
+        "--config",
+        str(_long_config(tmp_path)),
+        cwd=tmp_path,
+    )
+    _wait_for_sut(engine, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert _mlorch_containers(engine) == []
+    manifest = _manifest(tmp_path / "runs")
+    assert manifest["status"] == "interrupted"
+    log = (
+        tmp_path
+        / "runs"
+        / manifest["run_id"]
+        / "reference"
+        / "SingleStream"
+        / "performance"
+        / "container.log"
+    )
+    assert "reference SUT" in log.read_text()
+
+
+def test_docker_kill_of_sut_fails_cleanly(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], engine: DockerEngine, tmp_path: Path
+) -> None:
+    process = mlorch_background(
+        "up",
+        "reference",
+        "--device",
+        "cpu",
+        "--quick",
+        "--config",
+        str(_long_config(tmp_path)),
+        cwd=tmp_path,
+    )
+    name = _wait_for_sut(engine, process)
+    subprocess.run(["docker", "kill", name], check=True, capture_output=True, timeout=60)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 6, stderr
+    assert "exited with status 137" in stderr
+    assert _mlorch_containers(engine) == []
+    manifest = _manifest(tmp_path / "runs")
+    assert manifest["status"] == "failed"
+    assert manifest["tests"][-1]["status"] == "failed"
+    log = (
+        tmp_path
+        / "runs"
+        / manifest["run_id"]
+        / "reference"
+        / "SingleStream"
+        / "performance"
+        / "container.log"
+    )
+    assert "reference SUT" in log.read_text()
