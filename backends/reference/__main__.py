@@ -26,6 +26,15 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def warm_up_batch_sizes(scenario: str, max_batchsize: int, total: int) -> tuple[int, ...]:
+    """The batch shapes a scenario will run: warming others would only cost time."""
+    if scenario in ("SingleStream", "Server"):
+        return (1,)
+    if scenario == "MultiStream":
+        return (min(8, max_batchsize, total),)  # samples_per_query of resnet50 MultiStream
+    return (min(max_batchsize, total),)
+
+
 def _run(args: argparse.Namespace) -> int:
     from backends.common.dataset import PreprocessedImagenet
     from backends.common.loadgen_driver import TestRequest, run_test
@@ -34,6 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     threads = args.threads or os.cpu_count() or 1
     qsl = PreprocessedImagenet(args.cache, args.count, args.performance_count)
     model = OnnxRuntimeModel(args.model, args.device, args.intra_op_threads)
+    model.warm_up(warm_up_batch_sizes(args.scenario, args.max_batchsize, qsl.total_count))
     print(
         f"reference SUT: {args.scenario}/{args.mode}, {model.facts['providers']}, "
         f"threads={threads}, max_batchsize={args.max_batchsize}, samples={qsl.total_count}",
@@ -63,6 +73,50 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _throughput(args: argparse.Namespace) -> int:
+    """Raw onnxruntime throughput: the SUT's model, batch and threads, no LoadGen."""
+    import json
+    import threading
+    import time
+
+    import numpy as np
+
+    from backends.common.dataset import PreprocessedImagenet
+    from backends.reference.sut import OnnxRuntimeModel
+
+    threads = args.threads or os.cpu_count() or 1
+    qsl = PreprocessedImagenet(args.cache, args.count, args.count)
+    qsl.load(list(range(qsl.total_count)))
+    model = OnnxRuntimeModel(args.model, args.device, args.intra_op_threads)
+    indices = [i % qsl.total_count for i in range(args.max_batchsize)]
+    batch = qsl.batch(indices)
+    model.predict(batch)  # warm-up
+    done = [0] * threads
+    deadline = time.monotonic() + args.seconds
+
+    def work(worker: int) -> None:
+        while time.monotonic() < deadline:
+            model.predict(np.ascontiguousarray(qsl.batch(indices)), worker)
+            done[worker] += len(indices)
+
+    started = time.monotonic()
+    pool = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.monotonic() - started
+    record = {
+        "samples_per_second": sum(done) / elapsed,
+        "threads": threads,
+        "batch": args.max_batchsize,
+        "seconds": elapsed,
+        **model.facts,
+    }
+    print("MLORCH_THROUGHPUT " + json.dumps(record), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backends.reference")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,8 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--intra-op-threads", type=int, default=0)
     run.add_argument("--max-batchsize", type=int, default=32)
 
+    raw = sub.add_parser("throughput", help="raw onnxruntime throughput (benchmark baseline)")
+    raw.add_argument("--model", type=Path, required=True)
+    raw.add_argument("--cache", type=Path, required=True)
+    raw.add_argument("--count", type=int, required=True)
+    raw.add_argument("--seconds", type=float, default=20.0)
+    raw.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    raw.add_argument("--threads", type=int, default=0)
+    raw.add_argument("--intra-op-threads", type=int, default=0)
+    raw.add_argument("--max-batchsize", type=int, default=32)
+
     args = parser.parse_args(argv)
-    return _prepare(args) if args.command == "prepare" else _run(args)
+    commands = {"prepare": _prepare, "run": _run, "throughput": _throughput}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,13 @@ class OnnxRuntimeModel:
             "sessions": len(self.sessions),
         }
 
+    def warm_up(self, batch_sizes: tuple[int, ...]) -> None:
+        """Run each session once per batch size before LoadGen starts its clock, as the
+        reference harness does: first runs pay for allocations and kernel selection."""
+        for worker in range(len(self.sessions)):
+            for size in batch_sizes:
+                self.predict(np.zeros((size, 3, 224, 224), np.float32), worker)
+
     def predict(self, batch: np.ndarray, worker: int = 0) -> np.ndarray:
         """Top-1 index per image, in the model's 1001-class space."""
         session = self.sessions[worker % len(self.sessions)]

@@ -212,3 +212,24 @@ def test_docker_kill_of_sut_fails_cleanly(
         / "container.log"
     )
     assert "reference SUT" in log.read_text()
+
+
+def test_timeout_kills_and_removes_the_container(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], engine: DockerEngine, tmp_path: Path
+) -> None:
+    result = mlorch(
+        "up",
+        "reference",
+        "--device",
+        "cpu",
+        "--quick",
+        "--timeout",
+        "8",
+        "--config",
+        str(_long_config(tmp_path)),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 7, result.stderr[-3000:]
+    assert "did not finish within 8 s" in result.stderr
+    assert _mlorch_containers(engine) == []
+    assert _manifest(tmp_path / "runs")["status"] == "failed"
