@@ -86,6 +86,14 @@ class QuickLimits(StrictModel):
     offline_min_query_count: int = Field(default=1, gt=0)
     max_dataset_count: int = Field(default=500, gt=0)
 
+    def min_query_count(self, scenario: Scenario) -> int:
+        return {
+            Scenario.SINGLE_STREAM: self.single_stream_min_query_count,
+            Scenario.MULTI_STREAM: self.multi_stream_min_query_count,
+            Scenario.SERVER: self.server_min_query_count,
+            Scenario.OFFLINE: self.offline_min_query_count,
+        }[scenario]
+
 
 class RunSpec(StrictModel):
     """Everything one `mlorch up` does, fully resolved."""

@@ -26,6 +26,7 @@ from orchestrator.errors import DiskFull, Interrupted, MlorchError
 from orchestrator.hostinfo import free_disk_gib, host_facts
 from orchestrator.image import BuiltImage, ensure_image
 from orchestrator.paths import cache_dir
+from orchestrator.plan import estimate_seconds, human_duration
 from orchestrator.results.accuracy import score_accuracy_log
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import RunManifest, utc_now
@@ -110,8 +111,18 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
                 engine, backend, image.tag, run_id, assets, identity, terminal
             )
             tests = [(s, m) for s in spec.scenarios for m in spec.modes]
-            for number, (scenario, mode) in enumerate(tests, 1):
-                terminal.step(f"[{number}/{len(tests)}] {scenario.value} {mode.value}")
+            estimates = [estimate_seconds(spec, s, m, assets.count) for s, m in tests]
+            terminal.info(
+                f"plan: {len(tests)} LoadGen tests, ≈ {human_duration(sum(estimates))} "
+                "of LoadGen time at the tuning's expected rates"
+            )
+            for number, ((scenario, mode), estimate) in enumerate(
+                zip(tests, estimates, strict=True), 1
+            ):
+                terminal.step(
+                    f"[{number}/{len(tests)}] {scenario.value} {mode.value} "
+                    f"(≈ {human_duration(estimate)})"
+                )
                 try:
                     result, record = run_test(
                         engine,

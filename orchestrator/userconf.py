@@ -33,15 +33,8 @@ def user_conf_entries(spec: RunSpec, scenario: Scenario, total_samples: int) -> 
         entries["performance_sample_count_override"] = str(total_samples)
 
     if spec.quick_run:
-        quick = spec.quick
-        entries["min_duration"] = str(quick.min_duration_ms)
-        min_queries = {
-            Scenario.SINGLE_STREAM: quick.single_stream_min_query_count,
-            Scenario.MULTI_STREAM: quick.multi_stream_min_query_count,
-            Scenario.SERVER: quick.server_min_query_count,
-            Scenario.OFFLINE: quick.offline_min_query_count,
-        }[scenario]
-        entries["min_query_count"] = str(min_queries)
+        entries["min_duration"] = str(spec.quick.min_duration_ms)
+        entries["min_query_count"] = str(spec.quick.min_query_count(scenario))
     return entries
 
 
