@@ -44,6 +44,22 @@ class RunOutcome:
     results: list[TestResult]
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """Everything the tests of one run share, resolved before the first test starts."""
+
+    engine: DockerEngine
+    backend: BackendDef
+    spec: RunSpec
+    image: BuiltImage
+    run_id: str
+    run_dir: Path
+    assets: ResolvedAssets
+    cache: Path
+    identity: Identity
+    terminal: Terminal
+
+
 def new_run_id(backend: str) -> str:
     return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{backend}-{secrets.token_hex(2)}"
 
@@ -110,49 +126,10 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
             cache = ensure_preprocessed(
                 engine, backend, image.tag, run_id, assets, identity, terminal
             )
-            tests = [(s, m) for s in spec.scenarios for m in spec.modes]
-            estimates = [estimate_seconds(spec, s, m, assets.count) for s, m in tests]
-            terminal.info(
-                f"plan: {len(tests)} LoadGen tests, ≈ {human_duration(sum(estimates))} "
-                "of LoadGen time at the tuning's expected rates"
+            ctx = RunContext(
+                engine, backend, spec, image, run_id, run_dir, assets, cache, identity, terminal
             )
-            for number, ((scenario, mode), estimate) in enumerate(
-                zip(tests, estimates, strict=True), 1
-            ):
-                terminal.step(
-                    f"[{number}/{len(tests)}] {scenario.value} {mode.value} "
-                    f"(≈ {human_duration(estimate)})"
-                )
-                try:
-                    result, record = run_test(
-                        engine,
-                        backend,
-                        image,
-                        spec,
-                        run_id,
-                        run_dir,
-                        scenario,
-                        mode,
-                        assets,
-                        cache,
-                        identity,
-                        terminal,
-                    )
-                except (MlorchError, KeyboardInterrupt) as exc:
-                    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                    manifest.tests.append(
-                        {
-                            "scenario": scenario.value,
-                            "mode": mode.value,
-                            "dir": f"{backend.name}/{scenario.value}/{mode.short}",
-                            "status": status,
-                        }
-                    )
-                    raise
-                results.append(result)
-                manifest.tests.append(record)
-                manifest.loadgen_version = manifest.loadgen_version or result.loadgen_version
-                manifest.write()
+            _run_tests(ctx, manifest, results)
         manifest.status = "complete"
     except KeyboardInterrupt:
         manifest.status = "interrupted"
@@ -171,6 +148,38 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
         manifest.write()
         identity.reclaim(run_dir)
     return RunOutcome(manifest, results)
+
+
+def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]) -> None:
+    """Every scenario × mode, one container each, recording each outcome as it lands."""
+    spec = ctx.spec
+    tests = [(s, m) for s in spec.scenarios for m in spec.modes]
+    estimates = [estimate_seconds(spec, s, m, ctx.assets.count) for s, m in tests]
+    ctx.terminal.info(
+        f"plan: {len(tests)} LoadGen tests, ≈ {human_duration(sum(estimates))} "
+        "of LoadGen time at the tuning's expected rates"
+    )
+    for number, ((scenario, mode), estimate) in enumerate(zip(tests, estimates, strict=True), 1):
+        label = (
+            f"[{number}/{len(tests)}] {scenario.value} {mode.value} (≈ {human_duration(estimate)})"
+        )
+        try:
+            with ctx.terminal.status(label):
+                result, record = run_test(ctx, scenario, mode)
+        except (MlorchError, KeyboardInterrupt) as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            folder = f"{ctx.backend.name}/{scenario.value}/{mode.short}"
+            manifest.tests.append(
+                {"scenario": scenario.value, "mode": mode.value, "dir": folder, "status": status}
+            )
+            raise
+        value = "—" if result.value is None else f"{result.value:,.3f} {result.unit}"
+        verdict = "" if result.valid is None else (" VALID" if result.valid else " INVALID")
+        ctx.terminal.success(f"{label.split(' (')[0]}: {result.metric} {value}{verdict}")
+        results.append(result)
+        manifest.tests.append(record)
+        manifest.loadgen_version = manifest.loadgen_version or result.loadgen_version
+        manifest.write()
 
 
 def _assets_record(assets: ResolvedAssets) -> dict[str, Any]:
@@ -260,65 +269,41 @@ def ensure_preprocessed(
     return cache
 
 
-def run_test(
-    engine: DockerEngine,
-    backend: BackendDef,
-    image: BuiltImage,
-    spec: RunSpec,
-    run_id: str,
-    run_dir: Path,
-    scenario: Scenario,
-    mode: Mode,
-    assets: ResolvedAssets,
-    cache: Path,
-    identity: Identity,
-    terminal: Terminal,
-) -> tuple[TestResult, dict[str, Any]]:
+def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResult, dict[str, Any]]:
     """One LoadGen test in one fresh container, then its logs parsed and scored."""
-    scenario_dir = run_dir / backend.name / scenario.value
+    scenario_dir = ctx.run_dir / ctx.backend.name / scenario.value
     test_dir = scenario_dir / mode.short
     test_dir.mkdir(parents=True, exist_ok=True)
     user_conf = scenario_dir / "user.conf"
-    user_conf.write_text(render_user_conf(spec, scenario, assets.count))
-    identity.lend(test_dir)
-    performance_count = min(PERFORMANCE_SAMPLE_COUNT, assets.count)
+    user_conf.write_text(render_user_conf(ctx.spec, scenario, ctx.assets.count))
+    ctx.identity.lend(test_dir)
     container = loadgen_spec(
-        backend,
-        image.tag,
-        run_id,
-        scenario,
-        mode,
-        spec.device,
-        model=assets.model.path,
-        cache=cache,
-        user_conf=user_conf,
-        results=test_dir,
-        user=identity.container_user,
-        count=assets.count,
-        performance_count=performance_count,
-        threads=spec.threads,
-        max_batchsize=spec.max_batchsize,
-    )
+        ctx.backend, ctx.image.tag, ctx.run_id, scenario, mode, ctx.spec.device,
+        model=ctx.assets.model.path, cache=ctx.cache, user_conf=user_conf, results=test_dir,
+        user=ctx.identity.container_user, count=ctx.assets.count,
+        performance_count=min(PERFORMANCE_SAMPLE_COUNT, ctx.assets.count),
+        threads=ctx.spec.threads, max_batchsize=ctx.spec.max_batchsize,
+    )  # fmt: skip
     try:
         outcome = run_to_completion(
-            engine,
+            ctx.engine,
             container,
-            timeout_s=spec.test_timeout_s,
+            timeout_s=ctx.spec.test_timeout_s,
             log_file=test_dir / "container.log",
-            on_line=_line_printer(terminal, f"{scenario.value}/{mode.short}"),
+            on_line=_line_printer(ctx.terminal, f"{scenario.value}/{mode.short}"),
             what=f"{scenario.value} {mode.value} test",
         )
     finally:
-        identity.reclaim(test_dir)
+        ctx.identity.reclaim(test_dir)
     result = result_from_logs(test_dir, scenario.value, mode.value)
     if mode is Mode.ACCURACY:
-        result = _score(result, test_dir, assets)
+        result = _score(result, test_dir, ctx.assets)
     (test_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     harness = _read_json(test_dir / "harness.json")
     record = {
         "scenario": scenario.value,
         "mode": mode.value,
-        "dir": str(test_dir.relative_to(run_dir)),
+        "dir": str(test_dir.relative_to(ctx.run_dir)),
         "status": "ok",
         "container_seconds": round(outcome.seconds, 2),
         "loadgen_seconds": harness.get("test_seconds"),

@@ -1,0 +1,73 @@
+"""A real `docker.DockerClient` over a canned low-level API, for engine-free tests.
+
+Only the endpoints mlorch's container runner touches are canned; each call is recorded so tests
+can assert what was created, killed and removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+
+CONTAINER_ID = "c0ffee" * 10 + "abcd"
+
+
+class CannedAPI(docker.APIClient):  # type: ignore[misc]
+    """Answers with a scripted sequence of container states; records every call."""
+
+    def __init__(
+        self,
+        states: list[dict[str, Any]],
+        log_chunks: list[bytes],
+        interrupt_on_inspect: int | None = None,
+    ) -> None:
+        super().__init__(base_url="unix:///nonexistent/docker.sock", version="1.41")
+        self.states = list(states)
+        self.log_chunks = log_chunks
+        self.interrupt_on_inspect = interrupt_on_inspect
+        self.inspections = 0
+        self.calls: list[tuple[str, Any]] = []
+
+    def create_container(self, **kwargs: Any) -> dict[str, str]:
+        self.calls.append(("create", kwargs))
+        return {"Id": CONTAINER_ID}
+
+    def inspect_container(self, container: str) -> dict[str, Any]:
+        self.inspections += 1
+        if self.interrupt_on_inspect is not None and self.inspections >= self.interrupt_on_inspect:
+            raise KeyboardInterrupt
+        state = self.states[0] if len(self.states) == 1 else self.states.pop(0)
+        return {"Id": CONTAINER_ID, "Name": "/fake", "State": state, "Config": {"Labels": {}}}
+
+    def start(self, container: str, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("start", container))
+
+    def logs(self, container: str, **kwargs: Any) -> Iterator[bytes]:
+        self.calls.append(("logs", kwargs))
+        return iter(self.log_chunks)
+
+    def kill(self, container: str, signal: Any = None) -> None:
+        self.calls.append(("kill", container))
+
+    def remove_container(
+        self, container: str, v: bool = False, link: bool = False, force: bool = False
+    ) -> None:
+        self.calls.append(("remove", {"v": v, "force": force}))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+def fake_client(api: CannedAPI) -> docker.DockerClient:
+    client = docker.DockerClient(base_url="unix:///nonexistent/docker.sock", version="1.41")
+    client.api = api
+    return client
+
+
+RUNNING = {"Status": "running", "ExitCode": 0, "OOMKilled": False}
+
+
+def exited(code: int, oom: bool = False) -> dict[str, Any]:
+    return {"Status": "exited", "ExitCode": code, "OOMKilled": oom}
