@@ -23,11 +23,10 @@ from pathlib import Path
 from orchestrator.catalog import get_backend
 from orchestrator.config import Device
 from orchestrator.console import Terminal
-from orchestrator.engine import labels as L
 from orchestrator.engine.client import DockerEngine
-from orchestrator.engine.container import ContainerSpec, Mount, run_to_completion
+from orchestrator.engine.container import run_to_completion
 from orchestrator.image import ensure_image
-from orchestrator.sut import CACHE_MOUNT, MODEL_MOUNT, Identity
+from orchestrator.sut import Identity, throughput_spec
 
 
 def mlorch_up(*args: str, cwd: Path) -> dict:
@@ -49,27 +48,10 @@ def raw_throughput(
     device: Device,
     seconds: float,
 ) -> dict:
-    spec = ContainerSpec(
-        image=image,
-        command=(
-            "throughput",
-            "--model",
-            MODEL_MOUNT,
-            "--cache",
-            CACHE_MOUNT,
-            "--count",
-            str(count),
-            "--seconds",
-            str(seconds),
-            "--device",
-            device.value,
-        ),
-        name=f"mlorch-bench-{os.getpid()}",
-        user=Identity.current().container_user,
-        mounts=(Mount(model, MODEL_MOUNT), Mount(cache, CACHE_MOUNT)),
-        labels=L.base_labels(role="benchmark", backend="reference"),
-        gpus=device is Device.CUDA,
-    )
+    spec = throughput_spec(
+        get_backend("reference"), image, model=model, cache=cache, count=count, device=device,
+        seconds=seconds, user=Identity.current().container_user,
+    )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         outcome = run_to_completion(
             engine,

@@ -146,3 +146,28 @@ def loadgen_spec(
         working_dir=RESULTS_MOUNT,
         gpus=device is Device.CUDA,
     )
+
+
+def throughput_spec(
+    backend: BackendDef,
+    image: str,
+    *,
+    model: Path,
+    cache: Path,
+    count: int,
+    device: Device,
+    seconds: float,
+    user: str,
+) -> ContainerSpec:
+    """Raw inference throughput in the SUT image, no LoadGen (the benchmarks' baseline)."""
+    command = ("throughput", "--model", MODEL_MOUNT, "--cache", CACHE_MOUNT, "--count", str(count),
+               "--seconds", str(seconds), "--device", device.value)  # fmt: skip
+    return ContainerSpec(
+        image=image,
+        command=command,
+        name=f"mlorch-bench-{os.getpid()}",
+        user=user,
+        mounts=(Mount(model, MODEL_MOUNT), Mount(cache, CACHE_MOUNT)),
+        labels=L.base_labels(backend=backend.name, role="benchmark"),
+        gpus=device is Device.CUDA,
+    )

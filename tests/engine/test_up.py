@@ -147,10 +147,9 @@ def _wait_for_sut(engine: DockerEngine, process: subprocess.Popen[str]) -> str:
     raise AssertionError("no SUT container started")
 
 
-def test_sigint_removes_container_and_keeps_partial_logs(
-    quick_run: tuple[subprocess.CompletedProcess[str], Path], engine: DockerEngine, tmp_path: Path
-) -> None:
-    process = mlorch_background(
+def _start_long_run(engine: DockerEngine, tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """A SingleStream run long enough to be interrupted; returns it and its SUT container."""
+    args = [
         "up",
         "reference",
         "--device",
@@ -158,9 +157,20 @@ def test_sigint_removes_container_and_keeps_partial_logs(
         "--quick",
         "--config",
         str(_long_config(tmp_path)),
-        cwd=tmp_path,
-    )
-    _wait_for_sut(engine, process)
+    ]
+    process = mlorch_background(*args, cwd=tmp_path)
+    return process, _wait_for_sut(engine, process)
+
+
+def _sut_log(tmp_path: Path, manifest: dict[str, Any]) -> str:
+    folder = tmp_path / "runs" / manifest["run_id"] / "reference" / "SingleStream" / "performance"
+    return (folder / "container.log").read_text()
+
+
+def test_sigint_removes_container_and_keeps_partial_logs(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], engine: DockerEngine, tmp_path: Path
+) -> None:
+    process, _ = _start_long_run(engine, tmp_path)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
@@ -168,32 +178,13 @@ def test_sigint_removes_container_and_keeps_partial_logs(
     assert _mlorch_containers(engine) == []
     manifest = _manifest(tmp_path / "runs")
     assert manifest["status"] == "interrupted"
-    log = (
-        tmp_path
-        / "runs"
-        / manifest["run_id"]
-        / "reference"
-        / "SingleStream"
-        / "performance"
-        / "container.log"
-    )
-    assert "reference SUT" in log.read_text()
+    assert "reference SUT" in _sut_log(tmp_path, manifest)
 
 
 def test_docker_kill_of_sut_fails_cleanly(
     quick_run: tuple[subprocess.CompletedProcess[str], Path], engine: DockerEngine, tmp_path: Path
 ) -> None:
-    process = mlorch_background(
-        "up",
-        "reference",
-        "--device",
-        "cpu",
-        "--quick",
-        "--config",
-        str(_long_config(tmp_path)),
-        cwd=tmp_path,
-    )
-    name = _wait_for_sut(engine, process)
+    process, name = _start_long_run(engine, tmp_path)
     subprocess.run(["docker", "kill", name], check=True, capture_output=True, timeout=60)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 6, stderr
@@ -202,16 +193,7 @@ def test_docker_kill_of_sut_fails_cleanly(
     manifest = _manifest(tmp_path / "runs")
     assert manifest["status"] == "failed"
     assert manifest["tests"][-1]["status"] == "failed"
-    log = (
-        tmp_path
-        / "runs"
-        / manifest["run_id"]
-        / "reference"
-        / "SingleStream"
-        / "performance"
-        / "container.log"
-    )
-    assert "reference SUT" in log.read_text()
+    assert "reference SUT" in _sut_log(tmp_path, manifest)
 
 
 def test_timeout_kills_and_removes_the_container(
