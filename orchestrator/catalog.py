@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from orchestrator.config import Device
@@ -9,8 +10,14 @@ from orchestrator.errors import ConfigError
 
 # Pinned NGC base: CUDA 12.6, cuDNN 9, TensorRT 10.7, Ubuntu 24.04, Python 3.12.
 NGC_BASE = "nvcr.io/nvidia/tensorrt:24.12-py3"
-# What `mlorch up` builds locally when the default base cannot be pulled (no registry).
+# What `mlorch up` builds locally when the default base cannot be pulled (no registry);
+# MLORCH_LOCAL_BASE names another tag.
 LOCAL_BASE = "mlorch/base:bookworm"
+
+
+def local_base() -> str:
+    return os.environ.get("MLORCH_LOCAL_BASE", LOCAL_BASE)
+
 
 LOADGEN = "mlcommons-loadgen==6.0.17"
 COMMON = (LOADGEN, "numpy==2.4.6", "opencv-python-headless==5.0.0.93")

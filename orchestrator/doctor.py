@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.catalog import BACKENDS, LOCAL_BASE
+from orchestrator.catalog import BACKENDS, local_base
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import EngineUnavailable
 from orchestrator.hostinfo import free_disk_gib, nvml_gpus
@@ -73,13 +73,13 @@ def run_checks() -> list[Check]:
                     f"base image {ref}",
                     "ok" if present else "warn",
                     "present" if present else "not present (pulled on first `up`)",
-                    None if present else f"offline: `up` falls back to {LOCAL_BASE}",
+                    None if present else f"offline: `up` falls back to {local_base()}",
                 )
             )
-        local = engine.image_id(LOCAL_BASE) is not None
+        local = engine.image_id(local_base()) is not None
         checks.append(
             Check(
-                f"local base {LOCAL_BASE}",
+                f"local base {local_base()}",
                 "ok" if local else "warn",
                 "present" if local else "not built",
                 None if local else "docker/bootstrap-base-image.sh builds it (root, ~1 min)",

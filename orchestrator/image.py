@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator import __version__
-from orchestrator.catalog import LOCAL_BASE, BackendDef
+from orchestrator.catalog import BackendDef, local_base
 from orchestrator.config import Device
 from orchestrator.console import Terminal
 from orchestrator.engine import labels as L
@@ -104,20 +104,21 @@ def resolve_base_image(
                 "docker/bootstrap-base-image.sh and pass --base-image mlorch/base:bookworm",
             ) from exc
         terminal.warn(
-            f"{exc.message}; using the locally bootstrapped {LOCAL_BASE} instead "
+            f"{exc.message}; using the locally bootstrapped {local_base()} instead "
             "(pass --base-image to choose)"
         )
-    local_id = engine.image_id(LOCAL_BASE) or bootstrap_local_base(engine, terminal)
-    return BaseImage(LOCAL_BASE, local_id, fallback=True)
+    local = local_base()
+    local_id = engine.image_id(local) or bootstrap_local_base(engine, terminal, local)
+    return BaseImage(local, local_id, fallback=True)
 
 
-def bootstrap_local_base(engine: DockerEngine, terminal: Terminal) -> str:
+def bootstrap_local_base(engine: DockerEngine, terminal: Terminal, tag: str) -> str:
     """Run docker/bootstrap-base-image.sh (debootstrap + docker import)."""
     script = docker_dir() / "bootstrap-base-image.sh"
-    with terminal.status(f"bootstrapping local base image {LOCAL_BASE} (debootstrap, ~1 min)"):
+    with terminal.status(f"bootstrapping local base image {tag} (debootstrap, ~1 min)"):
         try:
             result = subprocess.run(
-                ["bash", str(script), LOCAL_BASE],
+                ["bash", str(script), tag],
                 capture_output=True,
                 text=True,
                 timeout=BOOTSTRAP_TIMEOUT_S,
@@ -128,13 +129,13 @@ def bootstrap_local_base(engine: DockerEngine, terminal: Terminal) -> str:
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["failed"])[-1]
         raise ImageError(
-            f"cannot bootstrap {LOCAL_BASE}: {last}",
+            f"cannot bootstrap {tag}: {last}",
             hint=f"run `sudo bash {script}` by hand, or pass --base-image with a local image",
         )
-    image_id = engine.image_id(LOCAL_BASE)
+    image_id = engine.image_id(tag)
     if image_id is None:
-        raise ImageError(f"{LOCAL_BASE} is missing after its bootstrap reported success")
-    terminal.success(f"built local base image {LOCAL_BASE}")
+        raise ImageError(f"{tag} is missing after its bootstrap reported success")
+    terminal.success(f"built local base image {tag}")
     return image_id
 
 

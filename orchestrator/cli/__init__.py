@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Annotated
 
@@ -19,7 +20,7 @@ from orchestrator.cli.runs import runs
 from orchestrator.cli.up import up
 from orchestrator.cli.wheelhouse import wheelhouse
 from orchestrator.console import Terminal
-from orchestrator.errors import MlorchError
+from orchestrator.errors import DiskFull, MlorchError
 
 app = typer.Typer(
     name="mlorch",
@@ -69,11 +70,25 @@ def main() -> None:
     debug = "--debug" in sys.argv
     try:
         app()
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or debug:
+            raise
+        _report(
+            DiskFull(
+                f"no space left on device: {exc.filename or exc}",
+                hint="free disk space or point --runs-dir / MLORCH_CACHE elsewhere",
+            )
+        )
     except MlorchError as exc:
         if debug:
             raise
-        terminal = Terminal()
-        if exc.details:
-            terminal.detail(exc.details)
-        terminal.error(exc.message, exc.hint)
-        sys.exit(exc.exit_code)
+        _report(exc)
+
+
+def _report(exc: MlorchError) -> None:
+    """The one styled line (plus supporting detail and a hint), then the exit code."""
+    terminal = Terminal()
+    if exc.details:
+        terminal.detail(exc.details)
+    terminal.error(exc.message, exc.hint)
+    sys.exit(exc.exit_code)

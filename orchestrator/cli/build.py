@@ -3,7 +3,13 @@ from __future__ import annotations
 import typer
 
 from orchestrator.cli.application import Application
-from orchestrator.cli.options import BackendArg, BaseImageOpt, DeviceOpt, WheelhouseOpt
+from orchestrator.cli.options import (
+    BackendArg,
+    BaseImageOpt,
+    DeviceOpt,
+    ImageQuickOpt,
+    WheelhouseOpt,
+)
 
 
 def build(
@@ -11,6 +17,7 @@ def build(
     backend: BackendArg,
     device: DeviceOpt = None,
     base_image: BaseImageOpt = None,
+    quick: ImageQuickOpt = False,
     wheelhouse: WheelhouseOpt = None,
 ) -> None:
     """Build the SUT image for BACKEND (content-addressed: unchanged inputs build nothing)."""

@@ -31,6 +31,13 @@ BaseImageOpt = Annotated[
 QuickOpt = Annotated[
     bool, typer.Option("--quick", help="Short durations and counts (NOT submission-valid).")
 ]
+ImageQuickOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quick",
+        help="Accepted so `up` flags can be reused; the image is the same for both profiles.",
+    ),
+]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import typer
 
 from orchestrator.cli.application import Application
-from orchestrator.cli.options import BackendArg, BaseImageOpt, DeviceOpt
+from orchestrator.cli.options import BackendArg, BaseImageOpt, DeviceOpt, ImageQuickOpt
 
 
 def render(
@@ -11,6 +11,7 @@ def render(
     backend: BackendArg,
     device: DeviceOpt = None,
     base_image: BaseImageOpt = None,
+    quick: ImageQuickOpt = False,
 ) -> None:
     """Print the Dockerfile mlorch renders for BACKEND (no engine needed with --device)."""
     from orchestrator.catalog import get_backend

@@ -215,3 +215,23 @@ def test_timeout_kills_and_removes_the_container(
     assert "did not finish within 8 s" in result.stderr
     assert _mlorch_containers(engine) == []
     assert _manifest(tmp_path / "runs")["status"] == "failed"
+
+
+def test_build_bootstraps_a_missing_local_base(engine: DockerEngine, tmp_path: Path) -> None:
+    """No registry and no local base: mlorch announces and bootstraps one (debootstrap)."""
+    tag = "mlorch/base:autotest"
+    built: list[str] = []
+    try:
+        if engine.image_id(tag):
+            engine.client.images.remove(tag, force=True)
+        result = mlorch("build", "reference", "--device", "cpu", cwd=tmp_path,
+                        env={"MLORCH_LOCAL_BASE": tag})  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "cannot pull nvcr.io/nvidia/tensorrt" in result.stderr
+        assert f"built local base image {tag}" in result.stderr
+        built.append(result.stdout.strip())
+        assert engine.image_labels(built[0])["mlorch.base-image"] == tag
+    finally:
+        for ref in (*built, tag):
+            if engine.image_id(ref):
+                engine.client.images.remove(ref, force=True)
