@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common.imagenet import VAL_MAP, load_and_preprocess
+from backends.common.imagenet import VAL_MAP, load_and_preprocess, preprocess_bgr
 from orchestrator.assets.synthetic_model import (
     FEATURES_NAME,
     SOFTMAX_NAME,
@@ -104,9 +104,7 @@ def make_synthetic_assets(
     # Random features share a large common component; cancelling its mean with the FC bias
     # lets the image, not the weights, decide the top-1 class, so labels vary.
     probe = build_resnet50(seed, with_features=True)
-    calibration = np.stack(
-        [_preprocess_array(_random_image(rng)) for _ in range(CALIBRATION_IMAGES)]
-    )
+    calibration = np.stack([preprocess_bgr(_random_image(rng)) for _ in range(CALIBRATION_IMAGES)])
     features = _session(probe).run([FEATURES_NAME], {"input_tensor:0": calibration})[0]  # type: ignore[attr-defined]
     bias = -(features.mean(axis=0) @ fc_weights(probe))
     model = build_resnet50(seed, fc_bias=bias)
@@ -163,9 +161,3 @@ def make_synthetic_assets(
     result = load_existing(root)
     assert result is not None
     return result
-
-
-def _preprocess_array(image_bgr: np.ndarray) -> np.ndarray:
-    from backends.common.imagenet import preprocess_bgr
-
-    return preprocess_bgr(image_bgr)

@@ -27,6 +27,7 @@ app = typer.Typer(
     help="Containerized MLPerf Inference benchmark orchestrator.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts contain literal [brackets]
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

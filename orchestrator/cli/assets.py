@@ -7,7 +7,9 @@ import typer
 
 from orchestrator.cli.application import Application
 
-assets_app = typer.Typer(help="Create or fetch the model and dataset.", no_args_is_help=True)
+assets_app = typer.Typer(
+    help="Create or fetch the model and dataset.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @assets_app.command("synthetic")

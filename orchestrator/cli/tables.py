@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def results_table(outcome: RunOutcome) -> Table:
-    """scenario · mode · metric · value · verdict for one run."""
+    """scenario · mode · metric · value · validity for one run."""
     manifest = outcome.manifest
     spec = manifest.spec
     caption = None
@@ -27,7 +27,7 @@ def results_table(outcome: RunOutcome) -> Table:
     table.add_column("mode")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    table.add_column("verdict")
+    table.add_column("validity")
     for result in outcome.results:
         value = "—" if result.value is None else f"{result.value:,.3f} {result.unit}"
         if result.mode == "AccuracyOnly":
