@@ -160,11 +160,9 @@ def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]
         "of LoadGen time at the tuning's expected rates"
     )
     for number, ((scenario, mode), estimate) in enumerate(zip(tests, estimates, strict=True), 1):
-        label = (
-            f"[{number}/{len(tests)}] {scenario.value} {mode.value} (≈ {human_duration(estimate)})"
-        )
+        name = f"[{number}/{len(tests)}] {scenario.value} {mode.value}"
         try:
-            with ctx.terminal.status(label):
+            with ctx.terminal.status(f"{name} (≈ {human_duration(estimate)})"):
                 result, record = run_test(ctx, scenario, mode)
         except (MlorchError, KeyboardInterrupt) as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -173,9 +171,8 @@ def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]
                 {"scenario": scenario.value, "mode": mode.value, "dir": folder, "status": status}
             )
             raise
-        value = "—" if result.value is None else f"{result.value:,.3f} {result.unit}"
         verdict = "" if result.valid is None else (" VALID" if result.valid else " INVALID")
-        ctx.terminal.success(f"{label.split(' (')[0]}: {result.metric} {value}{verdict}")
+        ctx.terminal.success(f"{name}: {result.metric} {result.display_value}{verdict}")
         results.append(result)
         manifest.tests.append(record)
         manifest.loadgen_version = manifest.loadgen_version or result.loadgen_version

@@ -29,7 +29,6 @@ def results_table(outcome: RunOutcome) -> Table:
     table.add_column("value", justify="right")
     table.add_column("validity")
     for result in outcome.results:
-        value = "—" if result.value is None else f"{result.value:,.3f} {result.unit}"
         if result.mode == "AccuracyOnly":
             verdict = "[cyan]scored[/]"
         elif result.valid:
@@ -38,5 +37,5 @@ def results_table(outcome: RunOutcome) -> Table:
             why = ", ".join(result.unmet) or "see summary"
             verdict = f"[red]INVALID[/] ({why})"
         mode = "performance" if result.mode == "PerformanceOnly" else "accuracy"
-        table.add_row(result.scenario, mode, result.metric, value, verdict)
+        table.add_row(result.scenario, mode, result.metric, result.display_value, verdict)
     return table

@@ -92,6 +92,10 @@ class TestResult:
     warnings: tuple[str, ...]
     unmet: tuple[str, ...] = ()  # constraints the summary reports as not satisfied
 
+    @property
+    def display_value(self) -> str:
+        return "—" if self.value is None else f"{self.value:,.3f} {self.unit}"
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["errors"] = list(self.errors)
