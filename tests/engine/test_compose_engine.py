@@ -37,3 +37,36 @@ def test_docker_compose_config_accepts_file(engine: DockerEngine, tmp_path: Path
     resolved = yaml.safe_load(result.stdout)["services"]["reference"]
     assert resolved["command"][2] == "Offline"
     assert resolved["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+
+
+def test_compose_prepare_service_runs_the_real_image(
+    engine: DockerEngine, tmp_path: Path, synthetic_assets: tuple[Path, Path]
+) -> None:
+    """The generated service works, not only parses: preprocessing via docker-compose."""
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose not installed")
+    from orchestrator.catalog import get_backend
+    from orchestrator.config import Device
+    from orchestrator.console import Terminal
+    from orchestrator.image import ensure_image
+
+    image = ensure_image(
+        engine, get_backend("reference"), Device.CPU, None, None, Terminal(quiet=True)
+    )
+    _, dataset = synthetic_assets
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o777)  # the service runs as MLORCH_UID (10001 by default)
+    env = {**os.environ, "MLORCH_IMAGE": image.tag, "MLORCH_DATASET": str(dataset),
+           "MLORCH_CACHE": str(cache), "MLORCH_COUNT": "8"}  # fmt: skip
+    for name in ("MODEL", "RESULTS", "USER_CONF"):
+        env[f"MLORCH_{name}"] = str(tmp_path / name.lower())
+    result = subprocess.run(
+        [compose, "-f", str(ROOT / "compose.yaml"), "-p", f"mlorch{os.getpid()}", "run", "--rm",
+         "reference-prepare"],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "preprocessed 8 images" in result.stdout
+    assert len(list(cache.glob("*.npy"))) == 8

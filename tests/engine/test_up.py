@@ -235,3 +235,34 @@ def test_build_bootstraps_a_missing_local_base(engine: DockerEngine, tmp_path: P
         for ref in (*built, tag):
             if engine.image_id(ref):
                 engine.client.images.remove(ref, force=True)
+
+
+def test_runs_lists_the_verdicts(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, runs = quick_run
+    result = mlorch("runs", "--runs-dir", str(runs), cwd=runs.parent)
+    assert result.returncode == 0, result.stderr
+    assert _manifest(runs)["run_id"] in result.stdout
+    assert "complete" in result.stdout
+
+
+def test_down_removes_orphans(engine: DockerEngine, tmp_path: Path) -> None:
+    from orchestrator.catalog import LOCAL_BASE
+    from orchestrator.engine import labels as L
+
+    orphan = engine.client.containers.run(
+        LOCAL_BASE, ["sleep", "300"], detach=True, name=f"mlorch-orphan-{os.getpid()}",
+        labels=L.base_labels(run_id="orphan", role="sut"), user="65534:65534", network_mode="none",
+    )  # fmt: skip
+    unrelated = engine.client.containers.run(
+        LOCAL_BASE, ["sleep", "300"], detach=True, name=f"not-mlorch-{os.getpid()}",
+        user="65534:65534", network_mode="none",
+    )  # fmt: skip
+    try:
+        result = mlorch("down", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert orphan.name in result.stderr
+        assert _mlorch_containers(engine) == []
+        unrelated.reload()
+        assert unrelated.status == "running"  # only mlorch's containers are touched
+    finally:
+        unrelated.remove(force=True)
