@@ -18,7 +18,7 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.assets import ResolvedAssets, resolve_assets
 from orchestrator.catalog import BackendDef, get_backend
-from orchestrator.config import PERFORMANCE_SAMPLE_COUNT, Mode, RunSpec, Scenario
+from orchestrator.config import PERFORMANCE_SAMPLE_COUNT, Device, Mode, RunSpec, Scenario
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
@@ -118,6 +118,11 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
             assets = resolve_assets(spec, terminal)
             manifest.assets = _assets_record(assets)
             engine = connect()
+            if spec.device is Device.CUDA and not engine.has_nvidia_runtime():
+                terminal.warn(
+                    "--device cuda but `docker info` lists no NVIDIA runtime; "
+                    "GPU containers may fail to start"
+                )
             image = ensure_image(
                 engine, backend, spec.device, spec.base_image, spec.wheelhouse, terminal
             )

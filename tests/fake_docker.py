@@ -41,8 +41,12 @@ class CannedAPI(docker.APIClient):  # type: ignore[misc]
         state = self.states[0] if len(self.states) == 1 else self.states.pop(0)
         return {"Id": CONTAINER_ID, "Name": "/fake", "State": state, "Config": {"Labels": {}}}
 
+    start_error: Exception | None = None
+
     def start(self, container: str, *args: Any, **kwargs: Any) -> None:
         self.calls.append(("start", container))
+        if self.start_error is not None:
+            raise self.start_error
 
     def logs(self, container: str, **kwargs: Any) -> Iterator[bytes]:
         self.calls.append(("logs", kwargs))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.engine import labels as L
-from orchestrator.errors import BuildFailed, EngineUnavailable, ImageError
+from orchestrator.errors import BuildFailed, ContainerFailed, EngineUnavailable, ImageError
 
 API_TIMEOUT_S = 60
 BUILD_TIMEOUT_S = 3600
@@ -138,14 +138,31 @@ class DockerEngine:
 
     @contextmanager
     def mapped_errors(self, what: str) -> Iterator[None]:
-        """Turn stray SDK/transport errors into EngineUnavailable with context."""
-        from docker.errors import DockerException
+        """Map SDK errors: the engine refusing a request (APIError) is a container failure with
+        a hint; a transport failure means the engine is unavailable."""
+        from docker.errors import APIError, DockerException
         from requests.exceptions import ConnectionError as RequestsConnectionError
 
         try:
             yield
+        except APIError as exc:
+            detail = exc.explanation or _short(exc)
+            raise ContainerFailed(
+                f"{what}: {detail}", exit_status=None, hint=_api_hint(str(detail))
+            ) from exc
         except (DockerException, RequestsConnectionError) as exc:
             raise EngineUnavailable(f"{what}: {_short(exc)}") from exc
+
+
+def _api_hint(detail: str) -> str | None:
+    if "device driver" in detail and "gpu" in detail:
+        return (
+            "GPUs were requested but the engine cannot provide them: install "
+            "nvidia-container-toolkit (`nvidia-ctk runtime configure`), or use --device cpu"
+        )
+    if "No such image" in detail:
+        return "the image is gone: run `mlorch build` again"
+    return None
 
 
 def _short(exc: BaseException) -> str:

@@ -84,3 +84,22 @@ def test_ctrl_c_while_waiting_still_removes(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         _run(api, tmp_path)
     assert api.names()[-1] == "remove"
+
+
+def test_engine_refusing_gpus_is_a_container_failure_with_a_hint(tmp_path: Path) -> None:
+    import requests
+    from docker.errors import APIError
+
+    api = CannedAPI([RUNNING], [])
+    response = requests.Response()
+    response.status_code = 500
+    api.start_error = APIError(
+        "500 Server Error", response,
+        explanation='could not select device driver "" with capabilities: [[gpu]]',
+    )  # fmt: skip
+    with pytest.raises(ContainerFailed) as info:
+        _run(api, tmp_path)
+    assert info.value.exit_code == 6
+    assert "could not select device driver" in info.value.message
+    assert "nvidia-container-toolkit" in (info.value.hint or "")
+    assert api.names()[-1] == "remove"
