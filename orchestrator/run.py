@@ -35,6 +35,7 @@ from orchestrator.userconf import render_user_conf
 
 MIN_FREE_DISK_GIB = float(os.environ.get("MLORCH_MIN_FREE_GIB", "2.0"))
 PREPARE_TIMEOUT_S = 3600
+PREPROCESSED_BYTES = 3 * 224 * 224 * 4 + 128  # one .npy sample
 PROGRESS_PREFIX = "mlorch-progress "
 
 
@@ -82,7 +83,7 @@ def check_disk(path: Path, need_gib: float = MIN_FREE_DISK_GIB) -> None:
     free = free_disk_gib(path)
     if free < need_gib:
         raise DiskFull(
-            f"only {free} GiB free under {path} ({need_gib} GiB needed)",
+            f"only {free} GiB free under {path} ({need_gib:.1f} GiB needed)",
             hint="free disk space or point --runs-dir / MLORCH_CACHE elsewhere",
         )
 
@@ -244,6 +245,10 @@ def ensure_preprocessed(
     if cache_is_complete(cache, assets.count):
         terminal.success(f"preprocessed cache {cache.name} is complete ({assets.count} images)")
         return cache
+    # float32 NCHW 3x224x224 per image (~0.6 MB): 50 000 images need ~30 GB.
+    check_disk(
+        cache.parent, need_gib=assets.count * PREPROCESSED_BYTES / (1 << 30) + MIN_FREE_DISK_GIB
+    )
     cache.mkdir(parents=True, exist_ok=True)
     identity.lend(cache)
     try:

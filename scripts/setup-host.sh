@@ -29,6 +29,11 @@ if ! docker info >/dev/null 2>&1; then
         systemctl start docker
     else
         say "starting dockerd in the background (log: /var/log/mlorch-dockerd.log)"
+        # A dockerd killed without clean-up leaves its pid file behind; dockerd refuses to start
+        # while that pid belongs to any live process.
+        if [ -f /var/run/docker.pid ] && ! pgrep -x dockerd >/dev/null; then
+            rm -f /var/run/docker.pid
+        fi
         nohup dockerd >/var/log/mlorch-dockerd.log 2>&1 &
     fi
     for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
