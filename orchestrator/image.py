@@ -90,6 +90,7 @@ def resolve_base_image(
 ) -> BaseImage:
     """Find, pull or (for the default only) bootstrap the base image."""
     ref = requested or backend.default_base[device]
+    local = local_base()
     image_id = engine.image_id(ref)
     if image_id:
         return BaseImage(ref, image_id, fallback=False)
@@ -101,13 +102,12 @@ def resolve_base_image(
             raise ImageError(
                 f"base image {ref} is not present and cannot be pulled",
                 hint="load it with `docker load`, or build a local one with "
-                "docker/bootstrap-base-image.sh and pass --base-image mlorch/base:bookworm",
+                f"docker/bootstrap-base-image.sh and pass --base-image {local}",
             ) from exc
         terminal.warn(
-            f"{exc.message}; using the locally bootstrapped {local_base()} instead "
+            f"{exc.message}; using the locally bootstrapped {local} instead "
             "(pass --base-image to choose)"
         )
-    local = local_base()
     local_id = engine.image_id(local) or bootstrap_local_base(engine, terminal, local)
     return BaseImage(local, local_id, fallback=True)
 
