@@ -23,10 +23,10 @@ from pathlib import Path
 from orchestrator.catalog import get_backend
 from orchestrator.config import Device
 from orchestrator.console import Terminal
+from orchestrator.containers import Identity, throughput_spec
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
 from orchestrator.image import ensure_image
-from orchestrator.sut import Identity, throughput_spec
 
 
 def mlorch_up(*args: str, cwd: Path) -> dict:
@@ -140,7 +140,7 @@ def main() -> None:
 
 
 def _cache_of(run: dict) -> Path:
-    from backends.common.imagenet import cache_key
+    from backends.common.layout import cache_key
     from orchestrator.paths import cache_dir
 
     return (

@@ -20,7 +20,7 @@ def local_base() -> str:
 
 
 LOADGEN = "mlcommons-loadgen==6.0.17"
-COMMON = (LOADGEN, "numpy==2.4.6", "opencv-python-headless==5.0.0.93")
+COMMON = (LOADGEN, "numpy==2.4.6", "opencv-python-headless==5.0.0.93", "onnx==1.23.2")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class BackendDef:
     requirements: dict[Device, tuple[str, ...]]
     default_base: dict[Device, str]
     system_site_packages: bool = False
+    input_format: str = "fp32"  # preprocessed cache format the SUT reads (layout.FORMATS)
 
     def image_repository(self, device: Device) -> str:
         return f"mlorch/{self.name}-{device.value}"

@@ -15,10 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from orchestrator.errors import ConfigError
 
-MODEL_NAME = "resnet50"
-DATASET_SIZE = 50_000
-PERFORMANCE_SAMPLE_COUNT = 1024
-
 
 class Scenario(StrEnum):
     SINGLE_STREAM = "SingleStream"

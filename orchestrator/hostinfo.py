@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import DiskFull
+
+MIN_FREE_DISK_GIB = float(os.environ.get("MLORCH_MIN_FREE_GIB", "2.0"))
+
 
 @dataclass(frozen=True)
 class GpuInfo:
@@ -76,6 +80,16 @@ def free_disk_gib(path: Path) -> float:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     return round(shutil.disk_usage(probe).free / (1 << 30), 1)
+
+
+def check_disk(path: Path, need_gib: float = MIN_FREE_DISK_GIB) -> None:
+    """Refuse to start a step that needs more free disk under `path` than there is."""
+    free = free_disk_gib(path)
+    if free < need_gib:
+        raise DiskFull(
+            f"only {free} GiB free under {path} ({need_gib:.1f} GiB needed)",
+            hint="free disk space or point --runs-dir / MLORCH_CACHE elsewhere",
+        )
 
 
 def host_facts() -> dict[str, Any]:

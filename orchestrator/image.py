@@ -20,6 +20,7 @@ from orchestrator import __version__
 from orchestrator.catalog import BackendDef, local_base
 from orchestrator.config import Device
 from orchestrator.console import Terminal
+from orchestrator.containers import CONTAINER_UID
 from orchestrator.engine import labels as L
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import ContainerSpec, run_to_completion
@@ -27,7 +28,6 @@ from orchestrator.errors import ContainerFailed, ImageError
 from orchestrator.paths import backends_dir, cache_dir, docker_dir
 from orchestrator.wheelhouse import PIP_REQUIREMENT, Platform, Wheelhouse, ensure_wheelhouse
 
-IMAGE_UID = 10001
 PROBE_TIMEOUT_S = 120
 BOOTSTRAP_TIMEOUT_S = 1800
 PROBE_CODE = (
@@ -75,7 +75,7 @@ def render_dockerfile(
         module=backend.module,
         system_site_packages=backend.system_site_packages,
         pip_wheel=pip_wheel or f"{name}-{version}-py3-none-any.whl",
-        uid=IMAGE_UID,
+        uid=CONTAINER_UID,
         mlorch_version=__version__,
     )
     return text.strip() + "\n"
@@ -291,7 +291,7 @@ def image_freeze(engine: DockerEngine, tag: str) -> list[str]:
         entrypoint=("cat", "/opt/venv/pip-freeze.txt"),
         command=(),
         name=f"mlorch-freeze-{os.getpid()}",
-        user=f"{IMAGE_UID}:{IMAGE_UID}",
+        user=f"{CONTAINER_UID}:{CONTAINER_UID}",
         mounts=(),
         labels=L.base_labels(role="freeze"),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import time
@@ -15,28 +14,25 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
 from orchestrator import __version__
-from orchestrator.assets import ResolvedAssets, resolve_assets
+from orchestrator.assets import ResolvedAssets, SyntheticRequest, plan_assets, resolve_synthetic
 from orchestrator.catalog import BackendDef, get_backend
-from orchestrator.config import PERFORMANCE_SAMPLE_COUNT, Device, Mode, RunSpec, Scenario
+from orchestrator.config import Device, Mode, RunSpec, Scenario
 from orchestrator.console import Terminal
+from orchestrator.containers import Identity, loadgen_spec
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
-from orchestrator.errors import DiskFull, Interrupted, MlorchError
-from orchestrator.hostinfo import free_disk_gib, host_facts
+from orchestrator.errors import Interrupted, MlorchError
+from orchestrator.hostinfo import check_disk, host_facts
 from orchestrator.image import BuiltImage, ensure_image
 from orchestrator.paths import cache_dir
 from orchestrator.plan import estimate_seconds, human_duration
+from orchestrator.prepare import ensure_preprocessed, ensure_synthetic, line_printer
 from orchestrator.results.accuracy import score_accuracy_log
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import RunManifest, utc_now
-from orchestrator.sut import Identity, loadgen_spec, prepare_spec
 from orchestrator.userconf import render_user_conf
-
-MIN_FREE_DISK_GIB = float(os.environ.get("MLORCH_MIN_FREE_GIB", "2.0"))
-PREPARE_TIMEOUT_S = 3600
-PREPROCESSED_BYTES = 3 * 224 * 224 * 4 + 128  # one .npy sample
-PROGRESS_PREFIX = "mlorch-progress "
 
 
 @dataclass(frozen=True)
@@ -79,15 +75,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def check_disk(path: Path, need_gib: float = MIN_FREE_DISK_GIB) -> None:
-    free = free_disk_gib(path)
-    if free < need_gib:
-        raise DiskFull(
-            f"only {free} GiB free under {path} ({need_gib:.1f} GiB needed)",
-            hint="free disk space or point --runs-dir / MLORCH_CACHE elsewhere",
-        )
-
-
 def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -> RunOutcome:
     """Run every scenario × mode of `spec` and record it under runs/<run-id>/.
 
@@ -116,8 +103,7 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
     results: list[TestResult] = []
     try:
         with _sigterm_as_interrupt():
-            assets = resolve_assets(spec, terminal)
-            manifest.assets = _assets_record(assets)
+            planned = plan_assets(spec, terminal)
             engine = connect()
             if spec.device is Device.CUDA and not engine.has_nvidia_runtime():
                 terminal.warn(
@@ -128,6 +114,13 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
                 engine, backend, spec.device, spec.base_image, spec.wheelhouse, terminal
             )
             manifest.image = _image_record(image)
+            manifest.write()
+            if isinstance(planned, SyntheticRequest):
+                ensure_synthetic(engine, backend, image.tag, run_id, planned, identity, terminal)
+                assets = resolve_synthetic(spec, planned, terminal)
+            else:
+                assets = planned
+            manifest.assets = _assets_record(assets)
             manifest.write()
             cache = ensure_preprocessed(
                 engine, backend, image.tag, run_id, assets, identity, terminal
@@ -212,70 +205,6 @@ def _image_record(image: BuiltImage) -> dict[str, Any]:
     }
 
 
-def _line_printer(
-    terminal: Terminal, prefix: str, progress: Callable[[int], None] | None = None
-) -> Callable[[str], None]:
-    last = [0]
-
-    def on_line(line: str) -> None:
-        if line.startswith(PROGRESS_PREFIX):
-            done = int(line.split()[1])
-            if progress:
-                progress(done - last[0])
-            last[0] = done
-            return
-        terminal.log_line(prefix, line)
-
-    return on_line
-
-
-def ensure_preprocessed(
-    engine: DockerEngine,
-    backend: BackendDef,
-    image: str,
-    run_id: str,
-    assets: ResolvedAssets,
-    identity: Identity,
-    terminal: Terminal,
-) -> Path:
-    """Preprocess the dataset once per (recipe, val_map, count); later runs reuse the cache."""
-    from backends.common.imagenet import cache_is_complete, cache_key
-
-    cache = cache_dir() / "preprocessed" / cache_key(assets.dataset, assets.count)
-    if cache_is_complete(cache, assets.count):
-        terminal.success(f"preprocessed cache {cache.name} is complete ({assets.count} images)")
-        return cache
-    # float32 NCHW 3x224x224 per image (~0.6 MB): 50 000 images need ~30 GB.
-    check_disk(
-        cache.parent, need_gib=assets.count * PREPROCESSED_BYTES / (1 << 30) + MIN_FREE_DISK_GIB
-    )
-    cache.mkdir(parents=True, exist_ok=True)
-    identity.lend(cache)
-    try:
-        with terminal.progress(
-            f"preprocessing {assets.count} images (in the SUT image)", assets.count
-        ) as advance:
-            run_to_completion(
-                engine,
-                prepare_spec(
-                    backend,
-                    image,
-                    run_id,
-                    assets.dataset,
-                    cache,
-                    assets.count,
-                    identity.container_user,
-                ),
-                timeout_s=PREPARE_TIMEOUT_S,
-                log_file=cache / "prepare.log",
-                on_line=_line_printer(terminal, "prepare", advance),
-                what="preprocessing",
-            )
-    finally:
-        identity.reclaim(cache)
-    return cache
-
-
 def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResult, dict[str, Any]]:
     """One LoadGen test in one fresh container, then its logs parsed and scored."""
     scenario_dir = ctx.run_dir / ctx.backend.name / scenario.value
@@ -297,7 +226,7 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
             container,
             timeout_s=ctx.spec.test_timeout_s,
             log_file=test_dir / "container.log",
-            on_line=_line_printer(ctx.terminal, f"{scenario.value}/{mode.short}"),
+            on_line=line_printer(ctx.terminal, f"{scenario.value}/{mode.short}"),
             what=f"{scenario.value} {mode.value} test",
         )
     finally:
@@ -323,7 +252,7 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
 def _score(result: TestResult, test_dir: Path, assets: ResolvedAssets) -> TestResult:
     from dataclasses import replace
 
-    from backends.common.imagenet import labels, read_val_map
+    from backends.common.layout import labels, read_val_map
 
     expected = labels(read_val_map(assets.dataset)[: assets.count])
     accuracy = score_accuracy_log(test_dir / ACCURACY_LOG, expected)

@@ -7,7 +7,8 @@ which makes the run invalid for submission, and the file says so in its header.
 
 from __future__ import annotations
 
-from orchestrator.config import MODEL_NAME, PERFORMANCE_SAMPLE_COUNT, RunSpec, Scenario
+from backends.common.resnet50 import MODEL_NAME, PERFORMANCE_SAMPLE_COUNT
+from orchestrator.config import RunSpec, Scenario
 
 
 def _fmt(value: float) -> str:

@@ -23,7 +23,7 @@ def test_cache() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_assets(test_cache: Path) -> tuple[Path, Path]:
     """(model, dataset) of the default synthetic assets (64 images, seed 0)."""
-    from orchestrator.assets.synthetic import load_existing, make_synthetic_assets, synthetic_root
+    from backends.common.synthetic import load_existing, make_synthetic_assets, synthetic_root
 
     root = synthetic_root(test_cache, 64, 0)
     assets = load_existing(root) or make_synthetic_assets(root, 64, 0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common.imagenet import cache_is_complete, sample_file
+from backends.common.layout import cache_is_complete, sample_file
 
 
 class PreprocessedImagenet:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-MODEL_NAME = "resnet50"
+from backends.common.resnet50 import MODEL_NAME
+
 _tests_run_in_process = 0
 
 

@@ -1,6 +1,7 @@
-"""Container entry point: `python -m backends.reference prepare|run ...`.
+"""Container entry point: `python -m backends.reference prepare|synthetic|run|throughput ...`.
 
-`prepare` fills the preprocessed cache; `run` executes one LoadGen test (one per process).
+`prepare` and `synthetic` are the shared commands (backends.common.cli); `run` executes one
+LoadGen test (one per process); `throughput` measures raw onnxruntime speed for the benchmarks.
 """
 
 from __future__ import annotations
@@ -10,20 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-
-def _prepare(args: argparse.Namespace) -> int:
-    from backends.common.imagenet import prepare_cache
-
-    total = args.count
-    step = max(1, total // 20)
-
-    def report(done: int, todo: int) -> None:
-        if done % step == 0 or done == todo:
-            print(f"mlorch-progress {done} {todo}", flush=True)
-
-    done = prepare_cache(args.dataset, args.cache, args.count, args.workers, report)
-    print(f"preprocessed {done} images into {args.cache}", flush=True)
-    return 0
+from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
 
 
 def warm_up_batch_sizes(scenario: str, max_batchsize: int, total: int) -> tuple[int, ...]:
@@ -118,14 +106,11 @@ def _throughput(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from backends.common.cli import add_common_commands
+
     parser = argparse.ArgumentParser(prog="python -m backends.reference")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    prepare = sub.add_parser("prepare", help="preprocess the dataset into the cache")
-    prepare.add_argument("--dataset", type=Path, required=True)
-    prepare.add_argument("--cache", type=Path, required=True)
-    prepare.add_argument("--count", type=int, required=True)
-    prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    commands = add_common_commands(sub)
 
     run = sub.add_parser("run", help="run one LoadGen test")
     run.add_argument("--scenario", required=True)
@@ -133,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--model", type=Path, required=True)
     run.add_argument("--cache", type=Path, required=True)
     run.add_argument("--count", type=int, required=True)
-    run.add_argument("--performance-count", type=int, default=1024)
+    run.add_argument("--performance-count", type=int, default=PERFORMANCE_SAMPLE_COUNT)
     run.add_argument("--user-conf", type=Path, required=True)
     run.add_argument("--output", type=Path, required=True)
     run.add_argument("--audit-config", type=Path, default=None)
@@ -153,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     raw.add_argument("--max-batchsize", type=int, default=32)
 
     args = parser.parse_args(argv)
-    commands = {"prepare": _prepare, "run": _run, "throughput": _throughput}
+    commands.update(run=_run, throughput=_throughput)
     return commands[args.command](args)
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from backends.common.dataset import PreprocessedImagenet
+from backends.common.resnet50 import ARGMAX_OUTPUT, SAMPLE_SHAPE
 
-ARGMAX_OUTPUT = "ArgMax:0"
 SHUTDOWN_TIMEOUT_S = 30.0
 
 
@@ -84,7 +84,7 @@ class OnnxRuntimeModel:
         reference harness does: first runs pay for allocations and kernel selection."""
         for worker in range(len(self.sessions)):
             for size in batch_sizes:
-                self.predict(np.zeros((size, 3, 224, 224), np.float32), worker)
+                self.predict(np.zeros((size, *SAMPLE_SHAPE), np.float32), worker)
 
     def predict(self, batch: np.ndarray, worker: int = 0) -> np.ndarray:
         """Top-1 index per image, in the model's 1001-class space."""

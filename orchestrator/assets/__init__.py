@@ -1,10 +1,24 @@
-"""Model and dataset resolution: real assets when given, the synthetic stand-in otherwise."""
+"""Model and dataset resolution: real assets when given, the synthetic stand-in otherwise.
+
+Real assets are validated on the host before anything is built. The synthetic pair is generated
+inside the backend image (the host runs no ML code), once per (images, seed), and then validated
+like real assets.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from backends.common.layout import (
+    SYNTHETIC_DATASET,
+    SYNTHETIC_MARKER,
+    SYNTHETIC_MODEL,
+    VAL_MAP,
+    read_val_map,
+    synthetic_root,
+)
 from orchestrator.assets.model import ModelInfo, validate_model
 from orchestrator.config import RunSpec
 from orchestrator.console import Terminal
@@ -21,10 +35,36 @@ class ResolvedAssets:
     synthetic: bool
 
 
+@dataclass(frozen=True)
+class SyntheticRequest:
+    """Synthetic assets a run needs; generated in a container when `root` is not complete."""
+
+    root: Path
+    images: int
+    seed: int
+
+    @property
+    def complete(self) -> bool:
+        return (self.root / SYNTHETIC_MARKER).is_file()
+
+    @property
+    def model(self) -> Path:
+        return self.root / SYNTHETIC_MODEL
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / SYNTHETIC_DATASET
+
+    def distinct_labels(self) -> int:
+        return int(json.loads((self.root / SYNTHETIC_MARKER).read_text())["distinct_labels"])
+
+
+def synthetic_request(images: int, seed: int) -> SyntheticRequest:
+    return SyntheticRequest(synthetic_root(cache_dir(), images, seed), images, seed)
+
+
 def dataset_size(dataset: Path) -> int:
     """Validate the ImageNet layout and return how many images val_map.txt lists."""
-    from backends.common.imagenet import VAL_MAP, read_val_map
-
     if not dataset.is_dir():
         raise AssetError(f"dataset folder not found: {dataset}", hint="pass --dataset DIR")
     if not (dataset / VAL_MAP).is_file():
@@ -50,23 +90,8 @@ def dataset_size(dataset: Path) -> int:
     return len(entries)
 
 
-def ensure_synthetic(images: int, seed: int, terminal: Terminal) -> tuple[Path, Path]:
-    """The synthetic model and dataset for (images, seed), generated once and cached."""
-    from orchestrator.assets.synthetic import load_existing, make_synthetic_assets, synthetic_root
-
-    root = synthetic_root(cache_dir(), images, seed)
-    existing = load_existing(root)
-    if existing is None:
-        with terminal.progress(
-            f"generating synthetic assets ({images} images, seed {seed})", images
-        ) as advance:
-            existing = make_synthetic_assets(root, images, seed, advance)
-        terminal.success(f"synthetic assets in {root} ({existing.distinct_labels} distinct labels)")
-    return existing.model, existing.dataset
-
-
-def resolve_assets(spec: RunSpec, terminal: Terminal) -> ResolvedAssets:
-    """Validate the run's model and dataset, generating the synthetic pair when none is given."""
+def plan_assets(spec: RunSpec, terminal: Terminal) -> ResolvedAssets | SyntheticRequest:
+    """Validate real assets now; for the synthetic stand-in, say what must exist."""
     if (spec.model is None) != (spec.dataset is None):
         raise ConfigError(
             "--model and --dataset go together",
@@ -77,13 +102,26 @@ def resolve_assets(spec: RunSpec, terminal: Terminal) -> ResolvedAssets:
             "no --model/--dataset given: using SYNTHETIC assets (random-weight ResNet50, "
             "generated JPEGs). Accuracy is a plumbing check, not a quality figure."
         )
-        model_path, dataset = ensure_synthetic(spec.synthetic_images, spec.synthetic_seed, terminal)
-    else:
-        assert spec.model is not None
-        assert spec.dataset is not None
-        model_path, dataset = spec.model, spec.dataset
+        return synthetic_request(spec.synthetic_images, spec.synthetic_seed)
+    assert spec.model is not None
+    assert spec.dataset is not None
+    return _resolve(spec, spec.model, spec.dataset, synthetic=False, terminal=terminal)
+
+
+def resolve_synthetic(
+    spec: RunSpec, request: SyntheticRequest, terminal: Terminal
+) -> ResolvedAssets:
+    """The generated synthetic pair, validated like real assets."""
+    if not request.complete:
+        raise AssetError(f"synthetic assets in {request.root} are incomplete")
+    return _resolve(spec, request.model, request.dataset, synthetic=True, terminal=terminal)
+
+
+def _resolve(
+    spec: RunSpec, model_path: Path, dataset: Path, *, synthetic: bool, terminal: Terminal
+) -> ResolvedAssets:
     model = validate_model(model_path.resolve())
-    if not spec.synthetic and not model.official:
+    if not synthetic and not model.official:
         terminal.warn(
             f"model md5 {model.md5} is not an official resnet50_v1.onnx: open division only"
         )
@@ -100,5 +138,5 @@ def resolve_assets(spec: RunSpec, terminal: Terminal) -> ResolvedAssets:
         dataset=dataset.resolve(),
         available=available,
         count=count,
-        synthetic=spec.synthetic,
+        synthetic=synthetic,
     )

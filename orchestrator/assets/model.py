@@ -8,6 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from backends.common.resnet50 import INPUT_NAME
 from orchestrator.errors import AssetError
 
 MODEL_FILE = "resnet50_v1.onnx"
@@ -32,7 +33,6 @@ OFFICIAL_MODELS = (
         "a638cf028b5870da29e09ccc2f7182e7",
     ),
 )
-INPUT_NAME = "input_tensor:0"
 DOWNLOAD_TIMEOUT_S = 60
 
 

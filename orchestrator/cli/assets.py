@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli.application import Application
+from orchestrator.cli.options import BaseImageOpt, WheelhouseOpt
 
 assets_app = typer.Typer(
     help="Create or fetch the model and dataset.", no_args_is_help=True, rich_markup_mode=None
@@ -17,12 +18,30 @@ def synthetic(
     ctx: typer.Context,
     images: Annotated[int, typer.Option("--images", "-n", help="How many JPEGs.", min=1)] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Seed of weights and images.")] = 0,
+    base_image: BaseImageOpt = None,
+    wheelhouse: WheelhouseOpt = None,
 ) -> None:
-    """Make a random-weight ResNet50-v1.5 ONNX and N JPEGs labelled by its own FP32 answers."""
-    from orchestrator.assets import ensure_synthetic
+    """Make a random-weight ResNet50-v1.5 ONNX and N JPEGs labelled by its own FP32 answers.
+
+    They are generated inside the reference CPU image (built when missing), like every other
+    model and data step: the host runs no ML code.
+    """
+    from orchestrator.assets import synthetic_request
+    from orchestrator.catalog import get_backend
+    from orchestrator.config import Device
+    from orchestrator.containers import Identity
+    from orchestrator.image import ensure_image
+    from orchestrator.prepare import ensure_synthetic
 
     app: Application = ctx.obj
-    model, dataset = ensure_synthetic(images, seed, app.terminal)
+    request = synthetic_request(images, seed)
+    if not request.complete:
+        backend = get_backend("reference")
+        image = ensure_image(app.engine, backend, Device.CPU, base_image, wheelhouse, app.terminal)
+        ensure_synthetic(
+            app.engine, backend, image.tag, "assets", request, Identity.current(), app.terminal
+        )
+    model, dataset = request.model, request.dataset
     app.terminal.info(
         "synthetic assets: accuracy runs on them are a plumbing check (FP32 scores 100 %)"
     )

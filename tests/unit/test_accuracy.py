@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common.imagenet import labels, read_val_map
+from backends.common.layout import labels, read_val_map
 from orchestrator.results.accuracy import Accuracy, score_accuracy_log
 from orchestrator.results.loadgen_log import parse_accuracy_line
 

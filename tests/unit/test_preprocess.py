@@ -8,14 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from backends.common.imagenet import (
-    cache_is_complete,
-    cache_key,
-    load_and_preprocess,
-    prepare_cache,
-    preprocess_bgr,
-    sample_file,
-)
+from backends.common.layout import cache_is_complete, cache_key, sample_file
+from backends.common.preprocess import load_and_preprocess, prepare_cache, preprocess_bgr
 
 
 def _fixed_image(height: int, width: int) -> np.ndarray:

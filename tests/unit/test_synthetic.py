@@ -8,9 +8,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from backends.common.imagenet import load_and_preprocess, read_val_map
+from backends.common.layout import read_val_map
+from backends.common.preprocess import load_and_preprocess
+from backends.common.synthetic_model import build_resnet50
 from orchestrator.assets.model import validate_model
-from orchestrator.assets.synthetic_model import build_resnet50
 
 
 def test_graph_has_resnet50_shape() -> None:

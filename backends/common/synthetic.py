@@ -1,7 +1,8 @@
-"""`mlorch assets synthetic`: a seeded stand-in for the ResNet50 model and ImageNet.
+"""A seeded stand-in for the ResNet50 model and ImageNet (runs inside a backend image).
 
 Writes `model/resnet50_v1.onnx` (ResNet50-v1.5 shape, random weights) and `imagenet/` in the
-ImageNet validation layout (JPEGs + `val_map.txt`). Each image's label is the FP32 model's own
+ImageNet validation layout (JPEGs + `val_map.txt`), then `assets.json` last as the completion
+marker (names and paths: `backends.common.layout`). Each image's label is the FP32 model's own
 top-1 answer (ArgMax − 1, as the reference decodes it), so an FP32 run scores 100 % by
 construction: the accuracy path is exercised end to end, the number means nothing about quality.
 """
@@ -16,16 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common.imagenet import VAL_MAP, load_and_preprocess, preprocess_bgr
-from orchestrator.assets.synthetic_model import (
-    FEATURES_NAME,
-    SOFTMAX_NAME,
-    build_resnet50,
-    fc_weights,
+from backends.common.layout import (
+    SYNTHETIC_DATASET,
+    SYNTHETIC_MARKER,
+    SYNTHETIC_MODEL,
+    SYNTHETIC_VERSION,
+    VAL_MAP,
+    synthetic_root,
 )
+from backends.common.preprocess import load_and_preprocess, preprocess_bgr
+from backends.common.resnet50 import INPUT_NAME, SOFTMAX_OUTPUT
+from backends.common.synthetic_model import FEATURES_NAME, build_resnet50, fc_weights
 
-MODEL_FILE = "resnet50_v1.onnx"
-MANIFEST = "assets.json"
+__all__ = ["SyntheticAssets", "load_existing", "make_synthetic_assets", "synthetic_root"]
 # Accept an image only when the top-1 probability beats the runner-up by this relative margin,
 # so numerically different (but correct) runtimes cannot flip a label.
 MIN_RELATIVE_MARGIN = 0.02
@@ -43,19 +47,15 @@ class SyntheticAssets:
     distinct_labels: int
 
 
-def synthetic_root(cache_dir: Path, images: int, seed: int) -> Path:
-    return cache_dir / "assets" / f"synthetic-s{seed}-n{images}"
-
-
 def load_existing(root: Path) -> SyntheticAssets | None:
-    manifest = root / MANIFEST
+    manifest = root / SYNTHETIC_MARKER
     if not manifest.is_file():
         return None
     meta = json.loads(manifest.read_text())
     return SyntheticAssets(
         root=root,
-        model=root / "model" / MODEL_FILE,
-        dataset=root / "imagenet",
+        model=root / SYNTHETIC_MODEL,
+        dataset=root / SYNTHETIC_DATASET,
         images=int(meta["images"]),
         seed=int(meta["seed"]),
         distinct_labels=int(meta["distinct_labels"]),
@@ -90,25 +90,30 @@ def make_synthetic_assets(
     seed: int,
     progress: Callable[[int], None] | None = None,
 ) -> SyntheticAssets:
-    """Generate (or regenerate) the synthetic model and dataset under `root`."""
+    """Generate (or regenerate) the synthetic model and dataset under `root`.
+
+    `root` may be a mount point: its contents are replaced, and `assets.json` is written last.
+    """
     import cv2
     import onnx
 
     rng = np.random.default_rng(seed + 1)
-    staging = root.with_name(root.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    val_dir = staging / "imagenet" / "val"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / SYNTHETIC_MARKER).unlink(missing_ok=True)
+    for stale in (SYNTHETIC_DATASET, SYNTHETIC_MODEL.parent):
+        shutil.rmtree(root / stale, ignore_errors=True)
+    val_dir = root / SYNTHETIC_DATASET / "val"
     val_dir.mkdir(parents=True)
-    (staging / "model").mkdir()
+    (root / SYNTHETIC_MODEL.parent).mkdir()
 
     # Random features share a large common component; cancelling its mean with the FC bias
     # lets the image, not the weights, decide the top-1 class, so labels vary.
     probe = build_resnet50(seed, with_features=True)
     calibration = np.stack([preprocess_bgr(_random_image(rng)) for _ in range(CALIBRATION_IMAGES)])
-    features = _session(probe).run([FEATURES_NAME], {"input_tensor:0": calibration})[0]  # type: ignore[attr-defined]
+    features = _session(probe).run([FEATURES_NAME], {INPUT_NAME: calibration})[0]  # type: ignore[attr-defined]
     bias = -(features.mean(axis=0) @ fc_weights(probe))
     model = build_resnet50(seed, fc_bias=bias)
-    onnx.save(model, str(staging / "model" / MODEL_FILE))
+    onnx.save(model, str(root / SYNTHETIC_MODEL))
     session = _session(model)
 
     accepted: list[tuple[str, int]] = []
@@ -125,7 +130,7 @@ def make_synthetic_assets(
             cv2.imwrite(str(path), _random_image(rng), [cv2.IMWRITE_JPEG_QUALITY, 90])
             names.append(name)
             batch.append(load_and_preprocess(path))  # label what the SUT will decode
-        probs = session.run([SOFTMAX_NAME], {"input_tensor:0": np.stack(batch)})[0]  # type: ignore[attr-defined]
+        probs = session.run([SOFTMAX_OUTPUT], {INPUT_NAME: np.stack(batch)})[0]  # type: ignore[attr-defined]
         kept = 0
         for name, p in zip(names, probs, strict=True):
             order = np.argsort(p)[::-1]
@@ -143,7 +148,7 @@ def make_synthetic_assets(
         if progress and kept:
             progress(kept)
 
-    (staging / "imagenet" / VAL_MAP).write_text(
+    (root / SYNTHETIC_DATASET / VAL_MAP).write_text(
         "".join(f"val/{name} {label}\n" for name, label in accepted)
     )
     distinct = len({label for _, label in accepted})
@@ -152,12 +157,13 @@ def make_synthetic_assets(
         "note": "random weights; labels are its own FP32 answers: accuracy is a plumbing check",
         "images": images,
         "seed": seed,
+        "generator_version": SYNTHETIC_VERSION,
         "distinct_labels": distinct,
         "min_relative_margin": MIN_RELATIVE_MARGIN,
     }
-    (staging / MANIFEST).write_text(json.dumps(meta, indent=2) + "\n")
-    shutil.rmtree(root, ignore_errors=True)
-    staging.rename(root)
+    tmp = root / f".{SYNTHETIC_MARKER}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.replace(root / SYNTHETIC_MARKER)
     result = load_existing(root)
     assert result is not None
     return result

@@ -1,6 +1,7 @@
-"""Container specs for a backend's SUT: preprocessing and one LoadGen test per container.
+"""The containers mlorch starts for a backend: assets, preprocessing, one LoadGen test each.
 
 The same builders feed the docker SDK at run time and `compose.yaml`, so they cannot drift.
+`Identity` says who runs inside them and who owns their results on the host.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from orchestrator.config import Device, Mode, Scenario
 from orchestrator.engine import labels as L
 from orchestrator.engine.container import ContainerSpec, Mount
 
-DEDICATED_UID = 10001  # the container user when mlorch itself runs as root
+CONTAINER_UID = 10001  # the image's user, and the container user when mlorch runs as root
 
 MODEL_MOUNT = "/model/resnet50_v1.onnx"
 DATA_MOUNT = "/data"
 CACHE_MOUNT = "/cache"
 RESULTS_MOUNT = "/results"
 USER_CONF_MOUNT = "/config/user.conf"
+ASSETS_MOUNT = "/assets"
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Identity:
     container_user: str
     owner_uid: int
     owner_gid: int
-    handover: bool  # True when mlorch is root: hand folders to DEDICATED_UID and back
+    handover: bool  # True when mlorch is root: hand folders to CONTAINER_UID and back
 
     @classmethod
     def current(cls) -> Identity:
@@ -39,12 +41,12 @@ class Identity:
             return cls(f"{uid}:{gid}", uid, gid, handover=False)
         owner_uid = int(os.environ.get("SUDO_UID", "0"))
         owner_gid = int(os.environ.get("SUDO_GID", "0"))
-        return cls(f"{DEDICATED_UID}:{DEDICATED_UID}", owner_uid, owner_gid, handover=True)
+        return cls(f"{CONTAINER_UID}:{CONTAINER_UID}", owner_uid, owner_gid, handover=True)
 
     def lend(self, folder: Path) -> None:
         """Make `folder` writable by the container user."""
         if self.handover:
-            os.chown(folder, DEDICATED_UID, DEDICATED_UID)
+            os.chown(folder, CONTAINER_UID, CONTAINER_UID)
 
     def reclaim(self, folder: Path) -> None:
         """Give everything under `folder` back to the invoking user."""
@@ -55,15 +57,39 @@ class Identity:
 
 
 def prepare_spec(
-    backend: BackendDef, image: str, run_id: str, dataset: Path, cache: Path, count: int, user: str
+    backend: BackendDef,
+    image: str,
+    run_id: str,
+    dataset: Path,
+    cache: Path,
+    count: int,
+    user: str,
+    fmt: str = "fp32",
 ) -> ContainerSpec:
+    """Preprocess `count` images of `dataset` (read-only) into `cache` in format `fmt`."""
+    command = ("prepare", "--dataset", DATA_MOUNT, "--cache", CACHE_MOUNT, "--count", str(count),
+               "--format", fmt)  # fmt: skip
     return ContainerSpec(
         image=image,
-        command=("prepare", "--dataset", DATA_MOUNT, "--cache", CACHE_MOUNT, "--count", str(count)),
+        command=command,
         name=f"mlorch-{run_id}-prepare",
         user=user,
         mounts=(Mount(dataset, DATA_MOUNT), Mount(cache, CACHE_MOUNT, read_only=False)),
         labels=L.base_labels(run_id=run_id, backend=backend.name, role="prepare"),
+    )
+
+
+def synthetic_spec(
+    backend: BackendDef, image: str, run_id: str, out: Path, images: int, seed: int, user: str
+) -> ContainerSpec:
+    """Generate the synthetic model and dataset into `out` (the only writable mount)."""
+    return ContainerSpec(
+        image=image,
+        command=("synthetic", "--out", ASSETS_MOUNT, "--images", str(images), "--seed", str(seed)),
+        name=f"mlorch-{run_id}-synthetic",
+        user=user,
+        mounts=(Mount(out, ASSETS_MOUNT, read_only=False),),
+        labels=L.base_labels(run_id=run_id, backend=backend.name, role="assets"),
     )
 
 

@@ -13,11 +13,14 @@ from typing import Any
 
 import numpy as np
 
-INPUT_NAME = "input_tensor:0"
-ARGMAX_NAME = "ArgMax:0"
-SOFTMAX_NAME = "softmax_tensor:0"
+from backends.common.resnet50 import (
+    ARGMAX_OUTPUT,
+    INPUT_NAME,
+    NUM_CLASSES_WITH_BACKGROUND,
+    SOFTMAX_OUTPUT,
+)
+
 FEATURES_NAME = "mlorch_features"
-NUM_CLASSES = 1001
 OPSET = 11
 # (bottleneck width, blocks, stride of the stage's first block) — ResNet50 v1.5 puts the stride
 # on the 3x3 convolution.
@@ -96,18 +99,20 @@ def build_resnet50(
             c_in = width * 4
     pooled = g.op("GlobalAveragePool", [x])
     features = g.op("Flatten", [pooled], axis=1)
-    fc_w = g.rng.standard_normal((c_in, NUM_CLASSES)) * np.sqrt(1.0 / c_in)
+    fc_w = g.rng.standard_normal((c_in, NUM_CLASSES_WITH_BACKGROUND)) * np.sqrt(1.0 / c_in)
     w = g._const("fc/W", fc_w)
-    b = g._const("fc/B", fc_bias if fc_bias is not None else np.zeros(NUM_CLASSES))
+    b = g._const("fc/B", fc_bias if fc_bias is not None else np.zeros(NUM_CLASSES_WITH_BACKGROUND))
     logits = g.op("Gemm", [features, w, b])
-    g.nodes.append(helper.make_node("Softmax", [logits], [SOFTMAX_NAME], axis=1))
-    g.nodes.append(helper.make_node("ArgMax", [logits], [ARGMAX_NAME], axis=1, keepdims=0))
+    g.nodes.append(helper.make_node("Softmax", [logits], [SOFTMAX_OUTPUT], axis=1))
+    g.nodes.append(helper.make_node("ArgMax", [logits], [ARGMAX_OUTPUT], axis=1, keepdims=0))
     if with_features:
         g.nodes.append(helper.make_node("Identity", [features], [FEATURES_NAME]))
 
     outputs = [
-        helper.make_tensor_value_info(ARGMAX_NAME, TensorProto.INT64, ["N"]),
-        helper.make_tensor_value_info(SOFTMAX_NAME, TensorProto.FLOAT, ["N", NUM_CLASSES]),
+        helper.make_tensor_value_info(ARGMAX_OUTPUT, TensorProto.INT64, ["N"]),
+        helper.make_tensor_value_info(
+            SOFTMAX_OUTPUT, TensorProto.FLOAT, ["N", NUM_CLASSES_WITH_BACKGROUND]
+        ),
     ]
     if with_features:
         outputs.append(helper.make_tensor_value_info(FEATURES_NAME, TensorProto.FLOAT, ["N", c_in]))

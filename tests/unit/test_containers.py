@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.catalog import get_backend
 from orchestrator.config import Device, Mode, Scenario
-from orchestrator.sut import DEDICATED_UID, Identity, loadgen_spec, prepare_spec
+from orchestrator.containers import CONTAINER_UID, Identity, loadgen_spec, prepare_spec
 
 
 def _test_kwargs(device: Device) -> dict[str, object]:
@@ -85,6 +85,6 @@ def test_identity_as_root_uses_dedicated_uid(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SUDO_UID", "1000")
     monkeypatch.setenv("SUDO_GID", "1001")
     identity = Identity.current()
-    assert identity.container_user == f"{DEDICATED_UID}:{DEDICATED_UID}"
+    assert identity.container_user == f"{CONTAINER_UID}:{CONTAINER_UID}"
     assert (identity.owner_uid, identity.owner_gid) == (1000, 1001)
     assert identity.handover

@@ -1,0 +1,60 @@
+"""Container commands every backend image answers: `prepare` (dataset → cache) and `synthetic`.
+
+Each backend's `__main__` adds its own commands (`run`, `throughput`, ...) to the same parser, so
+the host drives every image the same way for the shared steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+PROGRESS_PREFIX = "mlorch-progress"  # `mlorch-progress DONE TODO` lines drive the host's bar
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def progress_printer(total: int) -> Callable[[int, int], None]:
+    step = max(1, total // 20)
+
+    def report(done: int, todo: int) -> None:
+        if done % step == 0 or done == todo:
+            print(f"{PROGRESS_PREFIX} {done} {todo}", flush=True)
+
+    return report
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from backends.common.preprocess import prepare_cache
+
+    report = progress_printer(args.count)
+    done = prepare_cache(args.dataset, args.cache, args.count, args.workers, report, args.format)
+    print(f"preprocessed {done} images ({args.format}) into {args.cache}", flush=True)
+    return 0
+
+
+def _synthetic(args: argparse.Namespace) -> int:
+    from backends.common.synthetic import make_synthetic_assets
+
+    made = make_synthetic_assets(
+        args.out, args.images, args.seed, lambda n: print(f"{PROGRESS_PREFIX} +{n}", flush=True)
+    )
+    print(f"synthetic assets: {made.images} images, {made.distinct_labels} labels", flush=True)
+    return 0
+
+
+def add_common_commands(sub: argparse._SubParsersAction) -> dict[str, Command]:  # type: ignore[type-arg]
+    prepare = sub.add_parser("prepare", help="preprocess the dataset into the cache")
+    prepare.add_argument("--dataset", type=Path, required=True)
+    prepare.add_argument("--cache", type=Path, required=True)
+    prepare.add_argument("--count", type=int, required=True)
+    prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    prepare.add_argument("--format", choices=["fp32", "int8"], default="fp32")
+
+    synthetic = sub.add_parser("synthetic", help="generate the synthetic model and dataset")
+    synthetic.add_argument("--out", type=Path, required=True)
+    synthetic.add_argument("--images", type=int, default=64)
+    synthetic.add_argument("--seed", type=int, default=0)
+    return {"prepare": _prepare, "synthetic": _synthetic}
