@@ -8,8 +8,49 @@ from dataclasses import dataclass
 from orchestrator.config import Device
 from orchestrator.errors import ConfigError
 
-# Pinned NGC base: CUDA 12.6, cuDNN 9, TensorRT 10.7, Ubuntu 24.04, Python 3.12.
-NGC_BASE = "nvcr.io/nvidia/tensorrt:24.12-py3"
+
+@dataclass(frozen=True)
+class CudaBase:
+    """An NGC image GPU images are built on, and what it ships.
+
+    Facts from NVIDIA's release notes for the tag (CUDA DL / TensorRT container 26.03) and the
+    CUDA compatibility guide: CUDA 13.x runs on drivers >= 580 through minor-version
+    compatibility (no PTX JIT of newer PTX); the driver CUDA 13.2 ships with enables everything.
+    """
+
+    ref: str
+    cuda: str
+    tensorrt: str
+    cudnn: str
+    ubuntu: str
+    python: str
+    glibc: str
+    driver_min: str
+    driver_full: str
+
+    @property
+    def cuda_major(self) -> int:
+        return int(self.cuda.split(".")[0])
+
+
+# The one pinned NGC base for every backend's GPU image. Its CUDA major must equal the CUDA major
+# of every GPU wheel pinned below (onnxruntime-gpu 1.31 and cuda-bindings 13.x are CUDA 13), and
+# its TensorRT major must match what onnxruntime-gpu's TensorRT provider links (libnvinfer.so.10):
+# a test checks both against the wheels' metadata.
+NGC_BASE = "nvcr.io/nvidia/tensorrt:26.03-py3"
+CUDA_BASES: dict[str, CudaBase] = {
+    NGC_BASE: CudaBase(
+        ref=NGC_BASE,
+        cuda="13.2",
+        tensorrt="10.16.0.72",
+        cudnn="9.20.0.48",
+        ubuntu="24.04",
+        python="3.12",
+        glibc="2.39",
+        driver_min="580",
+        driver_full="595.45.04",
+    ),
+}
 # What `mlorch up` builds locally when the default base cannot be pulled (no registry);
 # MLORCH_LOCAL_BASE names another tag.
 LOCAL_BASE = "mlorch/base:bookworm"
@@ -21,6 +62,7 @@ def local_base() -> str:
 
 LOADGEN = "mlcommons-loadgen==6.0.17"
 COMMON = (LOADGEN, "numpy==2.4.6", "opencv-python-headless==5.0.0.93", "onnx==1.23.2")
+NVML = "nvidia-ml-py==13.615.71"
 
 
 @dataclass(frozen=True)
@@ -31,8 +73,14 @@ class BackendDef:
     module: str
     requirements: dict[Device, tuple[str, ...]]
     default_base: dict[Device, str]
+    # The venv also sees the base's own packages (TensorRT comes from the NGC base).
     system_site_packages: bool = False
     input_format: str = "fp32"  # preprocessed cache format the SUT reads (layout.FORMATS)
+    response_dtype: str = "float32"  # what one LoadGen response holds: the label
+    # `module:glob` of the GPU libraries whose shared-library needs must resolve in the cuda
+    # image (checked with ldd at build time; the driver's libraries are mounted at run time).
+    gpu_libraries: tuple[str, ...] = ()
+    needs_tensorrt: bool = False  # the cuda image runs TensorRT from the base
 
     def image_repository(self, device: Device) -> str:
         return f"mlorch/{self.name}-{device.value}"
@@ -46,9 +94,10 @@ BACKENDS: dict[str, BackendDef] = {
         module="backends.reference",
         requirements={
             Device.CPU: (*COMMON, "onnxruntime==1.31.1"),
-            Device.CUDA: (*COMMON, "onnxruntime-gpu==1.31.1", "nvidia-ml-py==13.615.71"),
+            Device.CUDA: (*COMMON, "onnxruntime-gpu==1.31.1", NVML),
         },
         default_base={Device.CPU: NGC_BASE, Device.CUDA: NGC_BASE},
+        gpu_libraries=("onnxruntime:capi/libonnxruntime_providers_cuda.so",),
     ),
 }
 

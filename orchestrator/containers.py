@@ -147,6 +147,7 @@ def loadgen_spec(
     performance_count: int,
     threads: int | None,
     max_batchsize: int,
+    gpu_access: str | None = None,
 ) -> ContainerSpec:
     """One LoadGen test in one container: model, cache and user.conf read-only, results writable."""
     return ContainerSpec(
@@ -171,6 +172,7 @@ def loadgen_spec(
         ),
         working_dir=RESULTS_MOUNT,
         gpus=device is Device.CUDA,
+        gpu_access=gpu_access or "hook",
     )
 
 

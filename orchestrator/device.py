@@ -1,4 +1,4 @@
-"""Choosing cpu or cuda: cuda needs both GPUs (NVML) and the NVIDIA runtime in the engine."""
+"""Choosing cpu or cuda: cuda needs GPUs (NVML) and a way for Docker to pass them to containers."""
 
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ def detect_device(engine: DockerEngine) -> tuple[Device, str]:
     gpus, _driver, why = nvml_gpus()
     if not gpus:
         return Device.CPU, f"no GPU found ({why or 'NVML reports 0 GPUs'})"
-    if not engine.has_nvidia_runtime():
-        return Device.CPU, f"{len(gpus)} GPU(s) found but the engine has no NVIDIA runtime"
-    return Device.CUDA, f"{len(gpus)} GPU(s): {gpus[0].name}"
+    support = engine.gpu_support()
+    if support.access is None:
+        return (
+            Device.CPU,
+            f"{len(gpus)} GPU(s) found but Docker cannot pass them ({support.detail})",
+        )
+    return Device.CUDA, f"{len(gpus)} GPU(s): {gpus[0].name}, via {support.detail}"
 
 
 def parse_device(value: str | None) -> Device | None:

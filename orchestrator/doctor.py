@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.catalog import BACKENDS, local_base
+from orchestrator.catalog import BACKENDS, CUDA_BASES, NGC_BASE, local_base
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import EngineUnavailable
+from orchestrator.gpu import TOOLKIT_HINT, driver_verdict
 from orchestrator.hostinfo import free_disk_gib, nvml_gpus
 from orchestrator.paths import cache_dir
 
@@ -49,18 +50,23 @@ def run_checks() -> list[Check]:
             )
         )
 
+    if gpus:
+        base = CUDA_BASES[NGC_BASE]
+        verdict, sentence = driver_verdict(driver, base)
+        hint = None if verdict == "ok" else f"update the NVIDIA driver to {base.driver_full}+"
+        checks.append(Check(f"driver for {base.ref}", verdict, sentence, hint))
+
     if engine is not None:
-        info = engine.info()
-        runtimes = sorted((info.get("Runtimes") or {}).keys())
-        if "nvidia" in runtimes:
-            checks.append(Check("NVIDIA runtime", "ok", f"runtimes: {', '.join(runtimes)}"))
+        support = engine.gpu_support()
+        if support.access is not None:
+            checks.append(Check("GPU containers", "ok", f"{support.access}: {support.detail}"))
         else:
             checks.append(
                 Check(
-                    "NVIDIA runtime",
-                    "warn" if not gpus else "fail",
-                    f"runtimes: {', '.join(runtimes) or 'none'}",
-                    "install nvidia-container-toolkit and run `nvidia-ctk runtime configure`",
+                    "GPU containers",
+                    "fail" if gpus else "warn",
+                    support.detail,
+                    TOOLKIT_HINT if gpus else "only needed for --device cuda",
                 )
             )
         defaults = sorted(

@@ -108,6 +108,12 @@ class DiskFull(MlorchError):
     exit_code = 9
 
 
+class GpuUnavailable(MlorchError):
+    """--device cuda cannot work on this host (no GPU, no container GPU support, old driver)."""
+
+    exit_code = 10
+
+
 class Interrupted(MlorchError):
     """The user interrupted a run (Ctrl-C or SIGTERM)."""
 

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from backends.common.locks import atomic_write_text
 from orchestrator import __version__
-from orchestrator.catalog import BackendDef, local_base
+from orchestrator.catalog import CUDA_BASES, BackendDef, local_base
 from orchestrator.config import Device
 from orchestrator.console import Terminal
 from orchestrator.containers import CONTAINER_UID
@@ -25,16 +26,36 @@ from orchestrator.engine import labels as L
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import ContainerSpec, run_to_completion
 from orchestrator.errors import ContainerFailed, ImageError
+from orchestrator.gpu import gpu_stack_problems
 from orchestrator.paths import backends_dir, cache_dir, docker_dir
 from orchestrator.wheelhouse import PIP_REQUIREMENT, Platform, Wheelhouse, ensure_wheelhouse
 
 PROBE_TIMEOUT_S = 120
 BOOTSTRAP_TIMEOUT_S = 1800
-PROBE_CODE = (
-    "import json, platform, sys; "
-    "print('MLORCH_PROBE ' + json.dumps({'python': '%d.%d' % sys.version_info[:2], "
-    "'glibc': platform.libc_ver()[1], 'machine': platform.machine()}))"
-)
+# What a base image offers: its Python and glibc (for the wheels), and its CUDA and TensorRT (for
+# the GPU stack check). NGC images set CUDA_VERSION; CUDA installs write version.json.
+PROBE_CODE = """
+import importlib.metadata as m, json, os, platform, sys
+def cuda():
+    if os.environ.get("CUDA_VERSION"):
+        return os.environ["CUDA_VERSION"]
+    try:
+        with open("/usr/local/cuda/version.json") as f:
+            return json.load(f)["cuda"]["version"]
+    except Exception:
+        return None
+def tensorrt():
+    for name in ("tensorrt", "tensorrt_cu13", "tensorrt_cu12"):
+        try:
+            return m.version(name)
+        except Exception:
+            pass
+    return os.environ.get("TRT_VERSION")
+print("MLORCH_PROBE " + json.dumps({"python": "%d.%d" % sys.version_info[:2],
+      "glibc": platform.libc_ver()[1], "machine": platform.machine(),
+      "cuda": cuda(), "tensorrt": tensorrt()}))
+"""
+PROBE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,7 @@ def render_dockerfile(
         pip_wheel=pip_wheel or f"{name}-{version}-py3-none-any.whl",
         uid=CONTAINER_UID,
         mlorch_version=__version__,
+        gpu_libraries=backend.gpu_libraries if device is Device.CUDA else (),
     )
     return text.strip() + "\n"
 
@@ -104,12 +126,28 @@ def resolve_base_image(
                 hint="load it with `docker load`, or build a local one with "
                 f"docker/bootstrap-base-image.sh and pass --base-image {local}",
             ) from exc
+        if device is Device.CUDA:
+            # The local bootstrap has no CUDA: falling back would build an image whose GPU
+            # libraries cannot load. Say so instead.
+            raise ImageError(
+                f"--device cuda needs the NGC base {ref} ({_describe_cuda_base(ref)}), "
+                "which is not present and cannot be pulled",
+                hint=f"on an air-gapped host `docker load` it (docker save {ref} on a connected "
+                "one), or pass --base-image with a local CUDA 13 image that has TensorRT",
+            ) from exc
         terminal.warn(
             f"{exc.message}; using the locally bootstrapped {local} instead "
             "(pass --base-image to choose)"
         )
     local_id = engine.image_id(local) or bootstrap_local_base(engine, terminal, local)
     return BaseImage(local, local_id, fallback=True)
+
+
+def _describe_cuda_base(ref: str) -> str:
+    facts = CUDA_BASES.get(ref)
+    if facts is None:
+        return "CUDA + TensorRT"
+    return f"CUDA {facts.cuda}, TensorRT {facts.tensorrt}, Python {facts.python}"
 
 
 def bootstrap_local_base(engine: DockerEngine, terminal: Terminal, tag: str) -> str:
@@ -141,9 +179,16 @@ def bootstrap_local_base(engine: DockerEngine, terminal: Terminal, tag: str) -> 
 
 def probe_platform(engine: DockerEngine, base: BaseImage) -> Platform:
     """Python version and glibc of the base image (run once per image id, then cached)."""
-    cache_file = cache_dir() / "probes" / f"{base.image_id.replace(':', '_')}.json"
+    facts = probe_base(engine, base)
+    return Platform(str(facts["python"]), str(facts["glibc"]), str(facts["machine"]))
+
+
+def probe_base(engine: DockerEngine, base: BaseImage) -> dict[str, str | None]:
+    """Python, glibc, machine, CUDA and TensorRT versions of a base image (cached per id)."""
+    name = f"{base.image_id.replace(':', '_')}.v{PROBE_VERSION}.json"
+    cache_file = cache_dir() / "probes" / name
     if cache_file.is_file():
-        return Platform(**json.loads(cache_file.read_text()))
+        return dict(json.loads(cache_file.read_text()))
     spec = ContainerSpec(
         image=base.image_id,
         command=("python3", "-c", PROBE_CODE),
@@ -172,10 +217,10 @@ def probe_platform(engine: DockerEngine, base: BaseImage) -> Platform:
     )
     if line is None:
         raise ImageError(f"probe of {base.ref} printed nothing usable")
-    platform = Platform(**json.loads(line.removeprefix("MLORCH_PROBE ")))
+    facts = dict(json.loads(line.removeprefix("MLORCH_PROBE ")))
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    cache_file.write_text(json.dumps(platform.__dict__) + "\n")
-    return platform
+    atomic_write_text(cache_file, json.dumps(facts) + "\n")
+    return facts
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -242,14 +287,31 @@ def ensure_image(
 ) -> BuiltImage:
     """Resolve the base, fetch wheels, and build the SUT image unless its content tag exists."""
     base = resolve_base_image(engine, backend, device, requested_base, terminal)
-    platform = probe_platform(engine, base)
-    terminal.info(f"base image {base.ref}: Python {platform.python}, glibc {platform.glibc}")
+    facts = probe_base(engine, base)
+    platform = Platform(str(facts["python"]), str(facts["glibc"]), str(facts["machine"]))
+    gpu_facts = f", CUDA {facts['cuda']}" if facts.get("cuda") else ""
+    gpu_facts += f", TensorRT {facts['tensorrt']}" if facts.get("tensorrt") else ""
+    terminal.info(
+        f"base image {base.ref}: Python {platform.python}, glibc {platform.glibc}{gpu_facts}"
+    )
     with terminal.status(
         f"wheelhouse for Python {platform.python} ({len(backend.requirements[device])} pins)"
     ):
         wheelhouse = ensure_wheelhouse(
             backend.requirements[device], platform, cache_dir(), given_wheelhouse
         )
+    if device is Device.CUDA:
+        problems = gpu_stack_problems(
+            base.ref, facts.get("cuda"), facts.get("tensorrt"), wheelhouse.wheels(),
+            backend.needs_tensorrt,
+        )  # fmt: skip
+        if problems:
+            raise ImageError(
+                f"GPU stack mismatch for {backend.name} on {base.ref}: {'; '.join(problems)}",
+                hint=f"use the pinned NGC base {backend.default_base[Device.CUDA]} "
+                f"({_describe_cuda_base(backend.default_base[Device.CUDA])}), or a base whose CUDA "
+                "major matches the GPU wheels",
+            )
     staging_root = cache_dir() / "build"
     staging_root.mkdir(parents=True, exist_ok=True)
     context, dockerfile, digest = stage_context(backend, device, base.ref, wheelhouse, staging_root)

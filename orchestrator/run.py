@@ -17,14 +17,15 @@ from typing import Any
 from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
 from orchestrator import __version__
 from orchestrator.assets import ResolvedAssets, SyntheticRequest, plan_assets, resolve_synthetic
-from orchestrator.catalog import BackendDef, get_backend
+from orchestrator.catalog import CUDA_BASES, BackendDef, get_backend
 from orchestrator.config import Device, Mode, RunSpec, Scenario
 from orchestrator.console import Terminal
 from orchestrator.containers import Identity, loadgen_spec
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
 from orchestrator.errors import Interrupted, MlorchError
-from orchestrator.hostinfo import check_disk, host_facts
+from orchestrator.gpu import GpuAccess, require_cuda
+from orchestrator.hostinfo import check_disk, host_facts, nvml_gpus
 from orchestrator.image import BuiltImage, ensure_image
 from orchestrator.paths import cache_dir
 from orchestrator.plan import estimate_seconds, human_duration
@@ -55,6 +56,7 @@ class RunContext:
     cache: Path
     identity: Identity
     terminal: Terminal
+    gpu_access: GpuAccess | None = None  # how GPUs reach containers on cuda
 
 
 def new_run_id(backend: str) -> str:
@@ -83,6 +85,7 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
     backend = get_backend(spec.backend)
     check_disk(spec.runs_dir)
     check_disk(cache_dir())
+    gpu_access = cuda_preflight(connect, backend, spec) if spec.device is Device.CUDA else None
     run_id = new_run_id(backend.name)
     run_dir = (spec.runs_dir / run_id).resolve()
     run_dir.mkdir(parents=True)
@@ -105,11 +108,6 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
         with _sigterm_as_interrupt():
             planned = plan_assets(spec, terminal)
             engine = connect()
-            if spec.device is Device.CUDA and not engine.has_nvidia_runtime():
-                terminal.warn(
-                    "--device cuda but `docker info` lists no NVIDIA runtime; "
-                    "GPU containers may fail to start"
-                )
             image = ensure_image(
                 engine, backend, spec.device, spec.base_image, spec.wheelhouse, terminal
             )
@@ -126,8 +124,9 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
                 engine, backend, image.tag, run_id, assets, identity, terminal
             )
             ctx = RunContext(
-                engine, backend, spec, image, run_id, run_dir, assets, cache, identity, terminal
-            )
+                engine, backend, spec, image, run_id, run_dir, assets, cache, identity, terminal,
+                gpu_access,
+            )  # fmt: skip
             _run_tests(ctx, manifest, results)
         manifest.status = "complete"
     except KeyboardInterrupt:
@@ -147,6 +146,15 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
         manifest.write()
         identity.reclaim(run_dir)
     return RunOutcome(manifest, results)
+
+
+def cuda_preflight(
+    connect: Callable[[], DockerEngine], backend: BackendDef, spec: RunSpec
+) -> GpuAccess:
+    """GPUs, a new enough driver and container GPU support, checked before anything starts."""
+    gpus, driver, why = nvml_gpus()
+    base = CUDA_BASES.get(spec.base_image or backend.default_base[Device.CUDA])
+    return require_cuda(gpus, driver, why, lambda: connect().gpu_support(), base)
 
 
 def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]) -> None:
@@ -219,6 +227,7 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
         user=ctx.identity.container_user, count=ctx.assets.count,
         performance_count=min(PERFORMANCE_SAMPLE_COUNT, ctx.assets.count),
         threads=ctx.spec.threads, max_batchsize=ctx.spec.max_batchsize,
+        gpu_access=ctx.gpu_access,
     )  # fmt: skip
     try:
         outcome = run_to_completion(

@@ -11,10 +11,13 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.engine import labels as L
 from orchestrator.errors import BuildFailed, ContainerFailed, EngineUnavailable, ImageError
+
+if TYPE_CHECKING:
+    from orchestrator.gpu import GpuSupport
 
 API_TIMEOUT_S = 60
 BUILD_TIMEOUT_S = 3600
@@ -43,9 +46,16 @@ class DockerEngine:
     def info(self) -> dict[str, Any]:
         return dict(self.client.info())
 
-    def has_nvidia_runtime(self) -> bool:
-        info = self.info()
-        return "nvidia" in (info.get("Runtimes") or {})
+    @property
+    def is_local(self) -> bool:
+        """True when the daemon listens on a local socket (its files are this host's)."""
+        return str(getattr(self.client.api, "base_url", "")) == "http+docker://localhost"
+
+    def gpu_support(self) -> GpuSupport:
+        """How this engine would give containers GPUs (hook, CDI, runtime), if at all."""
+        from orchestrator.gpu import gpu_support
+
+        return gpu_support(self.info(), self.is_local)
 
     # images
     def image_id(self, ref: str) -> str | None:

@@ -47,6 +47,7 @@ class ContainerSpec:
     entrypoint: tuple[str, ...] | None = None
     working_dir: str = "/tmp"
     gpus: bool = False
+    gpu_access: str = "hook"  # how GPUs are requested: hook | cdi | runtime (orchestrator.gpu)
     network_disabled: bool = True
     read_only_rootfs: bool = True
     tmpfs: dict[str, str] = field(default_factory=lambda: {"/tmp": "rw,exec,size=1g"})
@@ -54,7 +55,6 @@ class ContainerSpec:
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `client.containers.create`."""
-        from docker.types import DeviceRequest
         from docker.types import Mount as SdkMount
 
         kwargs: dict[str, Any] = {
@@ -83,8 +83,24 @@ class ContainerSpec:
         if self.network_disabled:
             kwargs["network_mode"] = "none"
         if self.gpus:
-            kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+            gpu_kwargs, gpu_env = _gpu_request(self.gpu_access)
+            kwargs.update(gpu_kwargs)
+            kwargs["environment"].update(gpu_env)
         return kwargs
+
+
+def _gpu_request(access: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """(create kwargs, environment) asking for every GPU the way this engine can give them
+    (hook: --gpus all; cdi: nvidia.com/gpu=all; runtime: the legacy nvidia runtime)."""
+    from docker.types import DeviceRequest
+
+    if access == "cdi":
+        request = DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"])
+        return {"device_requests": [request]}, {}
+    if access == "runtime":
+        env = {"NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
+        return {"runtime": "nvidia"}, env
+    return {"device_requests": [DeviceRequest(count=-1, capabilities=[["gpu"]])]}, {}
 
 
 @dataclass(frozen=True)

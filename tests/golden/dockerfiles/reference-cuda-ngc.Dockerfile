@@ -1,8 +1,8 @@
 # mlorch: MLCommons reference ResNet50 SUT (cuda; onnxruntime-gpu)
-# Rendered by mlorch 0.1.0; base image: nvcr.io/nvidia/tensorrt:24.12-py3
+# Rendered by mlorch 0.1.0; base image: nvcr.io/nvidia/tensorrt:26.03-py3
 # Stage 1: install the pinned Python packages from the wheelhouse mlorch downloaded on the host
 # (the build never reaches a package index, so air-gapped hosts build the same image).
-FROM nvcr.io/nvidia/tensorrt:24.12-py3 AS deps
+FROM nvcr.io/nvidia/tensorrt:26.03-py3 AS deps
 COPY wheelhouse/ /tmp/wheelhouse/
 COPY requirements.txt /tmp/requirements.txt
 RUN python3 -m venv --without-pip /opt/venv \
@@ -13,7 +13,7 @@ RUN python3 -m venv --without-pip /opt/venv \
  && /opt/venv/bin/python -c "import importlib.metadata as m; print('\n'.join(sorted(f'{d.name}=={d.version}' for d in m.distributions())))" > /opt/venv/pip-freeze.txt
 
 # Stage 2: the SUT image — the base, the venv and the backend code; no wheels, no build tools.
-FROM nvcr.io/nvidia/tensorrt:24.12-py3
+FROM nvcr.io/nvidia/tensorrt:26.03-py3
 COPY --from=deps /opt/venv /opt/venv
 COPY backends/ /opt/mlorch/backends/
 ENV PATH=/opt/venv/bin:$PATH \
@@ -23,6 +23,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp
 RUN python -m compileall -q /opt/mlorch/backends \
  && python -c "import mlperf_loadgen, backends.reference"
+# The GPU libraries must load in this image (ldd, no GPU needed): a CUDA or TensorRT major that
+# does not match the base fails the build here instead of at run time.
+RUN python -m backends.common.libcheck onnxruntime:capi/libonnxruntime_providers_cuda.so
 LABEL mlorch.tool="mlorch" mlorch.backend="reference"
 WORKDIR /tmp
 # Non-root by default; mlorch also sets the user on every container it starts.

@@ -1,0 +1,250 @@
+"""Can this host run GPU containers? As Docker decides it, not as `docker info` suggests.
+
+Docker passes GPUs to a container through one of three mechanisms:
+- the NVIDIA container toolkit's `nvidia-container-runtime-hook` on the daemon's PATH: what
+  `docker run --gpus` and the SDK's DeviceRequest(capabilities=[["gpu"]]) need;
+- CDI: specs for `nvidia.com/gpu` in the daemon's CDI spec folders (`nvidia-ctk cdi generate`),
+  requested as DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"]) (Docker 25+);
+- a registered `nvidia` runtime (legacy `nvidia-docker2` set-ups): runtime="nvidia" with
+  NVIDIA_VISIBLE_DEVICES.
+A registered runtime alone says nothing about the first two, and the first two need none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from orchestrator.catalog import CudaBase
+from orchestrator.errors import GpuUnavailable
+from orchestrator.hostinfo import GpuInfo
+
+HOOK = "nvidia-container-runtime-hook"
+# Where distributions install the hook, in case the daemon's PATH is wider than ours.
+HOOK_DIRS = ("/usr/bin", "/usr/local/bin", "/usr/sbin", "/usr/local/nvidia/toolkit")
+DEFAULT_CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
+CDI_KIND = "nvidia.com/gpu"
+
+
+class GpuAccess(StrEnum):
+    HOOK = "hook"
+    CDI = "cdi"
+    RUNTIME = "runtime"
+
+
+@dataclass(frozen=True)
+class GpuSupport:
+    access: GpuAccess | None
+    detail: str  # what was found, or what was looked for
+
+
+def find_hook(path_env: str | None = None) -> Path | None:
+    found = shutil.which(HOOK, path=path_env if path_env is not None else os.environ.get("PATH"))
+    if found:
+        return Path(found)
+    for folder in HOOK_DIRS:
+        candidate = Path(folder) / HOOK
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def cdi_gpu_specs(folders: list[str]) -> list[Path]:
+    """CDI spec files (json or yaml) that declare the `nvidia.com/gpu` kind."""
+    specs = []
+    for folder in folders:
+        directory = Path(folder)
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.iterdir()):
+            if path.suffix not in (".json", ".yaml", ".yml"):
+                continue
+            try:
+                text = path.read_text()
+            except OSError:
+                continue
+            kind = _cdi_kind(text, path.suffix)
+            if kind == CDI_KIND:
+                specs.append(path)
+    return specs
+
+
+def _cdi_kind(text: str, suffix: str) -> str | None:
+    try:
+        if suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception:
+        return None
+    return str(data.get("kind")) if isinstance(data, dict) and data.get("kind") else None
+
+
+def gpu_support(
+    info: dict[str, Any], local_engine: bool, path_env: str | None = None
+) -> GpuSupport:
+    """The mechanism this engine would use to give a container GPUs, best first.
+
+    `info` is `docker info`; `local_engine` says whether the daemon runs on this host (only then
+    can its hook and CDI folders be looked at).
+    """
+    if local_engine:
+        hook = find_hook(path_env)
+        if hook is not None:
+            return GpuSupport(GpuAccess.HOOK, f"{HOOK} at {hook}")
+        cdi_dirs = list(info.get("CDISpecDirs") or [])
+        if cdi_dirs:
+            specs = cdi_gpu_specs(cdi_dirs)
+            if specs:
+                return GpuSupport(GpuAccess.CDI, f"CDI spec {specs[0]} ({CDI_KIND})")
+    elif info.get("CDISpecDirs"):
+        # A remote daemon: its folders cannot be read from here; CDI support is the best guess.
+        return GpuSupport(GpuAccess.CDI, "remote engine with CDI enabled (specs not verifiable)")
+    if "nvidia" in (info.get("Runtimes") or {}):
+        return GpuSupport(GpuAccess.RUNTIME, "registered 'nvidia' runtime (legacy nvidia-docker2)")
+    looked = f"no {HOOK} on PATH or in {', '.join(HOOK_DIRS)}" if local_engine else "remote engine"
+    cdi = ", ".join(info.get("CDISpecDirs") or []) or "CDI not enabled"
+    return GpuSupport(None, f"{looked}; no {CDI_KIND} CDI spec ({cdi}); no 'nvidia' runtime")
+
+
+TOOLKIT_HINT = (
+    "install the NVIDIA container toolkit (nvidia-container-toolkit) and run "
+    "`nvidia-ctk runtime configure --runtime=docker` (or `nvidia-ctk cdi generate "
+    "--output=/etc/cdi/nvidia.yaml`), restart dockerd; or use --device cpu"
+)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def driver_verdict(driver: str | None, base: CudaBase) -> tuple[str, str]:
+    """(ok|warn|fail, sentence) comparing the host driver with what the base's CUDA needs."""
+    if driver is None:
+        return "fail", "no NVIDIA driver found (NVML)"
+    have = _version_tuple(driver)
+    if have < _version_tuple(base.driver_min):
+        return "fail", (
+            f"driver {driver} is older than {base.driver_min}, the minimum for CUDA "
+            f"{base.cuda_major}.x ({base.ref} ships CUDA {base.cuda})"
+        )
+    if have < _version_tuple(base.driver_full):
+        return "warn", (
+            f"driver {driver} runs CUDA {base.cuda} through minor-version compatibility "
+            f"(full features from {base.driver_full})"
+        )
+    return "ok", f"driver {driver} ≥ {base.driver_full} (CUDA {base.cuda})"
+
+
+def require_cuda(
+    gpus: list[GpuInfo], driver: str | None, why_no_gpu: str | None,
+    support_of_engine: Callable[[], GpuSupport], base: CudaBase | None,
+) -> GpuAccess:  # fmt: skip
+    """Refuse `--device cuda` before anything is built or started when it cannot work; else
+    say how containers get the GPUs. The engine is asked only when GPUs are there."""
+    if not gpus:
+        raise GpuUnavailable(
+            f"--device cuda but no NVIDIA GPU is visible ({why_no_gpu or 'NVML reports 0 GPUs'})",
+            hint="install the NVIDIA driver, or run with --device cpu",
+        )
+    if base is not None:
+        verdict, sentence = driver_verdict(driver, base)
+        if verdict == "fail":
+            raise GpuUnavailable(
+                f"--device cuda: {sentence}",
+                hint=f"update the NVIDIA driver to {base.driver_full} or newer "
+                f"(at least {base.driver_min})",
+            )
+    support = support_of_engine()
+    if support.access is None:
+        raise GpuUnavailable(
+            f"--device cuda but Docker cannot give containers GPUs: {support.detail}",
+            hint=TOOLKIT_HINT,
+        )
+    return support.access
+
+
+# --- the GPU stack of an image: base CUDA/TensorRT against the GPU wheels' CUDA major ---------
+
+_CU_SUFFIX = re.compile(r"-cu(\d+)(?:$|-)")
+_CUPY = re.compile(r"^cupy-cuda(\d+)x$")
+_CUDA_RUNTIME_REQ = re.compile(
+    r"^nvidia-cuda-runtime(?:-cu(\d+))?\s*(?:\(?\s*(?:~=|==|>=)\s*(\d+))?", re.IGNORECASE
+)
+_VERSIONED_BY_CUDA = ("cuda-bindings", "cuda-python", "cuda-core")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def cuda_major_of(name: str, version: str, requires_dist: list[str]) -> int | None:
+    """The CUDA major a wheel is built for, from its name, version or dependencies.
+
+    `tensorrt-cu13-bindings`, `cupy-cuda13x`, `cuda-bindings 13.x` name it themselves;
+    `onnxruntime-gpu` says it through `nvidia-cuda-runtime~=13.0` (an extra's dependency).
+    None for wheels that are not tied to CUDA.
+    """
+    canonical = _canonical(name)
+    if match := _CU_SUFFIX.search(canonical):
+        return int(match.group(1))
+    if match := _CUPY.match(canonical):
+        return int(match.group(1))
+    if canonical in _VERSIONED_BY_CUDA:
+        return int(version.split(".")[0])
+    for requirement in requires_dist:
+        match = _CUDA_RUNTIME_REQ.match(requirement.strip())
+        if match and (match.group(1) or match.group(2)):
+            return int(match.group(1) or match.group(2))
+    return None
+
+
+def wheel_metadata(wheel: Path) -> tuple[str, str, list[str]]:
+    """(Name, Version, Requires-Dist lines) read from a wheel's METADATA."""
+    import zipfile
+    from email.parser import Parser
+
+    with zipfile.ZipFile(wheel) as archive:
+        member = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        message = Parser().parsestr(archive.read(member).decode("utf-8", "replace"))
+    return (
+        str(message["Name"]),
+        str(message["Version"]),
+        list(message.get_all("Requires-Dist") or []),
+    )
+
+
+def gpu_stack_problems(
+    base_ref: str, base_cuda: str | None, base_tensorrt: str | None, wheels: list[Path],
+    needs_tensorrt: bool,
+) -> list[str]:  # fmt: skip
+    """Why GPU images built from `wheels` on this base could not load their GPU libraries."""
+    if not base_cuda:
+        return [
+            f"base image {base_ref} has no CUDA (no CUDA_VERSION, no /usr/local/cuda/version.json)"
+        ]
+    base_major = int(base_cuda.split(".")[0])
+    problems = []
+    for wheel in wheels:
+        name, version, requires = wheel_metadata(wheel)
+        major = cuda_major_of(name, version, requires)
+        if major is not None and major != base_major:
+            problems.append(
+                f"{name} {version} is built for CUDA {major}, the base has CUDA {base_cuda}"
+            )
+    if needs_tensorrt and not base_tensorrt:
+        problems.append(f"base image {base_ref} has no TensorRT Python package")
+    return problems
