@@ -63,6 +63,8 @@ def local_base() -> str:
 LOADGEN = "mlcommons-loadgen==6.0.17"
 COMMON = (LOADGEN, "numpy==2.4.6", "opencv-python-headless==5.0.0.93", "onnx==1.23.2")
 NVML = "nvidia-ml-py==13.615.71"
+# cuda-python's runtime bindings, CUDA 13.2 like the pinned base (streams, events, graphs).
+CUDA_BINDINGS = "cuda-bindings==13.2.0"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class BackendDef:
     # image (checked with ldd at build time; the driver's libraries are mounted at run time).
     gpu_libraries: tuple[str, ...] = ()
     needs_tensorrt: bool = False  # the cuda image runs TensorRT from the base
+    harness_profiles: bool = False  # settings from backends.dell_trt.settings (--set, profiles)
 
     def image_repository(self, device: Device) -> str:
         return f"mlorch/{self.name}-{device.value}"
@@ -98,6 +101,26 @@ BACKENDS: dict[str, BackendDef] = {
         },
         default_base={Device.CPU: NGC_BASE, Device.CUDA: NGC_BASE},
         gpu_libraries=("onnxruntime:capi/libonnxruntime_providers_cuda.so",),
+    ),
+    "dell-trt": BackendDef(
+        name="dell-trt",
+        summary="Dell/NVIDIA MLPerf v2.1 ResNet50 recipe: INT8 TensorRT engine, LWIS harness "
+        "(--device cpu: the same recipe on onnxruntime CPU, the twin)",
+        template="dell-trt.Dockerfile.j2",
+        module="backends.dell_trt",
+        requirements={
+            # onnxruntime (CPU) on both: calibration, quantization, the FP32 agreement guard,
+            # and the CPU twin's engine.
+            Device.CPU: (*COMMON, "onnxruntime==1.31.1"),
+            Device.CUDA: (*COMMON, "onnxruntime==1.31.1", CUDA_BINDINGS, NVML),
+        },
+        default_base={Device.CPU: NGC_BASE, Device.CUDA: NGC_BASE},
+        system_site_packages=True,
+        input_format="int8",
+        response_dtype="int32",
+        gpu_libraries=("tensorrt|tensorrt_bindings:**/*.so",),
+        needs_tensorrt=True,
+        harness_profiles=True,
     ),
 }
 

@@ -12,9 +12,16 @@ from typing import Any
 
 import yaml
 
-from orchestrator.catalog import BACKENDS
+from orchestrator.catalog import BACKENDS, BackendDef
 from orchestrator.config import Device, Mode, Scenario
-from orchestrator.containers import CONTAINER_UID, loadgen_spec, prepare_spec
+from orchestrator.containers import (
+    CONTAINER_UID,
+    RecipeInputs,
+    engines_spec,
+    loadgen_spec,
+    model_spec,
+    prepare_spec,
+)
 from orchestrator.engine.container import ContainerSpec
 
 HEADER = """\
@@ -63,6 +70,32 @@ def _service(spec: ContainerSpec, gpus: bool) -> dict[str, Any]:
     return service
 
 
+def _recipe_services(
+    backend: BackendDef, image: str, user: str, recipe: RecipeInputs
+) -> dict[str, Any]:
+    """dell-trt's model preparation and engine build, as `up` runs them."""
+    model = model_spec(
+        backend, image, "compose", model=Path("${MLORCH_MODEL}"),
+        dataset=Path("${MLORCH_DATASET}"), count=0, artifacts=recipe.artifacts,
+        calibration_list=None, guard_samples=0, min_agreement=0.99, user=user,
+    )  # fmt: skip
+    model_service = _service(model, gpus=False)
+    model_service["command"] = [
+        "${MLORCH_GUARD_SAMPLES:-64}" if arg == "0" else arg for arg in model_service["command"]
+    ]
+    assert recipe.engines is not None
+    engines = engines_spec(
+        backend, image, "compose", artifacts=recipe.artifacts, settings=recipe.settings,
+        cache=Path("${MLORCH_CACHE}"), engines=recipe.engines, scenarios=tuple(Scenario),
+        count=0, min_agreement=0.99, user=user, gpu_access="hook",
+    )  # fmt: skip
+    engines_service = _service(engines, gpus=True)
+    engines_service["command"] = [
+        "${MLORCH_GUARD_SAMPLES:-64}" if arg == "0" else arg for arg in engines_service["command"]
+    ]
+    return {f"{backend.name}-model": model_service, f"{backend.name}-engines": engines_service}
+
+
 def compose_document() -> dict[str, Any]:
     """The compose model: per backend a prepare service and a test service (GPUs reserved)."""
     services: dict[str, Any] = {}
@@ -71,13 +104,20 @@ def compose_document() -> dict[str, Any]:
         image = f"${{MLORCH_IMAGE:-{backend.image_repository(device)}:latest}}"
         user = "compose"  # replaced by the MLORCH_UID/GID expression
         prepare = prepare_spec(
-            backend, image, "compose", Path("${MLORCH_DATASET}"), Path("${MLORCH_CACHE}"), 0, user
-        )
+            backend, image, "compose", Path("${MLORCH_DATASET}"), Path("${MLORCH_CACHE}"), 0, user,
+            backend.input_format,
+        )  # fmt: skip
         prepare_service = _service(prepare, gpus=False)
         prepare_service["command"] = [
             "${MLORCH_COUNT:-64}" if arg == "0" else arg for arg in prepare_service["command"]
         ]
         services[f"{backend.name}-prepare"] = prepare_service
+        recipe = None
+        if backend.harness_profiles:
+            recipe = RecipeInputs(
+                Path("${MLORCH_ARTIFACTS}"), Path("${MLORCH_SETTINGS}"), Path("${MLORCH_ENGINES}")
+            )
+            services.update(_recipe_services(backend, image, user, recipe))
         test = loadgen_spec(
             backend,
             image,
@@ -94,6 +134,7 @@ def compose_document() -> dict[str, Any]:
             performance_count=1,
             threads=None,
             max_batchsize=32,
+            recipe=recipe,
         )
         test_service = _service(test, gpus=True)
         test_service["command"] = [

@@ -112,6 +112,16 @@ class RunSpec(StrictModel):
     test_timeout_s: int = Field(default=7200, gt=0)
     runs_dir: Path = Path("runs")
     wheelhouse: Path | None = None
+    # dell-trt: `--set key=value` overrides, a forced profile, and the resolved settings
+    # (profile, reason, per-scenario values) chosen on the host before the run starts.
+    set_overrides: tuple[str, ...] = ()
+    harness_profile: str | None = None
+    harness: dict[str, Any] | None = None
+    # dell-trt model preparation: the official calibration list (real ImageNet), and the FP32
+    # agreement every built engine/twin model must reach on `guard_samples` images.
+    calibration_list: Path | None = None
+    min_agreement: float = Field(default=0.99, ge=0.0, le=1.0)
+    guard_samples: int = Field(default=500, gt=0)
 
     @model_validator(mode="after")
     def _non_empty(self) -> RunSpec:
@@ -148,6 +158,11 @@ class FileConfig(StrictModel):
     wheelhouse: Path | None = None
     tuning: dict[str, float] | None = None
     quick: dict[str, int] | None = None
+    set_overrides: tuple[str, ...] | None = None
+    harness_profile: str | None = None
+    calibration_list: Path | None = None
+    min_agreement: float | None = None
+    guard_samples: int | None = None
 
 
 def _key_of(error: dict[str, Any]) -> str:
@@ -193,8 +208,11 @@ def build_spec(values: dict[str, Any], source: str = "options") -> RunSpec:
         raise validation_to_config_error(exc, source) from exc
 
 
-def merge_tuning(device: Device, overrides: dict[str, float] | None) -> Tuning:
-    base = DEFAULT_TUNING[device].model_dump()
+def merge_tuning(
+    device: Device, overrides: dict[str, float] | None, base_values: dict[str, float] | None = None
+) -> Tuning:
+    """Tuning = the backend's expectations (or the device defaults) < the config file's."""
+    base = base_values or DEFAULT_TUNING[device].model_dump()
     try:
         return Tuning.model_validate({**base, **(overrides or {})})
     except ValidationError as exc:

@@ -22,7 +22,31 @@ DATA_MOUNT = "/data"
 CACHE_MOUNT = "/cache"
 RESULTS_MOUNT = "/results"
 USER_CONF_MOUNT = "/config/user.conf"
+SETTINGS_MOUNT = "/config/settings.json"
+CALIBRATION_MOUNT = "/config/calibration.txt"
 ASSETS_MOUNT = "/assets"
+ARTIFACTS_MOUNT = "/artifacts"
+ENGINES_MOUNT = "/engines"
+
+
+@dataclass(frozen=True)
+class RecipeInputs:
+    """What a dell-trt SUT reads besides the dataset cache: the prepared model artifacts, the
+    TensorRT engine cache (cuda) and the harness settings. All read-only in the test."""
+
+    artifacts: Path
+    settings: Path
+    engines: Path | None = None
+
+    def mounts(self) -> tuple[Mount, ...]:
+        mounts = [Mount(self.artifacts, ARTIFACTS_MOUNT), Mount(self.settings, SETTINGS_MOUNT)]
+        if self.engines is not None:
+            mounts.append(Mount(self.engines, ENGINES_MOUNT))
+        return tuple(mounts)
+
+    def args(self) -> tuple[str, ...]:
+        args = ("--artifacts", ARTIFACTS_MOUNT, "--settings", SETTINGS_MOUNT)
+        return (*args, "--engines", ENGINES_MOUNT) if self.engines is not None else args
 
 
 @dataclass(frozen=True)
@@ -93,6 +117,78 @@ def synthetic_spec(
     )
 
 
+def model_spec(
+    backend: BackendDef,
+    image: str,
+    run_id: str,
+    *,
+    model: Path,
+    dataset: Path,
+    count: int,
+    artifacts: Path,
+    calibration_list: Path | None,
+    guard_samples: int,
+    min_agreement: float,
+    user: str,
+) -> ContainerSpec:
+    """The recipe's model preparation: graph rewrite, one calibration, the Q/DQ encodings and the
+    FP32 agreement guard of the CPU model. Model, dataset and list read-only; artifacts written."""
+    command = ["model", "--model", MODEL_MOUNT, "--dataset", DATA_MOUNT, "--count", str(count),
+               "--out", ARTIFACTS_MOUNT, "--guard-samples", str(guard_samples),
+               "--min-agreement", str(min_agreement)]  # fmt: skip
+    mounts = [Mount(model, MODEL_MOUNT), Mount(dataset, DATA_MOUNT)]
+    if calibration_list is not None:
+        command += ["--calibration-list", CALIBRATION_MOUNT]
+        mounts.append(Mount(calibration_list, CALIBRATION_MOUNT))
+    mounts.append(Mount(artifacts, ARTIFACTS_MOUNT, read_only=False))
+    return ContainerSpec(
+        image=image,
+        command=tuple(command),
+        name=f"mlorch-{run_id}-model",
+        user=user,
+        mounts=tuple(mounts),
+        labels=L.base_labels(run_id=run_id, backend=backend.name, role="model"),
+    )
+
+
+def engines_spec(
+    backend: BackendDef,
+    image: str,
+    run_id: str,
+    *,
+    artifacts: Path,
+    settings: Path,
+    cache: Path,
+    engines: Path,
+    scenarios: tuple[Scenario, ...],
+    count: int,
+    min_agreement: float,
+    user: str,
+    gpu_access: str,
+) -> ContainerSpec:
+    """TensorRT engines for the run's scenarios (built once per key into the engine cache), each
+    checked against the FP32 labels before any test uses it."""
+    command = ("engines", "--artifacts", ARTIFACTS_MOUNT, "--settings", SETTINGS_MOUNT,
+               "--cache", CACHE_MOUNT, "--count", str(count), "--engines", ENGINES_MOUNT,
+               "--scenarios", ",".join(s.value for s in scenarios),
+               "--min-agreement", str(min_agreement))  # fmt: skip
+    return ContainerSpec(
+        image=image,
+        command=command,
+        name=f"mlorch-{run_id}-engines",
+        user=user,
+        mounts=(
+            Mount(artifacts, ARTIFACTS_MOUNT),
+            Mount(settings, SETTINGS_MOUNT),
+            Mount(cache, CACHE_MOUNT),
+            Mount(engines, ENGINES_MOUNT, read_only=False),
+        ),
+        labels=L.base_labels(run_id=run_id, backend=backend.name, role="engines"),
+        gpus=True,
+        gpu_access=gpu_access,
+    )
+
+
 def loadgen_command(
     scenario: Scenario,
     mode: Mode,
@@ -101,6 +197,7 @@ def loadgen_command(
     performance_count: int,
     threads: int | None,
     max_batchsize: int,
+    recipe: RecipeInputs | None = None,
 ) -> tuple[str, ...]:
     command = [
         "run",
@@ -122,9 +219,10 @@ def loadgen_command(
         RESULTS_MOUNT,
         "--device",
         device.value,
-        "--max-batchsize",
-        str(max_batchsize),
     ]
+    if recipe is not None:  # the recipe's batches, streams and threads come from its settings
+        return (*command, *recipe.args())
+    command += ["--max-batchsize", str(max_batchsize)]
     if threads:
         command += ["--threads", str(threads)]
     return tuple(command)
@@ -148,12 +246,13 @@ def loadgen_spec(
     threads: int | None,
     max_batchsize: int,
     gpu_access: str | None = None,
+    recipe: RecipeInputs | None = None,
 ) -> ContainerSpec:
     """One LoadGen test in one container: model, cache and user.conf read-only, results writable."""
     return ContainerSpec(
         image=image,
         command=loadgen_command(
-            scenario, mode, device, count, performance_count, threads, max_batchsize
+            scenario, mode, device, count, performance_count, threads, max_batchsize, recipe
         ),
         name=f"mlorch-{run_id}-{scenario.value.lower()}-{mode.short}",
         user=user,
@@ -161,6 +260,7 @@ def loadgen_spec(
             Mount(model, MODEL_MOUNT),
             Mount(cache, CACHE_MOUNT),
             Mount(user_conf, USER_CONF_MOUNT),
+            *(recipe.mounts() if recipe is not None else ()),
             Mount(results, RESULTS_MOUNT, read_only=False),
         ),
         labels=L.base_labels(

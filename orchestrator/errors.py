@@ -114,6 +114,12 @@ class GpuUnavailable(MlorchError):
     exit_code = 10
 
 
+class AccuracyGuardFailed(MlorchError):
+    """A built engine or quantized model disagrees with the FP32 model too often."""
+
+    exit_code = 11
+
+
 class Interrupted(MlorchError):
     """The user interrupted a run (Ctrl-C or SIGTERM)."""
 

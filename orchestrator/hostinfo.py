@@ -20,6 +20,26 @@ class GpuInfo:
     name: str
     memory_mib: int
     uuid: str
+    compute_capability: str | None = None
+    multiprocessors: int | None = None
+
+
+# CUDA cores per SM by compute capability major (8.0 is GA100's 64; other 8.x have 128).
+_CORES_PER_SM = {7: 64, 8: 128, 9: 128, 10: 128, 12: 128}
+
+
+def _sm_facts(pynvml: Any, handle: Any) -> tuple[str | None, int | None]:
+    """(compute capability, SM count) where this NVML can tell; None otherwise."""
+    try:
+        major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+    except Exception:
+        return None, None
+    try:
+        cores = int(pynvml.nvmlDeviceGetNumGpuCores(handle))
+    except Exception:
+        return f"{major}.{minor}", None
+    per_sm = 64 if (major, minor) == (8, 0) else _CORES_PER_SM.get(int(major))
+    return f"{major}.{minor}", (cores // per_sm if per_sm else None)
 
 
 def nvml_gpus() -> tuple[list[GpuInfo], str | None, str | None]:
@@ -38,12 +58,15 @@ def nvml_gpus() -> tuple[list[GpuInfo], str | None, str | None]:
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            capability, sms = _sm_facts(pynvml, handle)
             gpus.append(
                 GpuInfo(
                     index,
                     _text(pynvml.nvmlDeviceGetName(handle)),
                     int(memory.total // (1 << 20)),
                     _text(pynvml.nvmlDeviceGetUUID(handle)),
+                    capability,
+                    sms,
                 )
             )
         return gpus, _text(driver), None

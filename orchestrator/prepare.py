@@ -3,17 +3,36 @@ and the preprocessed dataset. Each is cached on the host and reused when complet
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from backends.common.layout import cache_is_complete, cache_key
-from backends.common.resnet50 import SAMPLE_ELEMENTS
+from backends.common.layout import cache_is_complete, cache_key, val_map_digest
+from backends.common.locks import exclusive
+from backends.common.resnet50 import (
+    CALIBRATION_LIST,
+    CALIBRATION_LIST_SHA256,
+    SAMPLE_ELEMENTS,
+)
+from backends.dell_trt import recipe
 from orchestrator.assets import ResolvedAssets, SyntheticRequest
 from orchestrator.catalog import BackendDef
+from orchestrator.config import Device, RunSpec
 from orchestrator.console import Terminal
-from orchestrator.containers import Identity, prepare_spec, synthetic_spec
+from orchestrator.containers import (
+    Identity,
+    RecipeInputs,
+    engines_spec,
+    model_spec,
+    prepare_spec,
+    synthetic_spec,
+)
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
+from orchestrator.errors import AccuracyGuardFailed, ConfigError
 from orchestrator.hostinfo import MIN_FREE_DISK_GIB, check_disk
 from orchestrator.paths import cache_dir
 
@@ -119,3 +138,169 @@ def ensure_preprocessed(
     finally:
         identity.reclaim(cache)
     return cache
+
+
+# --- dell-trt: the prepared model (one calibration, two encodings) and the TensorRT engines ---
+
+GUARD_PREFIX = "mlorch-guard "  # one JSON line per engine guard printed by the engines step
+MODEL_TIMEOUT_S = 3 * 3600
+ENGINES_TIMEOUT_S = 3 * 3600
+
+
+@dataclass(frozen=True)
+class PreparedRecipe:
+    inputs: RecipeInputs
+    artifact_key: str
+    guards: list[dict[str, Any]]  # the CPU model's, then one per TensorRT engine
+    fp32_labels: dict[int, int]  # FP32 top-1 of the guard samples (qsl index → label)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "artifact_key": self.artifact_key,
+            "artifacts": str(self.inputs.artifacts),
+            "engines": str(self.inputs.engines) if self.inputs.engines else None,
+            "guards": self.guards,
+        }
+
+
+def calibration_id(spec: RunSpec, assets: ResolvedAssets) -> tuple[str, Path | None]:
+    """What the calibration set is (part of the prepared model's key) and the list to mount."""
+    if assets.synthetic:
+        stride = recipe.SYNTHETIC_CALIBRATION_STRIDE
+        return f"synthetic:{val_map_digest(assets.dataset)}:every-{stride}", None
+    if spec.calibration_list is None:
+        raise ConfigError(
+            "dell-trt on a real dataset needs the official calibration list",
+            key="calibration_list",
+            hint=f"pass --calibration-list {CALIBRATION_LIST} (MLCommons inference repository, "
+            f"calibration/ImageNet/; sha256 {CALIBRATION_LIST_SHA256[:12]}…)",
+        )
+    path = spec.calibration_list.resolve()
+    if not path.is_file():
+        raise ConfigError(f"calibration list not found: {path}", key="calibration_list")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != CALIBRATION_LIST_SHA256:
+        raise ConfigError(
+            f"{path} is not the official {CALIBRATION_LIST} (sha256 {digest[:12]}…)",
+            key="calibration_list",
+            hint=f"the official list has sha256 {CALIBRATION_LIST_SHA256}",
+        )
+    return f"imagenet:{digest}", path
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
+
+
+def _check_guard(guard: dict[str, Any], minimum: float, what: str) -> None:
+    fraction = float(guard["fraction"])
+    if fraction < minimum:
+        raise AccuracyGuardFailed(
+            f"{what} agrees with FP32 on {100 * fraction:.2f} % of {guard['n']} images "
+            f"(needs {100 * minimum:.2f} %)",
+            hint="the quantized model is not trustworthy on this host: check the calibration "
+            "set, try --set use_graphs=false, or lower --min-agreement knowingly",
+        )
+
+
+def ensure_recipe(
+    engine: DockerEngine,
+    backend: BackendDef,
+    image: str,
+    run_id: str,
+    spec: RunSpec,
+    assets: ResolvedAssets,
+    cache: Path,
+    settings_file: Path,
+    identity: Identity,
+    terminal: Terminal,
+    gpu_access: str | None,
+) -> PreparedRecipe:
+    """The model prepared once per key (rewrite, calibration, Q/DQ encodings) and guarded
+    against FP32; on cuda the TensorRT engines too, built once per key and guarded."""
+    cal_id, cal_list = calibration_id(spec, assets)
+    key = recipe.artifact_key(file_sha256(assets.model.path), cal_id)
+    artifacts = cache_dir() / "models" / key
+    samples = min(spec.guard_samples, assets.count)
+    tag = recipe.guard_tag(val_map_digest(assets.dataset), samples)
+    guard_file = artifacts / recipe.GUARD_FILE.format(tag=tag)
+    labels_file = artifacts / recipe.FP32_LABELS_FILE.format(tag=tag)
+    with exclusive(
+        artifacts.with_suffix(".lock"),
+        on_wait=lambda: terminal.info(f"waiting for another mlorch preparing model {key}"),
+    ):
+        complete = (artifacts / recipe.ARTIFACT_MANIFEST).is_file() and guard_file.is_file()
+        if complete:
+            terminal.success(f"prepared model {key} is complete (guarded on {samples} images)")
+        else:
+            artifacts.mkdir(parents=True, exist_ok=True)
+            identity.lend(artifacts)
+            container = model_spec(
+                backend, image, run_id, model=assets.model.path, dataset=assets.dataset,
+                count=samples, artifacts=artifacts, calibration_list=cal_list,
+                guard_samples=samples, min_agreement=spec.min_agreement,
+                user=identity.container_user,
+            )  # fmt: skip
+            try:
+                with terminal.status(
+                    f"preparing the INT8 model {key} (graph rewrite, calibration, Q/DQ, "
+                    f"FP32 guard on {samples} images)"
+                ):
+                    run_to_completion(
+                        engine, container, timeout_s=MODEL_TIMEOUT_S,
+                        log_file=artifacts / "prepare-model.log",
+                        on_line=line_printer(terminal, "model"), what="model preparation",
+                    )  # fmt: skip
+            finally:
+                identity.reclaim(artifacts)
+    guard = _read_json(guard_file)
+    guards = [guard]
+    terminal.info(
+        f"FP32 agreement of the {guard.get('encoding', 'CPU')} model: "
+        f"{100 * float(guard['fraction']):.2f} % of {guard['n']} images"
+    )
+    _check_guard(guard, spec.min_agreement, f"the {guard.get('encoding', 'CPU')} model")
+    labels = _read_json(labels_file)
+    fp32 = {
+        int(i): int(label) for i, label in zip(labels["indices"], labels["labels"], strict=True)
+    }
+    engines_dir = None
+    if spec.device is Device.CUDA:
+        engines_dir = cache_dir() / "engines"
+        engines_dir.mkdir(parents=True, exist_ok=True)
+        identity.lend(engines_dir)
+        found: list[dict[str, Any]] = []
+
+        def on_line(line: str) -> None:
+            if line.startswith(GUARD_PREFIX):
+                found.append(json.loads(line.removeprefix(GUARD_PREFIX)))
+            else:
+                terminal.log_line("engines", line)
+
+        container = engines_spec(
+            backend, image, run_id, artifacts=artifacts, settings=settings_file, cache=cache,
+            engines=engines_dir, scenarios=spec.scenarios, count=samples,
+            min_agreement=spec.min_agreement, user=identity.container_user,
+            gpu_access=gpu_access or "hook",
+        )  # fmt: skip
+        try:
+            with terminal.status("TensorRT engines (built once per GPU, TensorRT and settings)"):
+                run_to_completion(
+                    engine, container, timeout_s=ENGINES_TIMEOUT_S,
+                    log_file=settings_file.parent / "engines.log", on_line=on_line,
+                    what="engine build",
+                )  # fmt: skip
+        finally:
+            identity.reclaim(engines_dir)
+        for engine_guard in found:
+            guards.append(engine_guard)
+            _check_guard(engine_guard, spec.min_agreement, f"engine {engine_guard['engine']}")
+    return PreparedRecipe(RecipeInputs(artifacts, settings_file, engines_dir), key, guards, fp32)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

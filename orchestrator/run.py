@@ -25,12 +25,19 @@ from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
 from orchestrator.errors import Interrupted, MlorchError
 from orchestrator.gpu import GpuAccess, require_cuda
+from orchestrator.harness_settings import settings_json
 from orchestrator.hostinfo import check_disk, host_facts, nvml_gpus
 from orchestrator.image import BuiltImage, ensure_image
 from orchestrator.paths import cache_dir
 from orchestrator.plan import estimate_seconds, human_duration
-from orchestrator.prepare import ensure_preprocessed, ensure_synthetic, line_printer
-from orchestrator.results.accuracy import score_accuracy_log
+from orchestrator.prepare import (
+    PreparedRecipe,
+    ensure_preprocessed,
+    ensure_recipe,
+    ensure_synthetic,
+    line_printer,
+)
+from orchestrator.results.accuracy import fp32_agreement, logged_labels, score_accuracy_log
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import RunManifest, utc_now
 from orchestrator.userconf import render_user_conf
@@ -57,6 +64,7 @@ class RunContext:
     identity: Identity
     terminal: Terminal
     gpu_access: GpuAccess | None = None  # how GPUs reach containers on cuda
+    recipe: PreparedRecipe | None = None  # dell-trt: prepared model, engines, settings
 
 
 def new_run_id(backend: str) -> str:
@@ -123,9 +131,20 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
             cache = ensure_preprocessed(
                 engine, backend, image.tag, run_id, assets, identity, terminal
             )
+            prepared = None
+            if spec.harness is not None:
+                settings_file = run_dir / backend.name / "settings.json"
+                settings_file.parent.mkdir(parents=True, exist_ok=True)
+                settings_file.write_text(settings_json(spec.harness))
+                prepared = ensure_recipe(
+                    engine, backend, image.tag, run_id, spec, assets, cache, settings_file,
+                    identity, terminal, gpu_access,
+                )  # fmt: skip
+                manifest.recipe = prepared.record()
+                manifest.write()
             ctx = RunContext(
                 engine, backend, spec, image, run_id, run_dir, assets, cache, identity, terminal,
-                gpu_access,
+                gpu_access, prepared,
             )  # fmt: skip
             _run_tests(ctx, manifest, results)
         manifest.status = "complete"
@@ -227,7 +246,7 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
         user=ctx.identity.container_user, count=ctx.assets.count,
         performance_count=min(PERFORMANCE_SAMPLE_COUNT, ctx.assets.count),
         threads=ctx.spec.threads, max_batchsize=ctx.spec.max_batchsize,
-        gpu_access=ctx.gpu_access,
+        gpu_access=ctx.gpu_access, recipe=ctx.recipe.inputs if ctx.recipe else None,
     )  # fmt: skip
     try:
         outcome = run_to_completion(
@@ -241,9 +260,13 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
     finally:
         ctx.identity.reclaim(test_dir)
     result = result_from_logs(test_dir, scenario.value, mode.value)
+    agreement = None
     if mode is Mode.ACCURACY:
-        result = _score(result, test_dir, ctx.assets)
-    (test_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        result, agreement = _score(ctx, result, test_dir)
+    result_data = result.to_dict()
+    if agreement is not None:
+        result_data["fp32_agreement"] = agreement
+    (test_dir / "result.json").write_text(json.dumps(result_data, indent=2) + "\n")
     harness = _read_json(test_dir / "harness.json")
     record = {
         "scenario": scenario.value,
@@ -253,20 +276,35 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
         "container_seconds": round(outcome.seconds, 2),
         "loadgen_seconds": harness.get("test_seconds"),
         "harness": harness,
-        "result": result.to_dict(),
+        "result": result_data,
     }
     return result, record
 
 
-def _score(result: TestResult, test_dir: Path, assets: ResolvedAssets) -> TestResult:
+def _score(
+    ctx: RunContext, result: TestResult, test_dir: Path
+) -> tuple[TestResult, dict[str, Any] | None]:
+    """accuracy.txt in the official format; for a quantized recipe also the agreement of its
+    answers with the FP32 model's on the guard samples."""
     from dataclasses import replace
 
     from backends.common.layout import labels, read_val_map
 
-    expected = labels(read_val_map(assets.dataset)[: assets.count])
-    accuracy = score_accuracy_log(test_dir / ACCURACY_LOG, expected)
+    dtype = ctx.backend.response_dtype
+    expected = labels(read_val_map(ctx.assets.dataset)[: ctx.assets.count])
+    accuracy = score_accuracy_log(test_dir / ACCURACY_LOG, expected, dtype)
     (test_dir / "accuracy.txt").write_text(accuracy.line() + "\n")
-    return replace(result, value=round(accuracy.percent, 3))
+    agreement = None
+    if ctx.recipe is not None:
+        found = fp32_agreement(
+            logged_labels(test_dir / ACCURACY_LOG, dtype), ctx.recipe.fp32_labels
+        )
+        agreement = {"agree": found.agree, "total": found.total, "percent": round(found.percent, 3)}
+        ctx.terminal.info(
+            f"FP32 agreement: {found.percent:.2f} % of {found.total} images (accuracy "
+            f"{accuracy.percent:.3f} %)"
+        )
+    return replace(result, value=round(accuracy.percent, 3)), agreement
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -44,12 +44,14 @@ def check(specs: list[str]) -> list[str]:
     """Problems for `module:glob` specs; empty when every library resolves."""
     problems = []
     for spec in specs:
-        module, _, pattern = spec.partition(":")
-        folder = package_dir(module)
-        if folder is None:
-            problems.append(f"{module}: package not installed in the image")
+        modules, _, pattern = spec.partition(":")
+        # `a|b`: the first of these packages that holds matching libraries (packagings differ).
+        found = [(m, package_dir(m)) for m in modules.split("|")]
+        candidates = [(m, f, sorted(f.glob(pattern or "*.so"))) for m, f in found if f]
+        if not candidates:
+            problems.append(f"{modules}: package not installed in the image")
             continue
-        files = sorted(folder.glob(pattern or "*.so"))
+        module, folder, files = next((c for c in candidates if c[2]), candidates[0])
         if not files:
             problems.append(f"{module}: no {pattern} under {folder}")
         for library in files:

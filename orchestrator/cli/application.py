@@ -54,8 +54,9 @@ class Application:
     ) -> RunSpec:
         """Merge defaults < config file < flags into a validated RunSpec."""
         from orchestrator.catalog import get_backend
+        from orchestrator.harness_settings import resolve_harness
 
-        get_backend(backend)  # an unknown backend fails before anything else happens
+        definition = get_backend(backend)  # an unknown backend fails before anything else
         file_cfg = load_file_config(config) if config else FileConfig()
         device = self.resolve_device(device)
         values: dict[str, Any] = {
@@ -63,9 +64,21 @@ class Application:
             for key, value in file_cfg.model_dump(exclude_none=True).items()
             if key not in ("tuning", "quick")
         }
-        values["tuning"] = merge_tuning(device, file_cfg.tuning)
-        values["quick"] = merge_quick(file_cfg.quick)
         values.update({key: value for key, value in overrides.items() if value is not None})
+        harness = resolve_harness(
+            definition,
+            device,
+            tuple(values.get("set_overrides") or ()),
+            values.get("harness_profile"),
+        )
+        if harness is not None:
+            values["harness"] = harness.record()
+            self.terminal.info(f"harness profile {harness.selection.profile.name}: "
+                               f"{harness.selection.reason}")  # fmt: skip
+        values["tuning"] = merge_tuning(
+            device, file_cfg.tuning, harness.tuning() if harness else None
+        )
+        values["quick"] = merge_quick(file_cfg.quick)
         values.update(backend=backend, device=device)
         if base_image:
             values["base_image"] = base_image

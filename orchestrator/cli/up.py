@@ -73,6 +73,42 @@ def up(
             "--runs-dir", help="Where runs are written [default: ./runs].", file_okay=False
         ),
     ] = None,
+    set_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="dell-trt harness setting, key=value or Scenario.key=value (repeatable), "
+            "e.g. --set Offline.batch_size=1024 --set use_graphs=false.",
+            show_default=False,
+        ),
+    ] = None,
+    calibration_list: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration-list",
+            help="dell-trt on real ImageNet: the official cal_image_list_option_1.txt "
+            "(500 names, sha256-checked).",
+            dir_okay=False,
+        ),
+    ] = None,
+    min_agreement: Annotated[
+        float | None,
+        typer.Option(
+            "--min-agreement",
+            help="dell-trt: top-1 agreement with FP32 every engine must reach [default: 0.99].",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = None,
+    harness_profile: Annotated[
+        str | None,
+        typer.Option(
+            "--harness-profile",
+            help="dell-trt: use this named settings profile instead of the one matching "
+            "the GPUs (e.g. nvidia-h100-sxm, dell-r750xa-a100-pcie-80gb, cpu-twin).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Build the BACKEND image and run its LoadGen scenarios, one test per container."""
     from orchestrator.run import up as run_up
@@ -93,6 +129,10 @@ def up(
             "threads": threads,
             "max_batchsize": max_batchsize,
             "test_timeout_s": timeout,
+            "set_overrides": tuple(set_values) if set_values else None,
+            "harness_profile": harness_profile,
+            "calibration_list": calibration_list,
+            "min_agreement": min_agreement,
             "runs_dir": runs_dir,
             "wheelhouse": wheelhouse,
         },

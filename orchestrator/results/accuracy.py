@@ -47,3 +47,35 @@ def score_accuracy_log(accuracy_log: Path, labels: list[int], dtype: str = "floa
         if values.size and int(values[0]) == labels[index]:
             good += 1
     return Accuracy(good=good, total=len(seen))
+
+
+def logged_labels(accuracy_log: Path, dtype: str = "float32") -> dict[int, int]:
+    """qsl_idx → the label the SUT answered (first logged response of each sample)."""
+    try:
+        records = json.loads(accuracy_log.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ResultError(f"cannot read {accuracy_log}: {exc}") from exc
+    answers: dict[int, int] = {}
+    for record in records:
+        index = int(record["qsl_idx"])
+        if index not in answers:
+            values = np.frombuffer(bytes.fromhex(record["data"]), dtype=np.dtype(dtype))
+            answers[index] = int(values[0]) if values.size else -1
+    return answers
+
+
+@dataclass(frozen=True)
+class Agreement:
+    agree: int
+    total: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.agree / self.total if self.total else 0.0
+
+
+def fp32_agreement(answers: dict[int, int], fp32_labels: dict[int, int]) -> Agreement:
+    """How often the SUT's answers equal the FP32 model's, over the samples both have."""
+    shared = [index for index in fp32_labels if index in answers]
+    agree = sum(1 for index in shared if answers[index] == fp32_labels[index])
+    return Agreement(agree, len(shared))

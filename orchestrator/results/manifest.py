@@ -34,6 +34,7 @@ class RunManifest:
     image: dict[str, Any] = field(default_factory=dict)
     loadgen_version: str | None = None
     tests: list[dict[str, Any]] = field(default_factory=list)
+    recipe: dict[str, Any] | None = None  # dell-trt: prepared model, engines, FP32 guards
     wall_seconds: float | None = None
     pid: int = field(default_factory=os.getpid)
     host_id: str = field(default_factory=socket.gethostname)
@@ -53,6 +54,7 @@ class RunManifest:
             "assets": self.assets,
             "image": self.image,
             "host": self.host,
+            "recipe": self.recipe,
             "tests": self.tests,
             "pid": self.pid,
             "host_id": self.host_id,

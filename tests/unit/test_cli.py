@@ -44,7 +44,7 @@ def test_help_lists_commands() -> None:
 def test_unknown_backend(tmp_path: Path) -> None:
     result = mlorch("up", "refrence", "--device", "cpu", env=NO_ENGINE, cwd=tmp_path)
     assert_one_error(result, 2, "unknown backend 'refrence'")
-    assert "hint: known backends: reference" in result.stderr
+    assert "hint: known backends: dell-trt, reference" in result.stderr
 
 
 def test_misspelled_flag() -> None:

@@ -1,0 +1,100 @@
+"""Harness settings of backends that have them (dell-trt): chosen on the host, announced,
+validated, recorded in the manifest and handed to each SUT container as settings.json.
+
+The profiles and the selection rule live in `backends.dell_trt.settings` (standard library only),
+next to the harness that reads them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from backends.dell_trt import settings as S
+from orchestrator.catalog import BackendDef
+from orchestrator.config import Device
+from orchestrator.errors import ConfigError
+from orchestrator.hostinfo import GpuInfo, nvml_gpus
+
+
+@dataclass(frozen=True)
+class ResolvedHarness:
+    selection: S.Selection
+    scenarios: dict[str, S.ScenarioSettings]
+    gpus: int
+    overrides: tuple[str, ...]
+
+    def tuning(self) -> dict[str, float]:
+        """LoadGen expectations for user.conf: per-GPU rates times the GPU count."""
+        scale = max(1, self.gpus)
+        return {
+            "offline_expected_qps": self.scenarios["Offline"].expected_qps * scale,
+            "server_target_qps": self.scenarios["Server"].expected_qps * scale,
+            "single_stream_expected_latency_ms": self.scenarios["SingleStream"].expected_latency_ms,
+            "multi_stream_expected_latency_ms": self.scenarios["MultiStream"].expected_latency_ms,
+        }
+
+    def record(self) -> dict[str, Any]:
+        """What the manifest and RunSpec keep (and settings.json is rendered from)."""
+        return {
+            "profile": self.selection.profile.name,
+            "source": self.selection.profile.source,
+            "reason": self.selection.reason,
+            "gpus": self.gpus,
+            "overrides": list(self.overrides),
+            "scenarios": {name: asdict(s) for name, s in self.scenarios.items()},
+        }
+
+
+def settings_json(record: dict[str, Any]) -> str:
+    """The settings.json one SUT container reads (backends.dell_trt.settings.from_json)."""
+    scenarios = {name: S.ScenarioSettings(**values) for name, values in record["scenarios"].items()}
+    selection = S.Selection(
+        S.Profile(record["profile"], record["source"], "", (), scenarios), record["reason"]
+    )
+    return str(S.to_json(selection, scenarios, int(record["gpus"])))
+
+
+def _facts(gpus: list[GpuInfo]) -> list[S.GpuFacts]:
+    return [S.GpuFacts(g.name, g.memory_mib, g.multiprocessors) for g in gpus]
+
+
+def resolve_harness(
+    backend: BackendDef,
+    device: Device,
+    overrides: tuple[str, ...],
+    forced: str | None,
+    gpus: list[GpuInfo] | None = None,
+) -> ResolvedHarness | None:
+    """Pick the profile for this host's GPUs (or CPU), apply `--set` overrides; None for
+    backends without harness settings. Unknown keys and bad values are ConfigErrors."""
+    if not backend.harness_profiles:
+        if overrides or forced:
+            raise ConfigError(
+                f"{backend.name} has no harness settings (--set / --harness-profile)",
+                key="set",
+                hint="harness settings apply to dell-trt; the reference takes --threads and "
+                "--max-batchsize",
+            )
+        return None
+    found = (gpus if gpus is not None else nvml_gpus()[0]) if device is Device.CUDA else []
+    cores = os.cpu_count() or 1
+    try:
+        selection = S.select(_facts(found), cores, forced)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0]), key="harness_profile") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="harness_profile") from None
+    try:
+        scenarios = S.apply_overrides(selection.profile.scenarios, list(overrides))
+    except KeyError as exc:
+        key = str(exc.args[0])
+        raise ConfigError(
+            f"--set: unknown key '{key}'",
+            key=key,
+            hint=f"keys: {', '.join(S.known_keys())} (optionally Scenario.key)",
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(f"--set: {exc}", key="set") from None
+    return ResolvedHarness(selection, scenarios, len(found), overrides)

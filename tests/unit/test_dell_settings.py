@@ -1,0 +1,137 @@
+"""dell-trt settings: published profiles chosen from NVML names and counts, a rule for unlisted
+GPUs, validated overrides, and the settings.json round trip into the SUT."""
+
+from __future__ import annotations
+
+import pytest
+
+from backends.dell_trt import settings as S
+from orchestrator.catalog import get_backend
+from orchestrator.config import Device
+from orchestrator.errors import ConfigError
+from orchestrator.harness_settings import resolve_harness, settings_json
+from orchestrator.hostinfo import GpuInfo
+
+
+def _gpus(
+    name: str, count: int, memory_mib: int = 81_559, sms: int | None = None
+) -> list[S.GpuFacts]:
+    return [S.GpuFacts(name, memory_mib, sms) for _ in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("name", "count", "profile"),
+    [
+        ("NVIDIA H100 80GB HBM3", 1, "nvidia-h100-sxm"),
+        ("NVIDIA H100 80GB HBM3", 8, "nvidia-h100-sxm"),
+        ("NVIDIA H200", 1, "nvidia-h200-sxm"),
+        ("NVIDIA H100 NVL", 2, "nvidia-h100-nvl"),
+        ("NVIDIA H100 PCIe", 1, "nvidia-h100-pcie"),
+        ("NVIDIA A100 80GB PCIe", 4, "dell-r750xa-a100-pcie-80gb"),
+        ("NVIDIA A100-SXM4-80GB", 4, "dell-xe8545-a100-sxm-80gb"),
+        ("NVIDIA A2", 1, "dell-xr12-a2"),
+        ("NVIDIA L40S", 4, "nvidia-l40s"),
+        ("NVIDIA L4", 1, "nvidia-l4"),
+    ],
+)
+def test_published_profiles_by_nvml_name(name: str, count: int, profile: str) -> None:
+    chosen = S.select(_gpus(name, count), cores=16)
+    assert chosen.profile.name == profile
+    assert name in chosen.reason
+
+
+def test_same_gpu_other_count_keeps_per_gpu_settings() -> None:
+    chosen = S.select(_gpus("NVIDIA A100-SXM4-80GB", 8), cores=64)
+    assert chosen.profile.name == "dell-xe8545-a100-sxm-80gb"
+    assert "per-GPU settings" in chosen.reason
+
+
+def test_the_published_numbers_are_the_recipes() -> None:
+    r750 = S.select(_gpus("NVIDIA A100 80GB PCIe", 4), cores=64).profile.scenarios
+    assert (r750["Offline"].batch_size, r750["Offline"].copy_streams) == (2048, 2)
+    server = r750["Server"]
+    assert (server.batch_size, server.copy_streams, server.inference_streams) == (276, 5, 1)
+    assert (server.deque_timeout_us, server.use_graphs) == (2000, True)
+    h100 = S.select(_gpus("NVIDIA H100 80GB HBM3", 1), cores=64).profile.scenarios
+    assert h100["Server"].start_from_device  # NVIDIA's choice; recorded as such
+    assert h100["SingleStream"].batch_size == 1
+    assert h100["MultiStream"].batch_size == 8
+
+
+def test_unlisted_gpu_gets_a_rule_not_an_error() -> None:
+    chosen = S.select(_gpus("NVIDIA RTX 6000 Ada Generation", 2, 49_140, 142), cores=32)
+    assert chosen.profile.name == "rule-nvidia-rtx-6000-ada-generation"
+    assert "not in any published profile" in chosen.reason
+    scenarios = chosen.profile.scenarios
+    assert scenarios["Offline"].batch_size == 2048  # 48 GB
+    assert scenarios["Server"].batch_size == 256  # ~2 per SM, at most 256
+    small = S.select(_gpus("NVIDIA T400", 1, 4_096, 6), cores=4).profile.scenarios
+    assert small["Offline"].batch_size == 256
+    assert small["Server"].batch_size == 16
+
+
+def test_no_gpu_is_the_cpu_twin_scaled_by_cores() -> None:
+    two = S.select([], cores=2).profile
+    eight = S.select([], cores=8).profile
+    assert two.name == "cpu-twin"
+    assert eight.scenarios["Offline"].expected_qps == 4 * two.scenarios["Offline"].expected_qps
+
+
+def test_mixed_gpus_ask_for_a_choice() -> None:
+    gpus = [S.GpuFacts("NVIDIA L4", 23_034), S.GpuFacts("NVIDIA H100 PCIe", 81_559)]
+    with pytest.raises(ValueError, match="mixed GPUs"):
+        S.select(gpus, cores=8)
+    assert S.select(gpus, cores=8, forced="nvidia-l4").profile.name == "nvidia-l4"
+
+
+def test_overrides_per_scenario_and_global() -> None:
+    base = S.select([], cores=2).profile.scenarios
+    changed = S.apply_overrides(base, ["Offline.batch_size=16", "use_graphs=true"])
+    assert changed["Offline"].batch_size == 16
+    assert changed["Server"].batch_size == base["Server"].batch_size
+    assert all(s.use_graphs for s in changed.values())
+
+
+@pytest.mark.parametrize(
+    ("item", "error", "message"),
+    [
+        ("batchsize=4", KeyError, "batchsize"),
+        ("Offlien.batch_size=4", KeyError, "Offlien.batch_size"),
+        ("batch_size=four", ValueError, "expected a number"),
+        ("use_graphs=maybe", ValueError, "true or false"),
+        ("batch_size=0", ValueError, "at least 1"),
+        ("batch_size", ValueError, "key=value"),
+    ],
+)
+def test_bad_overrides_are_named(item: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        S.apply_overrides(S.select([], cores=2).profile.scenarios, [item])
+
+
+def test_unknown_key_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"unknown key 'Offline\.batchsize'") as caught:
+        resolve_harness(get_backend("dell-trt"), Device.CPU, ("Offline.batchsize=8",), None)
+    assert caught.value.exit_code == 2
+    assert "batch_size" in (caught.value.hint or "")
+
+
+def test_reference_takes_no_harness_settings() -> None:
+    assert resolve_harness(get_backend("reference"), Device.CPU, (), None) is None
+    with pytest.raises(ConfigError, match="no harness settings"):
+        resolve_harness(get_backend("reference"), Device.CPU, ("batch_size=8",), None)
+
+
+def test_tuning_scales_with_gpu_count_and_round_trips_into_the_sut() -> None:
+    gpus = [GpuInfo(i, "NVIDIA H100 80GB HBM3", 81_559, f"GPU-{i}", "9.0", 132) for i in range(2)]
+    resolved = resolve_harness(get_backend("dell-trt"), Device.CUDA, ("Server.batch_size=128",),
+                               None, gpus)  # fmt: skip
+    assert resolved is not None
+    assert resolved.tuning()["offline_expected_qps"] == 2 * 88_800
+    record = resolved.record()
+    assert record["profile"] == "nvidia-h100-sxm"
+    text = settings_json(record)
+    server = S.from_json(text, "Server")
+    assert server.batch_size == 128
+    assert server.start_from_device is True
+    with pytest.raises(ValueError, match="settings version"):
+        S.from_json(text.replace('"version": 1', '"version": 99'), "Server")
