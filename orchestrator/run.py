@@ -171,7 +171,15 @@ def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]
             )
             raise
         verdict = "" if result.valid is None else (" VALID" if result.valid else " INVALID")
-        ctx.terminal.success(f"{name}: {result.metric} {result.display_value}{verdict}")
+        line = f"{name}: {result.metric} {result.display_value}{verdict}"
+        if result.errors:
+            count = len(result.errors)
+            errors = "; ".join(result.errors)
+            ctx.terminal.warn(f"{line}: LoadGen logged {count} error(s): {errors}")
+        else:
+            ctx.terminal.success(line)
+        for warning in result.warnings:
+            ctx.terminal.warn(f"{name}: {warning}")
         results.append(result)
         manifest.tests.append(record)
         manifest.loadgen_version = manifest.loadgen_version or result.loadgen_version
