@@ -73,6 +73,10 @@ def test_manifest_records_provenance(
     assert len(image["dockerfile_sha256"]) == 64
     assert image["base_image"] == "mlorch/base:bookworm"
     assert image["base_fallback"] is True
+    assert image["base_local_bootstrap"] is True
+    assert image["base_image_repo_digests"] == []  # never pulled from a registry
+    assert image["base_image_digest"] == image["base_image_id"]
+    assert image["base_image_id"].startswith("sha256:")
     assert "mlcommons_loadgen==6.0.17" in image["pip_freeze"]
     assert manifest["host"]["cpu_count"] >= 1
     assert manifest["spec"]["profile"] == "quick"
