@@ -16,7 +16,13 @@ from typing import Any
 
 from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
 from orchestrator import __version__
-from orchestrator.assets import ResolvedAssets, SyntheticRequest, plan_assets, resolve_synthetic
+from orchestrator.assets import (
+    ResolvedAssets,
+    SyntheticRequest,
+    plan_assets,
+    planned_count,
+    resolve_synthetic,
+)
 from orchestrator.catalog import BackendDef, get_backend
 from orchestrator.config import Device, Mode, RunSpec, Scenario
 from orchestrator.console import Terminal
@@ -104,6 +110,7 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
     try:
         with _sigterm_as_interrupt():
             planned = plan_assets(spec, terminal)
+            _announce_plan(spec, planned_count(spec, planned), terminal)
             engine = connect()
             if spec.device is Device.CUDA and not engine.has_nvidia_runtime():
                 terminal.warn(
@@ -149,15 +156,25 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
     return RunOutcome(manifest, results)
 
 
+def _planned_tests(spec: RunSpec) -> list[tuple[Scenario, Mode]]:
+    return [(s, m) for s in spec.scenarios for m in spec.modes]
+
+
+def _announce_plan(spec: RunSpec, count: int, terminal: Terminal) -> None:
+    """What the run will do, said before the long steps (build, assets, preprocessing)."""
+    tests = _planned_tests(spec)
+    total = sum(estimate_seconds(spec, s, m, count) for s, m in tests)
+    terminal.info(
+        f"plan: {len(tests)} LoadGen tests on {count} images, ≈ {human_duration(total)} "
+        "of LoadGen time at the tuning's expected rates"
+    )
+
+
 def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]) -> None:
     """Every scenario × mode, one container each, recording each outcome as it lands."""
     spec = ctx.spec
-    tests = [(s, m) for s in spec.scenarios for m in spec.modes]
+    tests = _planned_tests(spec)
     estimates = [estimate_seconds(spec, s, m, ctx.assets.count) for s, m in tests]
-    ctx.terminal.info(
-        f"plan: {len(tests)} LoadGen tests, ≈ {human_duration(sum(estimates))} "
-        "of LoadGen time at the tuning's expected rates"
-    )
     for number, ((scenario, mode), estimate) in enumerate(zip(tests, estimates, strict=True), 1):
         name = f"[{number}/{len(tests)}] {scenario.value} {mode.value}"
         try:

@@ -37,7 +37,10 @@ def quick_run(
     tmp_path_factory: pytest.TempPathFactory, engine: DockerEngine
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     work = tmp_path_factory.mktemp("up")
-    result = mlorch("up", "reference", "--device", "cpu", "--quick", cwd=work)
+    # COLUMNS=80: what a pipe (CI log) or a small terminal gets
+    result = mlorch(
+        "up", "reference", "--device", "cpu", "--quick", cwd=work, env={"COLUMNS": "80"}
+    )
     return result, work / "runs"
 
 
@@ -58,6 +61,38 @@ def test_quick_run_writes_every_scenario_and_mode(
         assert accuracy.strip() == "accuracy=100.000%, good=64, total=64"
     assert "SYNTHETIC" in result.stderr  # synthetic assets are announced
     assert "plumbing check" in result.stdout  # and the table says what accuracy means here
+
+
+def test_plan_comes_before_the_long_steps(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, _ = quick_run
+    lines = result.stderr.splitlines()
+
+    def first(text: str) -> int:
+        return next(n for n, line in enumerate(lines) if text in line)
+
+    plan = first("plan: 8 LoadGen tests on 64 images")
+    assert plan < first("base image mlorch/base:bookworm: Python")
+    assert plan < first("mlorch/reference-cpu:")  # built, or found up to date
+    assert plan < first("preprocess")
+    assert plan < first("[1/8]")
+
+
+def test_results_table_fits_80_columns(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, runs = quick_run
+    out = result.stdout.splitlines()
+    assert max(len(line) for line in out) <= 80
+    assert "…" not in result.stdout
+    assert _manifest(runs)["run_id"] in result.stdout
+    verdicts = [line.split("│")[5].strip() for line in out if line.startswith("│")]
+    assert len(verdicts) == 8, result.stdout
+    assert verdicts.count("acc") == 4
+    assert set(verdicts) <= {"VALID", "INVAL", "acc"}  # no LoadGen errors in a healthy run
+    legend = [line for line in out if line.startswith("acc: ") or " acc: " in line]
+    assert legend, result.stdout  # the codes are explained under the table
 
 
 def test_manifest_records_provenance(
