@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 
 def _interactive(console: Console) -> bool:
@@ -73,8 +73,17 @@ class Terminal:
     def data(self, text: str) -> None:
         self.out.print(text, markup=False, highlight=False)
 
-    def table(self, table: Table) -> None:
-        self.out.print(table)
+    def table(
+        self,
+        table: RenderableType,
+        narrow: RenderableType | None = None,
+        legend: Sequence[RenderableType] = (),
+    ) -> None:
+        """A table on stdout, wrapped at spaces to the width (80 columns in a pipe); `narrow`
+        replaces it when the table's natural width is larger; `legend` lines follow it."""
+        if narrow is not None and natural_width(self.out, table) > self.out.width:
+            table = narrow
+        self.out.print(Group(table, *legend), soft_wrap=False)
 
     @contextmanager
     def status(self, message: str) -> Iterator[None]:
@@ -103,3 +112,8 @@ class Terminal:
         else:
             self.step(description)
             yield lambda n=1: None
+
+
+def natural_width(console: Console, renderable: RenderableType) -> int:
+    """Columns `renderable` takes when nothing in it has to wrap."""
+    return Measurement.get(console, console.options.update_width(10_000), renderable).maximum

@@ -1,7 +1,8 @@
 """spec → image: base image, platform probe, Dockerfile rendering, content-addressed build.
 
-The image tag is the sha256 of the rendered Dockerfile and every file of the build context (wheels,
-requirements, backend code): a second `up` with nothing changed finds the tag and builds nothing.
+The image tag is the sha256 of the base image's id, the rendered Dockerfile and every file of the
+build context (wheels, requirements, backend code): a second `up` with nothing changed finds the
+tag and builds nothing, and a re-pulled or re-bootstrapped base under the same name rebuilds.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from orchestrator.config import Device
 from orchestrator.console import Terminal
 from orchestrator.containers import CONTAINER_UID
 from orchestrator.engine import labels as L
-from orchestrator.engine.client import DockerEngine
+from orchestrator.engine.client import DockerEngine, ImageFacts
 from orchestrator.engine.container import ContainerSpec, run_to_completion
 from orchestrator.errors import ContainerFailed, ImageError
 from orchestrator.gpu import gpu_stack_problems
@@ -31,6 +32,8 @@ from orchestrator.paths import backends_dir, cache_dir, docker_dir
 from orchestrator.wheelhouse import PIP_REQUIREMENT, Platform, Wheelhouse, ensure_wheelhouse
 
 PROBE_TIMEOUT_S = 120
+# The `docker import --message` of docker/bootstrap-base-image.sh: how a bootstrapped base is known.
+BOOTSTRAP_COMMENT = "mlorch local base image"
 BOOTSTRAP_TIMEOUT_S = 1800
 # What a base image offers: its Python and glibc (for the wheels), and its CUDA and TensorRT (for
 # the GPU stack check). NGC images set CUDA_VERSION; CUDA installs write version.json.
@@ -63,6 +66,34 @@ class BaseImage:
     ref: str
     image_id: str
     fallback: bool  # True when the local bootstrap replaced an unreachable default
+    repo_digests: tuple[str, ...] = ()  # registry digests; empty for an image made on this host
+    bootstrapped: bool = False  # made by docker/bootstrap-base-image.sh
+
+    @property
+    def digest(self) -> str:
+        """The registry digest of `ref` when it came from a registry, else its image id."""
+        repository = _repository(self.ref)
+        matching = [d for d in self.repo_digests if d.partition("@")[0] == repository]
+        return (matching or list(self.repo_digests) or [self.image_id])[0]
+
+
+def _repository(ref: str) -> str:
+    """`name` of `name:tag` or `name@digest` (a registry port's colon is not a tag)."""
+    name = ref.partition("@")[0]
+    head, sep, tail = name.rpartition(":")
+    return head if sep and "/" not in tail else name
+
+
+def _base(engine: DockerEngine, ref: str, image_id: str, *, fallback: bool) -> BaseImage:
+    """The base image `ref` with what the engine knows of its origin."""
+    facts = engine.image_facts(ref) or ImageFacts(image_id, (), "")
+    return BaseImage(
+        ref,
+        facts.image_id,
+        fallback=fallback,
+        repo_digests=facts.repo_digests,
+        bootstrapped=facts.comment.startswith(BOOTSTRAP_COMMENT),
+    )
 
 
 @dataclass(frozen=True)
@@ -115,10 +146,11 @@ def resolve_base_image(
     local = local_base()
     image_id = engine.image_id(ref)
     if image_id:
-        return BaseImage(ref, image_id, fallback=False)
+        return _base(engine, ref, image_id, fallback=False)
     try:
         with terminal.status(f"pulling base image {ref}"):
-            return BaseImage(ref, engine.pull(ref), fallback=False)
+            pulled = engine.pull(ref)
+        return _base(engine, ref, pulled, fallback=False)
     except ImageError as exc:
         if requested:
             raise ImageError(
@@ -140,7 +172,7 @@ def resolve_base_image(
             "(pass --base-image to choose)"
         )
     local_id = engine.image_id(local) or bootstrap_local_base(engine, terminal, local)
-    return BaseImage(local, local_id, fallback=True)
+    return _base(engine, local, local_id, fallback=True)
 
 
 def _describe_cuda_base(ref: str) -> str:
@@ -231,11 +263,16 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def stage_context(
-    backend: BackendDef, device: Device, base_image: str, wheelhouse: Wheelhouse, root: Path
+    backend: BackendDef, device: Device, base: BaseImage, wheelhouse: Wheelhouse, root: Path
 ) -> tuple[Path, str, str]:
-    """Assemble the build context; return (folder, dockerfile, content digest)."""
-    dockerfile = render_dockerfile(backend, device, base_image, wheelhouse.pip_wheel)
+    """Assemble the build context; return (folder, dockerfile, content digest).
+
+    The digest covers the base image's id, not only its name: the same tag re-pulled or
+    re-bootstrapped is another base, and the image built on the old one is stale.
+    """
+    dockerfile = render_dockerfile(backend, device, base.ref, wheelhouse.pip_wheel)
     digest = hashlib.sha256()
+    digest.update(b"base\0" + base.image_id.encode())
     digest.update(b"Dockerfile\0" + dockerfile.encode())
     requirements = "".join(f"{req}\n" for req in backend.requirements[device])
     digest.update(b"requirements.txt\0" + requirements.encode())
@@ -314,7 +351,7 @@ def ensure_image(
             )
     staging_root = cache_dir() / "build"
     staging_root.mkdir(parents=True, exist_ok=True)
-    context, dockerfile, digest = stage_context(backend, device, base.ref, wheelhouse, staging_root)
+    context, dockerfile, digest = stage_context(backend, device, base, wheelhouse, staging_root)
     try:
         tag = f"{backend.image_repository(device)}:{digest[:16]}"
         dockerfile_sha = hashlib.sha256(dockerfile.encode()).hexdigest()
@@ -324,6 +361,7 @@ def ensure_image(
             labels = L.base_labels(backend=backend.name, role="sut-image")
             labels[L.DOCKERFILE_SHA] = dockerfile_sha
             labels[L.BASE_IMAGE] = base.ref
+            labels[L.BASE_IMAGE_ID] = base.image_id
             with terminal.status(f"building {tag}"):
                 image_id = engine.build(context, tag, labels, on_build_line or terminal.debug)
             terminal.success(f"built {tag}")

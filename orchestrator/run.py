@@ -16,7 +16,13 @@ from typing import Any
 
 from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
 from orchestrator import __version__
-from orchestrator.assets import ResolvedAssets, SyntheticRequest, plan_assets, resolve_synthetic
+from orchestrator.assets import (
+    ResolvedAssets,
+    SyntheticRequest,
+    plan_assets,
+    planned_count,
+    resolve_synthetic,
+)
 from orchestrator.catalog import CUDA_BASES, BackendDef, get_backend
 from orchestrator.config import Device, Mode, RunSpec, Scenario
 from orchestrator.console import Terminal
@@ -115,6 +121,7 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
     try:
         with _sigterm_as_interrupt():
             planned = plan_assets(spec, terminal)
+            _announce_plan(spec, planned_count(spec, planned), terminal)
             engine = connect()
             image = ensure_image(
                 engine, backend, spec.device, spec.base_image, spec.wheelhouse, terminal
@@ -176,15 +183,25 @@ def cuda_preflight(
     return require_cuda(gpus, driver, why, lambda: connect().gpu_support(), base)
 
 
+def _planned_tests(spec: RunSpec) -> list[tuple[Scenario, Mode]]:
+    return [(s, m) for s in spec.scenarios for m in spec.modes]
+
+
+def _announce_plan(spec: RunSpec, count: int, terminal: Terminal) -> None:
+    """What the run will do, said before the long steps (build, assets, preprocessing)."""
+    tests = _planned_tests(spec)
+    total = sum(estimate_seconds(spec, s, m, count) for s, m in tests)
+    terminal.info(
+        f"plan: {len(tests)} LoadGen tests on {count} images, ≈ {human_duration(total)} "
+        "of LoadGen time at the tuning's expected rates"
+    )
+
+
 def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]) -> None:
     """Every scenario × mode, one container each, recording each outcome as it lands."""
     spec = ctx.spec
-    tests = [(s, m) for s in spec.scenarios for m in spec.modes]
+    tests = _planned_tests(spec)
     estimates = [estimate_seconds(spec, s, m, ctx.assets.count) for s, m in tests]
-    ctx.terminal.info(
-        f"plan: {len(tests)} LoadGen tests, ≈ {human_duration(sum(estimates))} "
-        "of LoadGen time at the tuning's expected rates"
-    )
     for number, ((scenario, mode), estimate) in enumerate(zip(tests, estimates, strict=True), 1):
         name = f"[{number}/{len(tests)}] {scenario.value} {mode.value}"
         try:
@@ -198,7 +215,15 @@ def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]
             )
             raise
         verdict = "" if result.valid is None else (" VALID" if result.valid else " INVALID")
-        ctx.terminal.success(f"{name}: {result.metric} {result.display_value}{verdict}")
+        line = f"{name}: {result.metric} {result.display_value}{verdict}"
+        if result.errors:
+            count = len(result.errors)
+            errors = "; ".join(result.errors)
+            ctx.terminal.warn(f"{line}: LoadGen logged {count} error(s): {errors}")
+        else:
+            ctx.terminal.success(line)
+        for warning in result.warnings:
+            ctx.terminal.warn(f"{name}: {warning}")
         results.append(result)
         manifest.tests.append(record)
         manifest.loadgen_version = manifest.loadgen_version or result.loadgen_version
@@ -225,6 +250,9 @@ def _image_record(image: BuiltImage) -> dict[str, Any]:
         "dockerfile_sha256": image.dockerfile_sha256,
         "base_image": image.base.ref,
         "base_image_id": image.base.image_id,
+        "base_image_digest": image.base.digest,
+        "base_image_repo_digests": list(image.base.repo_digests),
+        "base_local_bootstrap": image.base.bootstrapped,
         "base_fallback": image.base.fallback,
         "python": image.platform.python,
         "built_now": image.built_now,

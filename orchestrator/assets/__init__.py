@@ -126,6 +126,17 @@ def _resolve(
             f"model md5 {model.md5} is not an official resnet50_v1.onnx: open division only"
         )
     available = dataset_size(dataset.resolve())
+    return ResolvedAssets(
+        model=model,
+        dataset=dataset.resolve(),
+        available=available,
+        count=run_count(spec, available, dataset),
+        synthetic=synthetic,
+    )
+
+
+def run_count(spec: RunSpec, available: int, dataset: Path) -> int:
+    """How many of the `available` images a run uses: --count, else all (capped by --quick)."""
     count = spec.dataset_count or available
     if spec.quick_run and spec.dataset_count is None:
         count = min(available, spec.quick.max_dataset_count)
@@ -133,10 +144,12 @@ def _resolve(
         raise ConfigError(
             f"--count {count} exceeds the {available} images of {dataset}", key="dataset_count"
         )
-    return ResolvedAssets(
-        model=model,
-        dataset=dataset.resolve(),
-        available=available,
-        count=count,
-        synthetic=synthetic,
-    )
+    return count
+
+
+def planned_count(spec: RunSpec, planned: ResolvedAssets | SyntheticRequest) -> int:
+    """The image count of a run before any asset is generated (the synthetic set is known by its
+    size), so the plan can be shown before the long steps."""
+    if isinstance(planned, ResolvedAssets):
+        return planned.count
+    return run_count(spec, planned.images, planned.dataset)

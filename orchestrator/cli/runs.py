@@ -1,14 +1,12 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from orchestrator.cli.application import Application
-
-STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
 
 def runs(
@@ -16,27 +14,38 @@ def runs(
     runs_dir: Annotated[
         Path, typer.Option("--runs-dir", help="Where runs are written.", file_okay=False)
     ] = Path("runs"),
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print a JSON array (one object per run: id, status, backend, device, profile, "
+            "started, tests, path) for scripts.",
+        ),
+    ] = False,
 ) -> None:
     """List runs with their verdicts (complete, failed, interrupted)."""
+    from orchestrator.cli.tables import runs_list, runs_table
     from orchestrator.results.manifest import list_runs
 
     app: Application = ctx.obj
     listings = list_runs(runs_dir)
+    if as_json:
+        rows = [
+            {
+                "id": item.run_id,
+                "status": item.status,
+                "backend": item.backend,
+                "device": item.device,
+                "profile": item.profile,
+                "started": item.started,
+                "tests": item.tests,
+                "path": str(item.path.resolve()),
+            }
+            for item in listings
+        ]
+        app.terminal.data(json.dumps(rows, indent=2))
+        return
     if not listings:
         app.terminal.info(f"no runs under {runs_dir}")
         return
-    table = Table()
-    for column in ("run", "backend", "device", "profile", "tests", "started", "verdict"):
-        table.add_column(column)
-    for item in listings:
-        style = STYLE.get(item.status, "white")
-        table.add_row(
-            item.run_id,
-            item.backend,
-            item.device,
-            item.profile,
-            str(item.tests),
-            item.started,
-            f"[{style}]{item.status}[/]",
-        )
-    app.terminal.table(table)
+    app.terminal.table(runs_table(listings), narrow=runs_list(listings))

@@ -1,41 +1,175 @@
-"""Rich tables the commands render."""
+"""What the commands render: tables that never cut an identifier or a hint.
+
+A pipe (CI logs) is 80 columns wide. Tables whose natural width is larger come with a list layout
+(`narrow`) the terminal uses instead; cells wrap at spaces and fold (never cut with `…`) a word
+longer than its column. The results table of `up` is built to fit 80 columns: short verdict
+codes, explained in a legend underneath that also says why each row is not VALID.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
+    from orchestrator.doctor import Check
+    from orchestrator.results.loadgen_log import TestResult
+    from orchestrator.results.manifest import RunListing
     from orchestrator.run import RunOutcome
+
+RUN_STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+CHECK_STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
+
+# verdict code → (style, meaning); codes stay 5 characters or fewer so the table fits 80 columns
+VERDICTS: dict[str, tuple[str, str]] = {
+    "VALID": ("green", "LoadGen's verdict is VALID"),
+    "INVAL": ("red", "LoadGen's verdict is INVALID (why below)"),
+    "ERR": ("red", "LoadGen logged errors, so invalid (below)"),
+    "acc": ("cyan", "accuracy run, scored by mlorch"),
+    "?": ("yellow", "no verdict in the log"),
+}
+
+
+def verdict_code(result: TestResult) -> str:
+    """The short verdict of one test (a key of VERDICTS)."""
+    if result.errors:
+        return "ERR"
+    if result.mode == "AccuracyOnly":
+        return "acc"
+    if result.valid is None:
+        return "?"
+    return "VALID" if result.valid else "INVAL"
+
+
+def _mode(result: TestResult) -> str:
+    return "performance" if result.mode == "PerformanceOnly" else "accuracy"
+
+
+def _metric(result: TestResult) -> str:
+    return result.metric if result.unit in result.metric else f"{result.metric} ({result.unit})"
 
 
 def results_table(outcome: RunOutcome) -> Table:
-    """scenario · mode · metric · value · validity for one run."""
+    """scenario · mode · metric · value · verdict for one run (fits 80 columns)."""
     manifest = outcome.manifest
     spec = manifest.spec
-    caption = None
-    if spec.get("profile") == "quick":
-        caption = "--quick: shortened runs, not submission-valid"
-    if manifest.assets.get("synthetic"):
-        note = "synthetic assets: accuracy is a plumbing check"
-        caption = f"{caption}; {note}" if caption else note
-    table = Table(
-        title=f"{manifest.run_id} · {spec.get('backend')} · {spec.get('device')}", caption=caption
-    )
-    table.add_column("scenario")
-    table.add_column("mode")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("validity")
+    table = Table(title=Text(f"{manifest.run_id} · {spec.get('backend')} · {spec.get('device')}"))
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("mode", no_wrap=True)
+    table.add_column("metric", overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
     for result in outcome.results:
-        if result.mode == "AccuracyOnly":
-            verdict = "[cyan]scored[/]"
-        elif result.valid:
-            verdict = "[green]VALID[/]"
-        else:
-            why = ", ".join(result.unmet) or "see summary"
-            verdict = f"[red]INVALID[/] ({why})"
-        mode = "performance" if result.mode == "PerformanceOnly" else "accuracy"
-        table.add_row(result.scenario, mode, result.metric, result.display_value, verdict)
+        code = verdict_code(result)
+        table.add_row(
+            result.scenario,
+            _mode(result),
+            Text(_metric(result)),
+            _value(result),
+            Text(code, style=VERDICTS[code][0]),
+        )
     return table
+
+
+def results_list(outcome: RunOutcome) -> Group:
+    """The results one line each, for terminals narrower than the table."""
+    lines = [Text(f"{outcome.manifest.run_id} · {outcome.manifest.spec.get('device')}")]
+    for result in outcome.results:
+        code = verdict_code(result)
+        line = Text(f"  {result.scenario} {_mode(result)}: {_metric(result)} {_value(result)} ")
+        line.append(code, style=VERDICTS[code][0])
+        lines.append(line)
+    return Group(*lines)
+
+
+def _value(result: TestResult) -> str:
+    return "—" if result.value is None else f"{result.value:,.3f}"
+
+
+def results_legend(outcome: RunOutcome) -> list[Text]:
+    """The codes the table uses, why each row that is not VALID is not, and run-wide notes."""
+    lines: list[Text] = []
+    codes = [code for code in VERDICTS if code in {verdict_code(r) for r in outcome.results}]
+    if codes:
+        lines.append(Text(" · ".join(f"{code}: {VERDICTS[code][1]}" for code in codes)))
+    for result in outcome.results:
+        row = f"{result.scenario} {_mode(result)}"
+        code = verdict_code(result)
+        if code == "INVAL":
+            unmet = ", ".join(result.unmet)
+            why = f"{unmet} not satisfied" if unmet else "see its mlperf_log_summary.txt"
+            lines.append(Text(f"{row} INVAL: {why}"))
+        for error in result.errors:
+            lines.append(Text(f"{row} ERR: {error}"))
+        for warning in result.warnings:
+            lines.append(Text(f"{row} warning: {warning}"))
+    if outcome.manifest.spec.get("profile") == "quick":
+        lines.append(Text("--quick: shortened runs, not submission-valid"))
+    if outcome.manifest.assets.get("synthetic"):
+        lines.append(Text("synthetic assets: accuracy is a plumbing check"))
+    return lines
+
+
+def runs_table(listings: Sequence[RunListing]) -> Table:
+    """One row per run; the run id is never cut (it is what other commands take)."""
+    table = Table()
+    table.add_column("run", no_wrap=True)
+    for column in ("backend", "device", "profile", "tests", "started"):
+        table.add_column(column, overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    for item in listings:
+        table.add_row(
+            *(Text(cell) for cell in (item.run_id, item.backend, item.device, item.profile)),
+            str(item.tests),
+            Text(item.started),
+            Text(item.status, style=RUN_STYLE.get(item.status, "white")),
+        )
+    return table
+
+
+def runs_list(listings: Sequence[RunListing]) -> Group:
+    """The runs as two lines each, for terminals narrower than the table."""
+    lines: list[Text] = []
+    for item in listings:
+        head = Text(item.run_id)
+        head.append(f"  {item.status}", style=RUN_STYLE.get(item.status, "white"))
+        lines.append(head)
+        tests = f"{item.tests} test" + ("" if item.tests == 1 else "s")
+        details = [item.backend, item.device, item.profile, tests]
+        if item.started:
+            details.append(f"started {item.started}")
+        lines.append(Text("    " + " · ".join(details)))
+    return Group(*lines)
+
+
+def doctor_table(checks: Sequence[Check]) -> Table:
+    table = Table()
+    table.add_column("check", overflow="fold")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    table.add_column("hint", overflow="fold")
+    for check in checks:
+        table.add_row(
+            Text(check.name),
+            Text(check.verdict, style=CHECK_STYLE[check.verdict]),
+            Text(check.detail),
+            Text(check.hint or ""),
+        )
+    return table
+
+
+def doctor_list(checks: Sequence[Check]) -> Table:
+    """verdict, then `check: detail` with its hint, for terminals narrower than the table."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for check in checks:
+        body = Text(f"{check.name}: {check.detail}")
+        if check.hint:
+            body.append(f"\nhint: {check.hint}", style="yellow")
+        grid.add_row(Text(check.verdict, style=CHECK_STYLE[check.verdict]), body)
+    return grid

@@ -14,7 +14,7 @@ from orchestrator.cli.options import (
     QuickOpt,
     WheelhouseOpt,
 )
-from orchestrator.cli.tables import results_table
+from orchestrator.cli.tables import results_legend, results_list, results_table
 from orchestrator.config import Mode, Scenario
 
 
@@ -138,5 +138,7 @@ def up(
         },
     )
     outcome = run_up(spec, lambda: app.engine, app.terminal)
-    app.terminal.table(results_table(outcome))
+    app.terminal.table(
+        results_table(outcome), narrow=results_list(outcome), legend=results_legend(outcome)
+    )
     app.terminal.success(f"results in {outcome.manifest.run_dir}")

@@ -10,6 +10,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,15 @@ if TYPE_CHECKING:
 
 API_TIMEOUT_S = 60
 BUILD_TIMEOUT_S = 3600
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What `docker image inspect` says about where an image came from."""
+
+    image_id: str
+    repo_digests: tuple[str, ...]  # `repo@sha256:…` per registry it was pulled from or pushed to
+    comment: str  # e.g. the message of `docker import`
 
 
 class DockerEngine:
@@ -65,6 +75,19 @@ class DockerEngine:
             return str(self.client.images.get(ref).id)
         except ImageNotFound:
             return None
+
+    def image_facts(self, ref: str) -> ImageFacts | None:
+        from docker.errors import ImageNotFound
+
+        try:
+            attrs = self.client.images.get(ref).attrs
+        except ImageNotFound:
+            return None
+        return ImageFacts(
+            image_id=str(attrs["Id"]),
+            repo_digests=tuple(str(d) for d in attrs.get("RepoDigests") or ()),
+            comment=str(attrs.get("Comment") or ""),
+        )
 
     def image_labels(self, ref: str) -> dict[str, str]:
         return dict(self.client.images.get(ref).labels or {})

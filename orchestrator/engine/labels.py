@@ -14,6 +14,7 @@ SCENARIO = "mlorch.scenario"
 MODE = "mlorch.mode"
 DOCKERFILE_SHA = "mlorch.dockerfile-sha256"
 BASE_IMAGE = "mlorch.base-image"
+BASE_IMAGE_ID = "mlorch.base-image-id"
 
 
 def base_labels(**extra: str) -> dict[str, str]:

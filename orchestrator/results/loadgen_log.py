@@ -27,15 +27,28 @@ class DetailLog:
 
 
 def parse_detail_text(text: str) -> DetailLog:
-    """Parse `:::MLLOG {json}` lines; the last value of a key wins; errors/warnings are kept."""
+    """Parse `:::MLLOG {json}` lines; the last value of a key wins; errors/warnings are kept.
+
+    A malformed last line with no newline after it is what LoadGen leaves when it is killed
+    mid-write: it is skipped with a warning. A malformed line anywhere else is a ResultError.
+    """
     log = DetailLog()
-    for lineno, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    truncated_at = len(lines) if lines and not text.endswith(("\n", "\r")) else None
+    for lineno, line in enumerate(lines, 1):
         if not line.startswith(MLLOG_PREFIX):
             continue
         try:
             entry = json.loads(line[len(MLLOG_PREFIX) :])
         except json.JSONDecodeError as exc:
+            if lineno == truncated_at:
+                log.warnings.append(
+                    f"{DETAIL}:{lineno}: last line cut short (LoadGen stopped mid-write); ignored"
+                )
+                continue
             raise ResultError(f"{DETAIL}:{lineno}: malformed MLLOG line ({exc.msg})") from exc
+        if not isinstance(entry, dict):
+            raise ResultError(f"{DETAIL}:{lineno}: MLLOG line is not a JSON object")
         key = entry.get("key")
         if not isinstance(key, str):
             continue
@@ -46,6 +59,9 @@ def parse_detail_text(text: str) -> DetailLog:
             log.errors.append(f"{key}: {value}")
         elif meta.get("is_warning") or key.startswith("warning_"):
             log.warnings.append(f"{key}: {value}")
+    counted = log.values.get("num_errors")
+    if isinstance(counted, int) and counted > len(log.errors):
+        log.errors.append(f"num_errors: LoadGen counted {counted}, the log shows {len(log.errors)}")
     return log
 
 
@@ -79,7 +95,7 @@ class TestResult:
     scenario: str
     mode: str
     loadgen_version: str | None
-    valid: bool | None  # None for accuracy runs (LoadGen does not judge them)
+    valid: bool | None  # None when not judged (accuracy runs); False whenever errors were logged
     metric: str
     value: float | None
     unit: str
@@ -143,6 +159,8 @@ def result_from_logs(folder: Path, scenario: str, mode: str) -> TestResult:
         value = raw * scale if raw is not None else None
         validity = log.get("result_validity")
         valid = None if validity is None else validity == "VALID"
+    if log.errors:  # LoadGen's own verdict does not account for the errors it logged
+        valid = False
     mean = _float(log.get("result_mean_latency_ns"))
     duration_ns = _float(log.get("generated_query_duration"))
     summary_path = folder / SUMMARY

@@ -37,7 +37,10 @@ def quick_run(
     tmp_path_factory: pytest.TempPathFactory, engine: DockerEngine
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     work = tmp_path_factory.mktemp("up")
-    result = mlorch("up", "reference", "--device", "cpu", "--quick", cwd=work)
+    # COLUMNS=80: what a pipe (CI log) or a small terminal gets
+    result = mlorch(
+        "up", "reference", "--device", "cpu", "--quick", cwd=work, env={"COLUMNS": "80"}
+    )
     return result, work / "runs"
 
 
@@ -60,6 +63,38 @@ def test_quick_run_writes_every_scenario_and_mode(
     assert "plumbing check" in result.stdout  # and the table says what accuracy means here
 
 
+def test_plan_comes_before_the_long_steps(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, _ = quick_run
+    lines = result.stderr.splitlines()
+
+    def first(text: str) -> int:
+        return next(n for n, line in enumerate(lines) if text in line)
+
+    plan = first("plan: 8 LoadGen tests on 64 images")
+    assert plan < first("base image mlorch/base:bookworm: Python")
+    assert plan < first("mlorch/reference-cpu:")  # built, or found up to date
+    assert plan < first("preprocess")
+    assert plan < first("[1/8]")
+
+
+def test_results_table_fits_80_columns(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, runs = quick_run
+    out = result.stdout.splitlines()
+    assert max(len(line) for line in out) <= 80
+    assert "…" not in result.stdout
+    assert _manifest(runs)["run_id"] in result.stdout
+    verdicts = [line.split("│")[5].strip() for line in out if line.startswith("│")]
+    assert len(verdicts) == 8, result.stdout
+    assert verdicts.count("acc") == 4
+    assert set(verdicts) <= {"VALID", "INVAL", "acc"}  # no LoadGen errors in a healthy run
+    legend = [line for line in out if line.startswith("acc: ") or " acc: " in line]
+    assert legend, result.stdout  # the codes are explained under the table
+
+
 def test_manifest_records_provenance(
     quick_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
@@ -73,6 +108,10 @@ def test_manifest_records_provenance(
     assert len(image["dockerfile_sha256"]) == 64
     assert image["base_image"] == "mlorch/base:bookworm"
     assert image["base_fallback"] is True
+    assert image["base_local_bootstrap"] is True
+    assert image["base_image_repo_digests"] == []  # never pulled from a registry
+    assert image["base_image_digest"] == image["base_image_id"]
+    assert image["base_image_id"].startswith("sha256:")
     assert "mlcommons_loadgen==6.0.17" in image["pip_freeze"]
     assert manifest["host"]["cpu_count"] >= 1
     assert manifest["spec"]["profile"] == "quick"

@@ -183,3 +183,112 @@ def test_runs_lists_verdicts(tmp_path: Path) -> None:
     assert "complete" in lines["r1"]
     assert "failed" in lines["r2"]
     assert "interrupted" in lines["r3"]  # 'running' whose process is gone
+
+
+def _write_runs(runs: Path) -> list[str]:
+    """Three runs with real-looking ids (as `up` names them); returns the ids."""
+    import json
+
+    ids = [
+        "20261123-101010-reference-ab12",
+        "20261123-111111-reference-0f0f",
+        "20261124-090000-dell-trt-beef",
+    ]
+    for run_id, status, tests in zip(
+        ids, ("complete", "failed", "running"), (8, 3, 0), strict=True
+    ):
+        (runs / run_id).mkdir(parents=True)
+        (runs / run_id / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "status": status,
+                    "started": "2026-11-23T10:10:10+00:00",
+                    "spec": {
+                        "backend": run_id[16:].rsplit("-", 1)[0],
+                        "device": "cpu",
+                        "profile": "quick",
+                    },
+                    "tests": [{}] * tests,
+                    "pid": 2**22 + 7,
+                    "host_id": os.uname().nodename,
+                }
+            )
+        )
+    return ids
+
+
+def test_runs_in_80_columns_keeps_whole_ids(tmp_path: Path) -> None:
+    """A pipe is 80 columns: the ids `compare` and `submit` take are printed whole."""
+    ids = _write_runs(tmp_path)
+    result = mlorch("runs", "--runs-dir", str(tmp_path), env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    for run_id in ids:
+        assert any(line.split()[:1] == [run_id] for line in result.stdout.splitlines()), (
+            result.stdout
+        )
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+def test_runs_json_for_scripts(tmp_path: Path) -> None:
+    import json
+
+    ids = _write_runs(tmp_path / "runs")
+    result = mlorch("runs", "--json", "--runs-dir", "runs", cwd=tmp_path, env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [row["id"] for row in rows] == ids
+    assert rows[0] == {
+        "id": ids[0],
+        "status": "complete",
+        "backend": "reference",
+        "device": "cpu",
+        "profile": "quick",
+        "started": "2026-11-23T10:10:10+00:00",
+        "tests": 8,
+        "path": str((tmp_path / "runs" / ids[0]).resolve()),
+    }
+    assert rows[2]["status"] == "interrupted"  # 'running' whose process is gone
+    assert rows[2]["backend"] == "dell-trt"
+
+
+def test_runs_json_with_no_runs_is_an_empty_array(tmp_path: Path) -> None:
+    result = mlorch("runs", "--json", "--runs-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_doctor_in_80_columns_keeps_whole_hints() -> None:
+    from orchestrator.errors import EngineUnavailable
+
+    result = mlorch("doctor", env={**NO_ENGINE, "COLUMNS": "80"})
+    assert result.returncode == 1, result.stderr
+    assert "…" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    tokens = set(result.stdout.replace("│", " ").replace("┃", " ").split())
+    hint = EngineUnavailable.default_hint or ""
+    assert hint
+    for word in hint.split():
+        assert word in tokens, (word, result.stdout)
+
+
+def test_up_prints_its_plan_before_the_long_steps(tmp_path: Path) -> None:
+    """The plan comes before the engine is contacted (and so before build and preprocessing)."""
+    result = mlorch(
+        "up", "reference", "--device", "cpu", "--quick", "-s", "Offline", "-s", "Server",
+        env=NO_ENGINE, cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_error(result, 3, "cannot reach the Docker engine")
+    lines = result.stderr.splitlines()
+    plan = [n for n, line in enumerate(lines) if "plan: 4 LoadGen tests on 64 images" in line]
+    error = [n for n, line in enumerate(lines) if line.startswith("error:")]
+    assert plan, result.stderr
+    assert plan[0] < error[0]
+
+
+def test_up_count_beyond_the_synthetic_set_fails_before_the_engine(tmp_path: Path) -> None:
+    result = mlorch(
+        "up", "reference", "--device", "cpu", "--count", "65", env=NO_ENGINE, cwd=tmp_path
+    )
+    assert_one_error(result, 2, "--count 65 exceeds the 64 images")

@@ -87,9 +87,96 @@ def test_detail_collects_errors_and_warnings() -> None:
     assert log.get("loadgen_version") == "6.0.17 @ x"
 
 
-def test_malformed_detail_line_is_a_result_error() -> None:
+def _copy_with_detail(golden_folder: Path, target: Path, detail: str) -> Path:
+    """A test folder holding the golden summary and the given detail log text."""
+    target.mkdir()
+    summary = golden_folder / "mlperf_log_summary.txt"
+    (target / "mlperf_log_summary.txt").write_text(summary.read_text())
+    (target / "mlperf_log_detail.txt").write_text(detail)
+    return target
+
+
+def test_malformed_middle_line_is_a_result_error(golden: Path, tmp_path: Path) -> None:
+    folder = golden / "loadgen" / "Offline-performance"
+    lines = (folder / "mlperf_log_detail.txt").read_text().splitlines(keepends=True)
+    lines[39] = lines[39][:60] + "\n"  # line 40 cut short, but lines follow it
+    damaged = _copy_with_detail(folder, tmp_path / "t", "".join(lines))
+    with pytest.raises(ResultError, match=r"mlperf_log_detail.txt:40: malformed"):
+        result_from_logs(damaged, "Offline", "PerformanceOnly")
+
+
+def test_malformed_last_line_with_its_newline_is_an_error() -> None:
+    """A complete (newline-ended) last line that does not parse is damage, not a cut-off write."""
     with pytest.raises(ResultError, match="malformed"):
-        parse_detail_text(':::MLLOG {"key": ')
+        parse_detail_text(':::MLLOG {"key": \n')
+
+
+def test_truncated_last_line_is_tolerated_with_a_warning(golden: Path, tmp_path: Path) -> None:
+    """LoadGen killed mid-write: the last line has no end; the rest of the log still counts."""
+    folder = golden / "loadgen" / "Offline-performance"
+    text = (folder / "mlperf_log_detail.txt").read_text()
+    cut = text[: text.rindex(":::MLLOG ") + 57]  # the last line stops inside its JSON
+    assert not cut.endswith("\n")
+    lineno = cut.count("\n") + 1
+    truncated = _copy_with_detail(folder, tmp_path / "t", cut)
+    result = result_from_logs(truncated, "Offline", "PerformanceOnly")
+    intact = result_from_logs(folder, "Offline", "PerformanceOnly")
+    assert result.value == intact.value
+    assert result.valid is True
+    assert result.errors == ()
+    assert result.warnings == (
+        f"mlperf_log_detail.txt:{lineno}: last line cut short (LoadGen stopped mid-write); ignored",
+    )
+    assert result.to_dict()["warnings"] == list(result.warnings)  # recorded in result.json
+
+
+def test_logged_error_makes_a_valid_result_invalid(golden: Path) -> None:
+    """Real LoadGen 6.0.17 log of a SUT that completed one sample twice: LoadGen's verdict is
+    VALID, its log carries error_runtime; the result is not valid."""
+    folder = golden / "loadgen" / "Offline-performance-error"
+    summary = parse_summary_text((folder / "mlperf_log_summary.txt").read_text())
+    assert summary["Result is"] == "VALID"
+    assert (
+        parse_detail_text((folder / "mlperf_log_detail.txt").read_text()).get("result_validity")
+        == "VALID"
+    )
+    result = result_from_logs(folder, "Offline", "PerformanceOnly")
+    assert result.valid is False
+    assert result.errors == ("error_runtime: Attempted to complete a sample twice.",)
+    assert result.value is not None
+
+
+def test_error_counted_but_not_shown_still_invalidates(golden: Path, tmp_path: Path) -> None:
+    """num_errors says 1 but the error line is gone (log damaged): still an error."""
+    folder = golden / "loadgen" / "Offline-performance-error"
+    text = (folder / "mlperf_log_detail.txt").read_text()
+    without = "".join(
+        line for line in text.splitlines(keepends=True) if '"key": "error_runtime"' not in line
+    )
+    assert without != text
+    result = result_from_logs(
+        _copy_with_detail(folder, tmp_path / "t", without), "Offline", "PerformanceOnly"
+    )
+    assert result.valid is False
+    assert result.errors == ("num_errors: LoadGen counted 1, the log shows 0",)
+
+
+def test_logged_error_makes_an_accuracy_run_invalid(golden: Path, tmp_path: Path) -> None:
+    folder = golden / "loadgen" / "Offline-accuracy"
+    error_line = next(
+        line
+        for line in (golden / "loadgen" / "Offline-performance-error" / "mlperf_log_detail.txt")
+        .read_text()
+        .splitlines(keepends=True)
+        if '"key": "error_runtime"' in line
+    )
+    lines = (folder / "mlperf_log_detail.txt").read_text().splitlines(keepends=True)
+    lines.insert(len(lines) // 2, error_line)
+    result = result_from_logs(
+        _copy_with_detail(folder, tmp_path / "t", "".join(lines)), "Offline", "AccuracyOnly"
+    )
+    assert result.valid is False
+    assert result.errors == ("error_runtime: Attempted to complete a sample twice.",)
 
 
 def test_scenario_mismatch_is_rejected(golden: Path) -> None:
