@@ -98,7 +98,7 @@ def prepare(binding: Binding, cache: Path) -> Prepared:
     prepared = Prepared(binding, folder / "site", folder / "stubs")
     if (folder / "api.json").is_file():
         return prepared
-    with exclusive(folder.with_suffix(".lock"), timeout_s=DOWNLOAD_TIMEOUT_S * 2):
+    with exclusive(folder.parent / f"{folder.name}.lock", timeout_s=DOWNLOAD_TIMEOUT_S * 2):
         if (folder / "api.json").is_file():
             return prepared
         shutil.rmtree(folder, ignore_errors=True)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import tensorrt as trt
 
     from backends.dell_trt.cuda_rt import DeviceInfo
+    from backends.dell_trt.gpu_device import GpuDevice, GpuDeviceConfig, SampleStore
 
 
 class TrtError(RuntimeError):
@@ -178,6 +179,34 @@ def cached_engine(
         lambda: build_serialized_engine(onnx_path.read_bytes(), batch_size, profiles, options),
         on_wait=on_wait,
     )
+
+
+def open_gpu_device(
+    onnx_path: Path,
+    engine_root: Path,
+    store: SampleStore,
+    config: GpuDeviceConfig,
+    options: BuilderOptions = DEFAULT_BUILDER,
+    on_wait: Callable[[], None] | None = None,
+) -> GpuDevice:
+    """The TensorRT `GpuDevice` for `config`: engine from the cache (built once), one execution
+    context per copy stream, warmed up (and graphs captured) before it is returned."""
+    from backends.dell_trt import cuda_rt
+    from backends.dell_trt.gpu_device import GpuDevice
+
+    cuda_rt.set_device(config.device)
+    gpu = cuda_rt.device_info(config.device)
+    entry = cached_engine(
+        EngineCache(engine_root),
+        onnx_path,
+        gpu,
+        config.batch_size,
+        config.copy_streams,
+        options,
+        on_wait,
+    )
+    runner = TrtRunner(entry.plan_path.read_bytes(), config.copy_streams)
+    return GpuDevice(runner, store, config)
 
 
 class TrtRunner:
