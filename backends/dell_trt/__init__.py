@@ -1,1 +1,1 @@
-"""The Dell/NVIDIA MLPerf ResNet50 recipe (INT8, TensorRT on GPU, onnxruntime CPU twin)."""
+"""Dell/NVIDIA MLPerf v2.1 ResNet50: INT8 TensorRT engine, LWIS harness, and its CPU twin."""

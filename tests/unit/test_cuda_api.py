@@ -17,7 +17,16 @@ import pytest
 from tests.api_surface import Api, check_source
 from tests.real_wheels import Prepared, WheelUnavailable, cuda_bindings, prepare
 
-CUDA_BINDINGS_VERSION = "13.2.0"  # pinned in the GPU image's wheelhouse
+
+def pinned_cuda_bindings() -> str:
+    """The cuda-bindings version the GPU image pins (the catalog's requirement where it has one)."""
+    from orchestrator import catalog
+
+    requirement = getattr(catalog, "CUDA_BINDINGS", "cuda-bindings==13.2.0")
+    return str(requirement).split("==", 1)[1]
+
+
+CUDA_BINDINGS_VERSION = pinned_cuda_bindings()
 CUDA_PATHFINDER_VERSION = "1.9.0"  # cuda-bindings 13.x imports it (requires ~=1.1)
 CUDA_RT = Path(__file__).resolve().parents[2] / "backends" / "dell_trt" / "cuda_rt.py"
 MODULES = {"cuda.bindings.runtime"}
@@ -171,7 +180,7 @@ def test_every_wrapper_reaches_its_call_and_raises_cuda_error(cuda_wheel: Prepar
         assert error_name in refused
         assert message.startswith(f"{name} failed: {error_name}")
     assert out["driver"] == 0
-    assert out["runtime"] == "13.2"
+    assert out["runtime"] == ".".join(CUDA_BINDINGS_VERSION.split(".")[:2])
     assert out["host_array"] is True
     assert out["batch_copy"] is True
 

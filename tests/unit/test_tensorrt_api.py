@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from backends.dell_trt.engine_cache import TENSORRT_VERSION
 from tests.api_surface import Api, Report, check_source
 from tests.real_wheels import WheelUnavailable, prepare, tensorrt_bindings
 
@@ -25,12 +26,15 @@ MODULES = {"tensorrt"}
 
 
 def pinned_tensorrt_version() -> str:
-    """The TensorRT of the pinned base image (the catalog's constant once it has one)."""
-    try:
-        from orchestrator.catalog import TENSORRT_VERSION  # type: ignore[attr-defined]
-    except ImportError:
-        from backends.dell_trt.engine_cache import TENSORRT_VERSION
-    return str(TENSORRT_VERSION)
+    """The TensorRT of the pinned GPU base image: the catalog's fact where it records one,
+    else the constant engine_cache.py keeps for it."""
+    from orchestrator import catalog
+
+    bases = getattr(catalog, "CUDA_BASES", {})
+    base = bases.get(getattr(catalog, "NGC_BASE", None))
+    if base is not None and getattr(base, "tensorrt", None):
+        return str(base.tensorrt)
+    return TENSORRT_VERSION
 
 
 VERSIONS = {"pinned": pinned_tensorrt_version(), "trt11": NEWEST_TENSORRT_11}
@@ -55,6 +59,10 @@ def test_the_described_modules_are_the_requested_versions(apis: dict[str, Api]) 
     for label, version in VERSIONS.items():
         assert apis[label].version == version
     assert VERSIONS["pinned"].startswith("10.")
+
+
+def test_engine_cache_names_the_pinned_tensorrt() -> None:
+    assert pinned_tensorrt_version() == TENSORRT_VERSION
 
 
 @pytest.mark.parametrize("label", list(VERSIONS))
