@@ -1,0 +1,314 @@
+"""TensorRT: build the INT8 ResNet50 engine from the S8S8 Q/DQ ONNX, and run it (`TrtRunner`).
+
+Everything TensorRT-specific lives here. The engine is built as a strongly typed network: the
+ONNX carries explicit QuantizeLinear/DequantizeLinear pairs (one calibration, done offline), so
+the precision of every layer follows from the graph and no precision flag is set. That is the only
+INT8 route TensorRT 11 still has (BuilderFlag.INT8/FP16, calibrators and weak typing are gone) and
+it builds identically on TensorRT 10.x. The network takes the INT8 NCHW input (150 528 bytes a
+sample) and returns the top-1 class (0–999) as one int32 a sample.
+
+One optimization profile per copy stream (each execution context needs its own), each covering
+batches 1..batch_size with the kernels tuned for batch_size.
+
+TensorRT objects carry their types as annotations (`builder: trt.Builder`, ...): the API
+conformance test (tests/unit/test_tensorrt_api.py) reads them to check every method and property
+used here against the real bindings of the pinned TensorRT 10.x and of TensorRT 11.x.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from backends.common.resnet50 import SAMPLE_SHAPE
+from backends.dell_trt.engine_cache import (
+    DEFAULT_BUILDER,
+    BuilderOptions,
+    CachedEngine,
+    EngineCache,
+    EngineKey,
+    file_sha256,
+)
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+    from backends.dell_trt.cuda_rt import DeviceInfo
+    from backends.dell_trt.gpu_device import GpuDevice, GpuDeviceConfig, SampleStore
+
+
+class TrtError(RuntimeError):
+    """TensorRT refused to parse, build, load or run the engine."""
+
+
+def tensorrt_version() -> str:
+    import tensorrt as trt
+
+    return str(trt.__version__)
+
+
+def make_logger(verbose: bool = False) -> trt.ILogger:
+    import tensorrt as trt
+
+    severity = trt.Logger.INFO if verbose else trt.Logger.WARNING
+    logger: trt.Logger = trt.Logger(severity)
+    return logger
+
+
+def _dims(shape: object) -> tuple[int, ...]:
+    return tuple(int(d) for d in shape)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class NetworkIO:
+    input_name: str
+    output_name: str
+
+
+def _parser_errors(parser: trt.OnnxParser) -> list[str]:
+    errors = []
+    for index in range(parser.num_errors):
+        error: trt.ParserError = parser.get_error(index)
+        where = error.node_name() or f"node {error.node()}"
+        errors.append(f"{where} ({error.node_operator()}): {error.desc()} [{error.code()}]")
+    return errors
+
+
+def _check_network(network: trt.INetworkDefinition) -> NetworkIO:
+    """One dynamic-batch INT8 NCHW input and one int32 label a sample, or TrtError."""
+    import tensorrt as trt
+
+    if network.num_inputs != 1 or network.num_outputs != 1:
+        raise TrtError(
+            f"expected 1 input and 1 output, the ONNX has {network.num_inputs} and "
+            f"{network.num_outputs}"
+        )
+    source: trt.ITensor = network.get_input(0)
+    result: trt.ITensor = network.get_output(0)
+    shape = _dims(source.shape)
+    if source.dtype != trt.DataType.INT8 or shape[1:] != SAMPLE_SHAPE or shape[0] != -1:
+        raise TrtError(
+            f"input {source.name!r} is {source.dtype} {shape}; expected INT8 (-1, 3, 224, 224) "
+            "(the S8S8 Q/DQ model with a dynamic batch)"
+        )
+    out_shape = _dims(result.shape)
+    if result.dtype != trt.DataType.INT32 or any(d != 1 for d in out_shape[1:]):
+        raise TrtError(
+            f"output {result.name!r} is {result.dtype} {out_shape}; expected one INT32 label a "
+            "sample"
+        )
+    return NetworkIO(source.name, result.name)
+
+
+def build_serialized_engine(
+    onnx_model: bytes,
+    batch_size: int,
+    profiles: int,
+    options: BuilderOptions = DEFAULT_BUILDER,
+    verbose: bool = False,
+) -> bytes:
+    """Parse the Q/DQ ONNX into a strongly typed network and build the serialized engine."""
+    import tensorrt as trt
+
+    logger = make_logger(verbose)
+    builder: trt.Builder = trt.Builder(logger)
+    # STRONGLY_TYPED is 1 in TensorRT 10 and 0 in 11 (where every network is strongly typed):
+    # take the value from the enum, never a literal.
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network: trt.INetworkDefinition = builder.create_network(flags)
+    parser: trt.OnnxParser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_model):
+        details = "\n  ".join(_parser_errors(parser)) or "no details"
+        raise TrtError(f"TensorRT's ONNX parser rejected the model:\n  {details}")
+    io = _check_network(network)
+
+    config: trt.IBuilderConfig = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
+    config.builder_optimization_level = options.optimization_level
+    config.profiling_verbosity = {
+        "none": trt.ProfilingVerbosity.NONE,
+        "layer_names_only": trt.ProfilingVerbosity.LAYER_NAMES_ONLY,
+        "detailed": trt.ProfilingVerbosity.DETAILED,
+    }[options.profiling_verbosity]
+    smallest, largest = (1, *SAMPLE_SHAPE), (batch_size, *SAMPLE_SHAPE)
+    for _ in range(profiles):
+        profile: trt.IOptimizationProfile = builder.create_optimization_profile()
+        profile.set_shape(io.input_name, smallest, largest, largest)
+        if config.add_optimization_profile(profile) < 0:
+            raise TrtError(f"TensorRT rejected the optimization profile 1..{batch_size}")
+
+    plan: trt.IHostMemory | None = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise TrtError("TensorRT could not build the engine (its log above says why)")
+    return bytes(memoryview(plan))
+
+
+def engine_key(
+    onnx_path: Path,
+    gpu: DeviceInfo,
+    batch_size: int,
+    profiles: int,
+    options: BuilderOptions = DEFAULT_BUILDER,
+) -> EngineKey:
+    return EngineKey(
+        gpu_name=gpu.name,
+        compute_capability=gpu.sm,
+        tensorrt_version=tensorrt_version(),
+        artifact_sha256=file_sha256(onnx_path),
+        batch_size=batch_size,
+        profiles=profiles,
+        builder=options,
+    )
+
+
+def cached_engine(
+    cache: EngineCache,
+    onnx_path: Path,
+    gpu: DeviceInfo,
+    batch_size: int,
+    profiles: int,
+    options: BuilderOptions = DEFAULT_BUILDER,
+    on_wait: Callable[[], None] | None = None,
+) -> CachedEngine:
+    """The engine for this GPU, TensorRT, model and options: from the cache, or built once."""
+    key = engine_key(onnx_path, gpu, batch_size, profiles, options)
+    return cache.get_or_build(
+        key,
+        lambda: build_serialized_engine(onnx_path.read_bytes(), batch_size, profiles, options),
+        on_wait=on_wait,
+    )
+
+
+def open_gpu_device(
+    onnx_path: Path,
+    engine_root: Path,
+    store: SampleStore,
+    config: GpuDeviceConfig,
+    options: BuilderOptions = DEFAULT_BUILDER,
+    on_wait: Callable[[], None] | None = None,
+) -> GpuDevice:
+    """The TensorRT `GpuDevice` for `config`: engine from the cache (built once), one execution
+    context per copy stream, warmed up (and graphs captured) before it is returned."""
+    from backends.dell_trt import cuda_rt
+    from backends.dell_trt.gpu_device import GpuDevice
+
+    cuda_rt.set_device(config.device)
+    gpu = cuda_rt.device_info(config.device)
+    entry = cached_engine(
+        EngineCache(engine_root),
+        onnx_path,
+        gpu,
+        config.batch_size,
+        config.copy_streams,
+        options,
+        on_wait,
+    )
+    runner = TrtRunner(entry.plan_path.read_bytes(), config.copy_streams)
+    return GpuDevice(runner, store, config)
+
+
+class TrtRunner:
+    """A deserialized engine with one execution context per optimization profile.
+
+    Implements `gpu_device.Runner`: `enqueue` only sets host-side state (input shape and tensor
+    addresses, both skipped when unchanged) and enqueues `execute_async_v3` on the given stream,
+    so it can be captured into a CUDA graph. Create it on the thread and with the CUDA device
+    (`cuda_rt.set_device`) the engine is meant for: TensorRT allocates on the current device.
+    """
+
+    def __init__(self, plan: bytes, contexts: int, verbose: bool = False) -> None:
+        import tensorrt as trt
+
+        from backends.dell_trt import cuda_rt
+
+        self._logger: trt.ILogger = make_logger(verbose)
+        self._runtime: trt.Runtime = trt.Runtime(self._logger)
+        engine: trt.ICudaEngine | None = self._runtime.deserialize_cuda_engine(plan)
+        if engine is None:
+            raise TrtError(
+                "TensorRT could not deserialize the engine (built by another TensorRT version "
+                "or for another GPU?)"
+            )
+        self._engine: trt.ICudaEngine = engine
+        self._input, self._output = self._io_names()
+        if engine.num_optimization_profiles < contexts:
+            raise TrtError(
+                f"the engine has {engine.num_optimization_profiles} optimization profiles, "
+                f"{contexts} execution contexts need one each"
+            )
+        self.contexts = contexts
+        self.max_batch = min(
+            _dims(engine.get_tensor_profile_shape(self._input, p)[2])[0] for p in range(contexts)
+        )
+        self.device_memory = int(engine.device_memory_size_v2)
+        self._contexts: list[trt.IExecutionContext] = []
+        with cuda_rt.Stream() as stream:
+            for profile in range(contexts):
+                context: trt.IExecutionContext | None = engine.create_execution_context()
+                if context is None:
+                    raise TrtError(f"TensorRT could not create execution context {profile}")
+                if not context.set_optimization_profile_async(profile, stream.handle):
+                    raise TrtError(f"could not select optimization profile {profile}")
+                self._contexts.append(context)
+            stream.synchronize()
+        self._batch = [0] * contexts
+        self._addresses = [(0, 0)] * contexts
+
+    def _io_names(self) -> tuple[str, str]:
+        import tensorrt as trt
+
+        engine = self._engine
+        inputs, outputs = [], []
+        for index in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(index)
+            mode = engine.get_tensor_mode(name)
+            if mode == trt.TensorIOMode.INPUT:
+                inputs.append(name)
+            elif mode == trt.TensorIOMode.OUTPUT:
+                outputs.append(name)
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise TrtError(f"expected one input and one output, the engine has {inputs} {outputs}")
+        if engine.get_tensor_dtype(inputs[0]) != trt.DataType.INT8:
+            raise TrtError(f"engine input {inputs[0]!r} is not INT8")
+        if engine.get_tensor_dtype(outputs[0]) != trt.DataType.INT32:
+            raise TrtError(f"engine output {outputs[0]!r} is not INT32")
+        return inputs[0], outputs[0]
+
+    @property
+    def input_name(self) -> str:
+        return self._input
+
+    @property
+    def output_name(self) -> str:
+        return self._output
+
+    def prepare_shape(self, context: int, batch: int, stream: int) -> None:
+        self._set_batch(context, batch)
+
+    def _set_batch(self, context: int, batch: int) -> None:
+        if self._batch[context] == batch:
+            return
+        execution: trt.IExecutionContext = self._contexts[context]
+        if not execution.set_input_shape(self._input, (batch, *SAMPLE_SHAPE)):
+            raise TrtError(f"context {context} refused batch {batch} (max {self.max_batch})")
+        self._batch[context] = batch
+
+    def enqueue(self, context: int, batch: int, d_input: int, d_output: int, stream: int) -> None:
+        execution: trt.IExecutionContext = self._contexts[context]
+        self._set_batch(context, batch)
+        if self._addresses[context] != (d_input, d_output):
+            if not (
+                execution.set_tensor_address(self._input, d_input)
+                and execution.set_tensor_address(self._output, d_output)
+            ):
+                raise TrtError("TensorRT refused a tensor address")
+            self._addresses[context] = (d_input, d_output)
+        if not execution.execute_async_v3(stream):
+            raise TrtError(f"execute_async_v3 failed on context {context} (batch {batch})")
+
+    def close(self) -> None:
+        """Release the contexts, then the engine (in that order, as TensorRT requires)."""
+        self._contexts.clear()
+        vars(self).pop("_engine", None)  # the last reference: TensorRT frees the engine now
