@@ -20,6 +20,9 @@ def results_table(outcome: RunOutcome) -> Table:
     if manifest.assets.get("synthetic"):
         note = "synthetic assets: accuracy is a plumbing check"
         caption = f"{caption}; {note}" if caption else note
+    if manifest.assets.get("skipped"):
+        note = f"--skip-bad: {manifest.assets['skipped']['count']} dataset entries left out"
+        caption = f"{caption}; {note}" if caption else note
     table = Table(
         title=f"{manifest.run_id} · {spec.get('backend')} · {spec.get('device')}", caption=caption
     )
