@@ -103,6 +103,7 @@ class RunSpec(StrictModel):
     model: Path | None = None
     dataset: Path | None = None
     dataset_count: int | None = Field(default=None, gt=0)
+    skip_bad: bool = False  # run without damaged dataset entries (then not submission-valid)
     synthetic_images: int = Field(default=64, gt=0)
     synthetic_seed: int = 0
     threads: int | None = Field(default=None, gt=0)
@@ -148,6 +149,7 @@ class FileConfig(StrictModel):
     model: Path | None = None
     dataset: Path | None = None
     dataset_count: int | None = None
+    skip_bad: bool | None = None
     synthetic_images: int | None = None
     synthetic_seed: int | None = None
     threads: int | None = None

@@ -24,6 +24,7 @@ RESULTS_MOUNT = "/results"
 USER_CONF_MOUNT = "/config/user.conf"
 SETTINGS_MOUNT = "/config/settings.json"
 CALIBRATION_MOUNT = "/config/calibration.txt"
+VAL_MAP_MOUNT = "/config/val_map.txt"
 ASSETS_MOUNT = "/assets"
 ARTIFACTS_MOUNT = "/artifacts"
 ENGINES_MOUNT = "/engines"
@@ -89,16 +90,27 @@ def prepare_spec(
     count: int,
     user: str,
     fmt: str = "fp32",
+    val_map: Path | None = None,
 ) -> ContainerSpec:
-    """Preprocess `count` images of `dataset` (read-only) into `cache` in format `fmt`."""
-    command = ("prepare", "--dataset", DATA_MOUNT, "--cache", CACHE_MOUNT, "--count", str(count),
-               "--format", fmt)  # fmt: skip
+    """Preprocess `count` images of `dataset` (read-only) into `cache` in format `fmt`.
+
+    `val_map` (read-only) replaces the dataset's own list: the filtered one of `--skip-bad`.
+    """
+    command: tuple[str, ...] = ("prepare", "--dataset", DATA_MOUNT, "--cache", CACHE_MOUNT,
+                                "--count", str(count), "--format", fmt)  # fmt: skip
+    mounts: tuple[Mount, ...] = (
+        Mount(dataset, DATA_MOUNT),
+        Mount(cache, CACHE_MOUNT, read_only=False),
+    )
+    if val_map is not None:
+        command += ("--val-map", VAL_MAP_MOUNT)
+        mounts += (Mount(val_map, VAL_MAP_MOUNT),)
     return ContainerSpec(
         image=image,
         command=command,
         name=f"mlorch-{run_id}-prepare",
         user=user,
-        mounts=(Mount(dataset, DATA_MOUNT), Mount(cache, CACHE_MOUNT, read_only=False)),
+        mounts=mounts,
         labels=L.base_labels(run_id=run_id, backend=backend.name, role="prepare"),
     )
 

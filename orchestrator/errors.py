@@ -73,6 +73,20 @@ class AssetError(MlorchError):
     exit_code = 5
 
 
+class DamagedDataset(AssetError):
+    """Dataset lines or images that cannot be used; `summary` lists them per kind."""
+
+    default_hint = "fix them, or pass --skip-bad to run without them (not submission-valid)"
+
+    def __init__(self, message: str, summary: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.summary = summary
+
+    @property
+    def details(self) -> str:
+        return self.summary
+
+
 class ContainerFailed(MlorchError):
     """A container mlorch started exited non-zero."""
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from backends.common.layout import val_map_path
 from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
 from orchestrator import __version__
 from orchestrator.assets import (
@@ -23,6 +24,7 @@ from orchestrator.assets import (
     planned_count,
     resolve_synthetic,
 )
+from orchestrator.assets.dataset import skipped_record
 from orchestrator.catalog import CUDA_BASES, BackendDef, get_backend
 from orchestrator.config import Device, Mode, RunSpec, Scenario
 from orchestrator.console import Terminal
@@ -112,6 +114,8 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
         host=host_facts(),
         submission_valid=not spec.quick_run,
     )
+    if spec.quick_run:
+        manifest.invalid_because.append("--quick: shortened durations and counts")
     manifest.write()
     terminal.step(f"run {run_id} → {run_dir}")
     if spec.quick_run:
@@ -133,11 +137,12 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
                 assets = resolve_synthetic(spec, planned, terminal)
             else:
                 assets = planned
-            manifest.assets = _assets_record(assets)
-            manifest.write()
-            cache = ensure_preprocessed(
-                engine, backend, image.tag, run_id, assets, identity, terminal
-            )
+            _record_assets(manifest, assets)
+            assets, cache = ensure_preprocessed(
+                engine, backend, image.tag, run_id, assets, identity, terminal,
+                skip_bad=spec.skip_bad,
+            )  # fmt: skip
+            _record_assets(manifest, assets)
             prepared = None
             if spec.harness is not None:
                 settings_file = run_dir / backend.name / "settings.json"
@@ -230,8 +235,9 @@ def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]
         manifest.write()
 
 
-def _assets_record(assets: ResolvedAssets) -> dict[str, Any]:
-    return {
+def _record_assets(manifest: RunManifest, assets: ResolvedAssets) -> None:
+    """The assets in the manifest; skipped dataset entries make the run not submission-valid."""
+    manifest.assets = {
         "synthetic": assets.synthetic,
         "model": str(assets.model.path),
         "model_md5": assets.model.md5,
@@ -240,7 +246,17 @@ def _assets_record(assets: ResolvedAssets) -> dict[str, Any]:
         "dataset": str(assets.dataset),
         "dataset_images": assets.available,
         "count": assets.count,
+        "val_map": str(val_map_path(assets.dataset, assets.val_map)),
     }
+    if assets.skipped:
+        manifest.assets["skipped"] = skipped_record(assets.skipped)
+        manifest.submission_valid = False
+        reason = f"--skip-bad: {len(assets.skipped)} damaged dataset entries left out"
+        manifest.invalid_because = [
+            *(r for r in manifest.invalid_because if not r.startswith("--skip-bad")),
+            reason,
+        ]
+    manifest.write()
 
 
 def _image_record(image: BuiltImage) -> dict[str, Any]:
@@ -319,7 +335,9 @@ def _score(
     from backends.common.layout import labels, read_val_map
 
     dtype = ctx.backend.response_dtype
-    expected = labels(read_val_map(ctx.assets.dataset)[: ctx.assets.count])
+    assets = ctx.assets
+    # The list the cache was made from: accuracy is over the images the run really used.
+    expected = labels(read_val_map(assets.dataset, assets.val_map)[: assets.count])
     accuracy = score_accuracy_log(test_dir / ACCURACY_LOG, expected, dtype)
     (test_dir / "accuracy.txt").write_text(accuracy.line() + "\n")
     agreement = None

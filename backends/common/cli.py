@@ -27,10 +27,24 @@ def progress_printer(total: int) -> Callable[[int, int], None]:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from backends.common.preprocess import prepare_cache
+    """Preprocess; damaged images and unusable inputs end in lines for the host, no traceback."""
+    from backends.common.layout import BAD_IMAGE_PREFIX, BAD_IMAGES_EXIT
+    from backends.common.preprocess import BadImages, prepare_cache
 
     report = progress_printer(args.count)
-    done = prepare_cache(args.dataset, args.cache, args.count, args.workers, report, args.format)
+    try:
+        done = prepare_cache(
+            args.dataset, args.cache, args.count, args.workers, report, args.format, args.val_map
+        )
+    except BadImages as exc:
+        for relpath, reason in exc.failures:
+            print(f"{BAD_IMAGE_PREFIX} {relpath}\t{reason}", flush=True)
+        number = len(exc.failures)
+        print(f"prepare: {number} image{'s' * (number != 1)} could not be decoded", flush=True)
+        return BAD_IMAGES_EXIT
+    except (OSError, ValueError) as exc:
+        print(f"prepare failed: {exc}", flush=True)
+        return 1
     print(f"preprocessed {done} images ({args.format}) into {args.cache}", flush=True)
     return 0
 
@@ -52,6 +66,9 @@ def add_common_commands(sub: argparse._SubParsersAction) -> dict[str, Command]: 
     prepare.add_argument("--count", type=int, required=True)
     prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     prepare.add_argument("--format", choices=["fp32", "int8"], default="fp32")
+    prepare.add_argument(
+        "--val-map", type=Path, default=None, help="a filtered list instead of DATASET/val_map.txt"
+    )
 
     synthetic = sub.add_parser("synthetic", help="generate the synthetic model and dataset")
     synthetic.add_argument("--out", type=Path, required=True)

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.common.resnet50 import CHANNEL_MEANS, IMAGE_SIZE, SCALE_PERCENT
+from backends.common.resnet50 import CHANNEL_MEANS, IMAGE_SIZE, NUM_CLASSES, SCALE_PERCENT
 
 VAL_MAP = "val_map.txt"
 CACHE_MANIFEST = "preprocessed.json"
+
+# `prepare` reports each image it cannot decode as `mlorch-bad-image <relpath>\t<reason>` and then
+# exits with this status (sysexits' EX_DATAERR), so the host can tell damaged data from a crash.
+BAD_IMAGE_PREFIX = "mlorch-bad-image"
+BAD_IMAGES_EXIT = 65
 
 # Cache formats: the reference feeds float32 (x − mean); the Dell/NVIDIA recipe feeds INT8 linear
 # (round(x − mean) clipped to [−128, 127], scale 1.0), 150 528 bytes a sample.
@@ -47,17 +53,60 @@ class ImageEntry:
     label: int
 
 
-def read_val_map(dataset_dir: Path) -> list[ImageEntry]:
-    """Parse `val_map.txt`: one `<relative path> <label>` per line."""
+class ValMapLineError(ValueError):
+    """One val_map line that is not `<relative path> <label 0-999>`; `kind` names the problem."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+BAD_LINE = "bad line"
+BAD_LABEL = "bad label"
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_val_map_line(line: str) -> ImageEntry | None:
+    """One `<relative path> <label>` line (CRLF and surrounding blanks tolerated); None if blank.
+
+    Raises ValMapLineError for a wrong field count, a non-integer label or one outside 0-999.
+    """
+    parts = line.split()
+    if not parts:
+        return None
+    if len(parts) != 2:
+        raise ValMapLineError(BAD_LINE, f"expected '<path> <label>', got {len(parts)} fields")
+    relpath, label = parts
+    if not _INTEGER.fullmatch(label):
+        raise ValMapLineError(BAD_LABEL, f"label {label!r} is not an integer")
+    value = int(label)
+    if not 0 <= value < NUM_CLASSES:
+        raise ValMapLineError(BAD_LABEL, f"label {value} is outside 0-{NUM_CLASSES - 1}")
+    return ImageEntry(relpath, value)
+
+
+def val_map_path(dataset_dir: Path, val_map: Path | None = None) -> Path:
+    """The list a run uses: the dataset's own val_map.txt unless a filtered one is given."""
+    return val_map if val_map is not None else dataset_dir / VAL_MAP
+
+
+def read_val_map(dataset_dir: Path, val_map: Path | None = None) -> list[ImageEntry]:
+    """Parse a val_map (the dataset's own by default), failing at the first bad line.
+
+    The host checks every line and image up front (backends.common.dataset_check), so this strict
+    reader is for lists already known to be good.
+    """
     entries = []
-    with (dataset_dir / VAL_MAP).open() as handle:
+    path = val_map_path(dataset_dir, val_map)
+    with path.open(encoding="utf-8-sig") as handle:  # a BOM is not part of the first path
         for lineno, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise ValueError(f"{VAL_MAP}:{lineno}: expected '<path> <label>', got {line!r}")
-            entries.append(ImageEntry(parts[0], int(parts[1])))
+            try:
+                entry = parse_val_map_line(line)
+            except ValMapLineError as exc:
+                raise ValueError(f"{path.name}:{lineno}: {exc.reason}: {line!r}") from None
+            if entry is not None:
+                entries.append(entry)
     return entries
 
 
@@ -65,14 +114,17 @@ def labels(entries: Iterable[ImageEntry]) -> list[int]:
     return [entry.label for entry in entries]
 
 
-def val_map_digest(dataset_dir: Path) -> str:
-    return hashlib.sha256((dataset_dir / VAL_MAP).read_bytes()).hexdigest()
+def val_map_digest(dataset_dir: Path, val_map: Path | None = None) -> str:
+    return hashlib.sha256(val_map_path(dataset_dir, val_map).read_bytes()).hexdigest()
 
 
-def cache_key(dataset_dir: Path, count: int, fmt: str = "fp32") -> str:
-    """Key of a preprocessed cache: format and recipe, the val_map contents and the count."""
+def cache_key(dataset_dir: Path, count: int, fmt: str = "fp32", val_map: Path | None = None) -> str:
+    """Key of a preprocessed cache: format and recipe, the val_map contents and the count.
+
+    `val_map` is a filtered list (`--skip-bad`) used instead of the dataset's own.
+    """
     payload = json.dumps(
-        {"params": recipe(fmt), "val_map": val_map_digest(dataset_dir), "count": count},
+        {"params": recipe(fmt), "val_map": val_map_digest(dataset_dir, val_map), "count": count},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -74,22 +74,48 @@ def preprocess_bgr(image_bgr: np.ndarray, fmt: str = "fp32") -> np.ndarray:
     return to_fp32(crop) if fmt == "fp32" else to_int8(crop)
 
 
+class UndecodableImage(ValueError):
+    """OpenCV cannot decode an image file."""
+
+
+class BadImages(Exception):
+    """Images that could not be decoded or preprocessed: (relative path, reason) each."""
+
+    def __init__(self, failures: list[tuple[str, str]]) -> None:
+        super().__init__(f"{len(failures)} images could not be decoded")
+        self.failures = failures
+
+
 def load_and_preprocess(path: Path, fmt: str = "fp32") -> np.ndarray:
     import cv2
 
     image = cv2.imread(str(path))
     if image is None:
-        raise ValueError(f"cannot decode image {path}")
+        if not path.is_file():
+            raise UndecodableImage("no such file")
+        if path.stat().st_size == 0:
+            raise UndecodableImage("empty file (0 bytes)")
+        raise UndecodableImage("OpenCV cannot decode it")
     return preprocess_bgr(image, fmt)
 
 
-def _prepare_one(job: tuple[str, str, str]) -> str:
-    src, dst, fmt = job
-    array = load_and_preprocess(Path(src), fmt)
+def _prepare_one(job: tuple[str, str, str, str]) -> tuple[str, str | None]:
+    """Preprocess one image into its sample file: (relpath, None), or (relpath, why not).
+
+    Only decoding and preprocessing count as a bad image; failing to write the cache (a full
+    disk) is an error of the run and propagates.
+    """
+    relpath, src, dst, fmt = job
+    try:
+        array = load_and_preprocess(Path(src), fmt)
+    except UndecodableImage as exc:
+        return relpath, str(exc)
+    except Exception as exc:  # cv2.error, MemoryError...: the image is unusable, say why
+        return relpath, f"preprocessing failed: {type(exc).__name__}: {exc}".strip()
     tmp = dst + ".tmp.npy"
     np.save(tmp, array)
     os.replace(tmp, dst)
-    return dst
+    return relpath, None
 
 
 def prepare_cache(
@@ -99,32 +125,42 @@ def prepare_cache(
     workers: int,
     progress: Callable[[int, int], None] | None = None,
     fmt: str = "fp32",
+    val_map: Path | None = None,
 ) -> int:
     """Preprocess the first `count` images of val_map into `cache_dir`, in parallel.
 
-    Files already present are kept, so an interrupted preparation resumes. Returns how many
-    images were preprocessed now (0 when the cache was complete).
+    `val_map` replaces the dataset's own list (a filtered one, relative paths still under
+    `dataset_dir`). Files already present are kept, so an interrupted preparation resumes.
+    Every image is tried; if any cannot be decoded, raises BadImages naming all of them and
+    leaves the cache incomplete. Returns how many images were preprocessed now (0 when the cache
+    was complete).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     if cache_is_complete(cache_dir, count):
         return 0
-    entries = read_val_map(dataset_dir)[:count]
+    entries = read_val_map(dataset_dir, val_map)[:count]
     if len(entries) < count:
-        raise ValueError(f"val_map.txt lists {len(entries)} images, {count} requested")
+        raise ValueError(f"the val_map lists {len(entries)} images, {count} requested")
     cache_dir.mkdir(parents=True, exist_ok=True)
     jobs = [
-        (str(dataset_dir / entry.relpath), str(sample_file(cache_dir, index)), fmt)
+        (entry.relpath, str(dataset_dir / entry.relpath), str(sample_file(cache_dir, index)), fmt)
         for index, entry in enumerate(entries)
         if not sample_file(cache_dir, index).is_file()
     ]
     done = 0
+    failures: list[tuple[str, str]] = []
     if jobs:
         with get_context("spawn").Pool(max(1, workers)) as pool:
-            for _ in pool.imap_unordered(_prepare_one, jobs, chunksize=8):
+            for relpath, failure in pool.imap_unordered(_prepare_one, jobs, chunksize=8):
                 done += 1
+                if failure is not None:
+                    failures.append((relpath, failure))
                 if progress:
                     progress(done, len(jobs))
+    if failures:
+        order = {entry.relpath: index for index, entry in enumerate(entries)}
+        raise BadImages(sorted(failures, key=lambda failure: order[failure[0]]))
     (cache_dir / CACHE_MANIFEST).write_text(
         json.dumps({"count": count, "format": fmt, "params": recipe(fmt)}, indent=2) + "\n"
     )

@@ -1,23 +1,30 @@
 """Model and dataset resolution: real assets when given, the synthetic stand-in otherwise.
 
-Real assets are validated on the host before anything is built. The synthetic pair is generated
-inside the backend image (the host runs no ML code), once per (images, seed), and then validated
-like real assets.
+Real assets are validated on the host before anything is built: the model's signature, every
+val_map line and every listed image's header (orchestrator.assets.dataset). A damaged dataset is
+refused with one summary of all its problems, or with `--skip-bad` run without them (then the run
+is not submission-valid). The synthetic pair is generated inside the backend image (the host runs
+no ML code), once per (images, seed), and then validated like real assets.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from backends.common.dataset_check import ListedImage, Problem, summary_counts
 from backends.common.layout import (
     SYNTHETIC_DATASET,
     SYNTHETIC_MARKER,
     SYNTHETIC_MODEL,
-    VAL_MAP,
-    read_val_map,
     synthetic_root,
+)
+from orchestrator.assets.dataset import (
+    damaged,
+    inspect_dataset,
+    note_line,
+    write_filtered_val_map,
 )
 from orchestrator.assets.model import ModelInfo, validate_model
 from orchestrator.config import RunSpec
@@ -30,9 +37,12 @@ from orchestrator.paths import cache_dir
 class ResolvedAssets:
     model: ModelInfo
     dataset: Path
-    available: int  # images listed in val_map.txt
-    count: int  # images this run uses
+    available: int  # usable images: listed in val_map.txt and not skipped
+    count: int  # images this run uses: the first `count` usable ones
     synthetic: bool
+    images: tuple[ListedImage, ...] = ()  # the usable images with their val_map line numbers
+    val_map: Path | None = None  # the filtered list of a --skip-bad run; None: the dataset's own
+    skipped: tuple[Problem, ...] = ()  # lines left out by --skip-bad (then not submission-valid)
 
 
 @dataclass(frozen=True)
@@ -61,33 +71,6 @@ class SyntheticRequest:
 
 def synthetic_request(images: int, seed: int) -> SyntheticRequest:
     return SyntheticRequest(synthetic_root(cache_dir(), images, seed), images, seed)
-
-
-def dataset_size(dataset: Path) -> int:
-    """Validate the ImageNet layout and return how many images val_map.txt lists."""
-    if not dataset.is_dir():
-        raise AssetError(f"dataset folder not found: {dataset}", hint="pass --dataset DIR")
-    if not (dataset / VAL_MAP).is_file():
-        raise AssetError(
-            f"{dataset} has no {VAL_MAP}",
-            hint="ImageNet layout: DIR/val_map.txt with '<relative path> <label>' lines",
-        )
-    try:
-        entries = read_val_map(dataset)
-    except ValueError as exc:
-        raise AssetError(str(exc), hint="fix the val_map.txt line named above") from exc
-    if not entries:
-        raise AssetError(
-            f"dataset {dataset} is empty ({VAL_MAP} lists no image)",
-            hint="point --dataset at a populated ImageNet validation folder",
-        )
-    missing = [e.relpath for e in entries[:1] + entries[-1:] if not (dataset / e.relpath).is_file()]
-    if missing:
-        raise AssetError(
-            f"dataset {dataset}: image {missing[0]} listed in {VAL_MAP} is missing",
-            hint="the val_map paths are relative to the dataset folder",
-        )
-    return len(entries)
 
 
 def plan_assets(spec: RunSpec, terminal: Terminal) -> ResolvedAssets | SyntheticRequest:
@@ -125,14 +108,32 @@ def _resolve(
         terminal.warn(
             f"model md5 {model.md5} is not an official resnet50_v1.onnx: open division only"
         )
-    available = dataset_size(dataset.resolve())
-    return ResolvedAssets(
+    dataset = dataset.resolve()
+    report = inspect_dataset(dataset)
+    note = note_line(report)
+    if note:
+        terminal.warn(note)
+    problems = report.problems
+    if problems and not spec.skip_bad:
+        raise damaged(dataset, problems, f"{report.lines} listed images")
+    if not report.images:
+        raise damaged(
+            dataset,
+            problems,
+            f"{report.lines} listed images",
+            hint="every listed image is unusable: there is nothing to run on",
+        )
+    available = len(report.images)
+    count = run_count(spec, available, dataset)
+    assets = ResolvedAssets(
         model=model,
-        dataset=dataset.resolve(),
+        dataset=dataset,
         available=available,
-        count=run_count(spec, available, dataset),
+        count=count,
         synthetic=synthetic,
+        images=report.images,
     )
+    return skip(assets, report.images, problems, count, terminal) if problems else assets
 
 
 def run_count(spec: RunSpec, available: int, dataset: Path) -> int:
@@ -142,7 +143,8 @@ def run_count(spec: RunSpec, available: int, dataset: Path) -> int:
         count = min(available, spec.quick.max_dataset_count)
     if count > available:
         raise ConfigError(
-            f"--count {count} exceeds the {available} images of {dataset}", key="dataset_count"
+            f"--count {count} exceeds the {available} usable images of {dataset}",
+            key="dataset_count",
         )
     return count
 
@@ -153,3 +155,31 @@ def planned_count(spec: RunSpec, planned: ResolvedAssets | SyntheticRequest) -> 
     if isinstance(planned, ResolvedAssets):
         return planned.count
     return run_count(spec, planned.images, planned.dataset)
+
+
+def skip(
+    assets: ResolvedAssets,
+    images: tuple[ListedImage, ...],
+    problems: tuple[Problem, ...],
+    count: int,
+    terminal: Terminal,
+) -> ResolvedAssets:
+    """`assets` reduced to `images` (`problems` being what was left out), run on `count`.
+
+    The remaining list becomes a val_map of its own (outside the dataset), so the preprocessed
+    cache is keyed by what the run really uses and accuracy is scored over exactly those images.
+    """
+    skipped = (*assets.skipped, *problems)
+    entries = "entry" if len(problems) == 1 else "entries"
+    terminal.warn(
+        f"--skip-bad: leaving out {len(problems)} dataset {entries} ({summary_counts(problems)}); "
+        f"running on {count} of {len(images)} usable images; NOT submission-valid"
+    )
+    return replace(
+        assets,
+        available=len(images),
+        count=count,
+        images=images,
+        val_map=write_filtered_val_map(images),
+        skipped=skipped,
+    )

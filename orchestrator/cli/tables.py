@@ -111,6 +111,9 @@ def results_legend(outcome: RunOutcome) -> list[Text]:
         lines.append(Text("--quick: shortened runs, not submission-valid"))
     if outcome.manifest.assets.get("synthetic"):
         lines.append(Text("synthetic assets: accuracy is a plumbing check"))
+    skipped = outcome.manifest.assets.get("skipped")
+    if skipped:
+        lines.append(Text(f"--skip-bad: {skipped['count']} dataset entries left out"))
     return lines
 
 

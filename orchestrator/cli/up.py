@@ -56,6 +56,13 @@ def up(
     count: Annotated[
         int | None, typer.Option("--count", help="Use only the first N images.", min=1)
     ] = None,
+    skip_bad: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad",
+            help="Run without damaged dataset entries instead of refusing (NOT submission-valid).",
+        ),
+    ] = False,
     threads: Annotated[
         int | None,
         typer.Option("--threads", help="SUT worker threads [default: CPU count].", min=1),
@@ -126,6 +133,7 @@ def up(
             "model": model,
             "dataset": dataset,
             "dataset_count": count,
+            "skip_bad": skip_bad or None,
             "threads": threads,
             "max_batchsize": max_batchsize,
             "test_timeout_s": timeout,

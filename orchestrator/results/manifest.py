@@ -30,6 +30,7 @@ class RunManifest:
     finished: str | None = None
     error: str | None = None
     submission_valid: bool = False
+    invalid_because: list[str] = field(default_factory=list)  # why not submission-valid
     assets: dict[str, Any] = field(default_factory=dict)
     image: dict[str, Any] = field(default_factory=dict)
     loadgen_version: str | None = None
@@ -49,6 +50,7 @@ class RunManifest:
             "error": self.error,
             "mlorch_version": self.mlorch_version,
             "submission_valid": self.submission_valid,
+            "invalid_because": self.invalid_because,
             "loadgen_version": self.loadgen_version,
             "spec": self.spec,
             "assets": self.assets,

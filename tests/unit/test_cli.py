@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -292,3 +293,56 @@ def test_up_count_beyond_the_synthetic_set_fails_before_the_engine(tmp_path: Pat
         "up", "reference", "--device", "cpu", "--count", "65", env=NO_ENGINE, cwd=tmp_path
     )
     assert_one_error(result, 2, "--count 65 exceeds the 64 images")
+
+
+def test_damaged_dataset_is_refused_before_any_container(
+    tmp_path: Path, synthetic_assets: tuple[Path, Path]
+) -> None:
+    """No engine at all: the whole dataset is checked and refused up front, in one summary."""
+    from tests.damaged_dataset import EXPECTED, make_damaged_dataset
+
+    model, _ = synthetic_assets
+    folder = make_damaged_dataset(tmp_path / "imagenet")
+    args = ("up", "reference", "--device", "cpu", "--model", str(model), "--dataset")
+    result = mlorch(*args, str(folder.root), env=NO_ENGINE, cwd=tmp_path)
+    assert_one_error(
+        result,
+        5,
+        f"dataset {folder.root}: 13 problems in 25 listed images (1 bad line, 3 bad label, "
+        "2 escaping path, 1 missing, 1 duplicate, 1 zero-byte, 4 undecodable)",
+    )
+    lines = result.stderr.splitlines()
+    for kind, number in EXPECTED.items():
+        assert f"{kind}: {number}" in lines
+    assert "  line 14: ../imagenet-outside.JPEG — resolves outside the dataset folder (to " in (
+        result.stderr
+    )
+    assert "  line 6: val/zero.JPEG — empty file (0 bytes)" in lines
+    assert "hint: fix them, or pass --skip-bad to run without them (not submission-valid)" in (
+        result.stderr
+    )
+    assert "PNG data named .JPEG; accepted" in result.stderr
+    manifest = json.loads(next((tmp_path / "runs").glob("*/manifest.json")).read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["error"].startswith(f"dataset {folder.root}: 13 problems")
+
+
+@pytest.mark.parametrize("how", ["flag", "config"])
+def test_skip_bad_passes_the_check_then_needs_the_engine(
+    tmp_path: Path, synthetic_assets: tuple[Path, Path], how: str
+) -> None:
+    from tests.damaged_dataset import make_damaged_dataset
+
+    model, _ = synthetic_assets
+    folder = make_damaged_dataset(tmp_path / "imagenet")
+    args = ["up", "reference", "--device", "cpu", "--model", str(model)]
+    args += ["--dataset", str(folder.root)]
+    if how == "flag":
+        args.append("--skip-bad")
+    else:
+        (tmp_path / "run.toml").write_text("[run]\nskip_bad = true\n")
+        args += ["--config", str(tmp_path / "run.toml")]
+    result = mlorch(*args, env=NO_ENGINE, cwd=tmp_path)
+    assert_one_error(result, 3, "cannot reach the Docker engine")
+    assert "--skip-bad: leaving out 13 dataset entries" in result.stderr
+    assert "running on 12 of 12 usable images; NOT submission-valid" in result.stderr
