@@ -142,9 +142,11 @@ def model_spec(
     guard_samples: int,
     min_agreement: float,
     user: str,
+    val_map: Path | None = None,
 ) -> ContainerSpec:
     """The recipe's model preparation: graph rewrite, one calibration, the Q/DQ encodings and the
-    FP32 agreement guard of the CPU model. Model, dataset and list read-only; artifacts written."""
+    FP32 agreement guard of the CPU model. Model, dataset and list read-only; artifacts written.
+    `val_map` (read-only) replaces the dataset's own list: the filtered one of `--skip-bad`."""
     command = ["model", "--model", MODEL_MOUNT, "--dataset", DATA_MOUNT, "--count", str(count),
                "--out", ARTIFACTS_MOUNT, "--guard-samples", str(guard_samples),
                "--min-agreement", str(min_agreement)]  # fmt: skip
@@ -152,6 +154,9 @@ def model_spec(
     if calibration_list is not None:
         command += ["--calibration-list", CALIBRATION_MOUNT]
         mounts.append(Mount(calibration_list, CALIBRATION_MOUNT))
+    if val_map is not None:
+        command += ["--val-map", VAL_MAP_MOUNT]
+        mounts.append(Mount(val_map, VAL_MAP_MOUNT))
     mounts.append(Mount(artifacts, ARTIFACTS_MOUNT, read_only=False))
     return ContainerSpec(
         image=image,

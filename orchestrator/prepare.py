@@ -307,7 +307,7 @@ def ensure_recipe(
     key = recipe.artifact_key(file_sha256(assets.model.path), cal_id)
     artifacts = cache_dir() / "models" / key
     samples = min(spec.guard_samples, assets.count)
-    tag = recipe.guard_tag(val_map_digest(assets.dataset), samples)
+    tag = recipe.guard_tag(val_map_digest(assets.dataset, assets.val_map), samples)
     guard_file = artifacts / recipe.GUARD_FILE.format(tag=tag)
     labels_file = artifacts / recipe.FP32_LABELS_FILE.format(tag=tag)
     with exclusive(
@@ -324,7 +324,7 @@ def ensure_recipe(
                 backend, image, run_id, model=assets.model.path, dataset=assets.dataset,
                 count=samples, artifacts=artifacts, calibration_list=cal_list,
                 guard_samples=samples, min_agreement=spec.min_agreement,
-                user=identity.container_user,
+                user=identity.container_user, val_map=assets.val_map,
             )  # fmt: skip
             try:
                 with terminal.status(

@@ -292,7 +292,7 @@ def test_up_count_beyond_the_synthetic_set_fails_before_the_engine(tmp_path: Pat
     result = mlorch(
         "up", "reference", "--device", "cpu", "--count", "65", env=NO_ENGINE, cwd=tmp_path
     )
-    assert_one_error(result, 2, "--count 65 exceeds the 64 images")
+    assert_one_error(result, 2, "--count 65 exceeds the 64 usable images")
 
 
 def test_damaged_dataset_is_refused_before_any_container(
