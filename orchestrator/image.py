@@ -26,7 +26,13 @@ from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import ContainerSpec, run_to_completion
 from orchestrator.errors import ContainerFailed, ImageError
 from orchestrator.paths import backends_dir, cache_dir, docker_dir
-from orchestrator.wheelhouse import PIP_REQUIREMENT, Platform, Wheelhouse, ensure_wheelhouse
+from orchestrator.wheelhouse import (
+    PIP_REQUIREMENT,
+    Platform,
+    Wheelhouse,
+    WheelhouseTarget,
+    ensure_wheelhouse,
+)
 
 PROBE_TIMEOUT_S = 120
 BOOTSTRAP_TIMEOUT_S = 1800
@@ -248,7 +254,11 @@ def ensure_image(
         f"wheelhouse for Python {platform.python} ({len(backend.requirements[device])} pins)"
     ):
         wheelhouse = ensure_wheelhouse(
-            backend.requirements[device], platform, cache_dir(), given_wheelhouse
+            backend.requirements[device],
+            platform,
+            cache_dir(),
+            given_wheelhouse,
+            WheelhouseTarget(backend.name, device.value, base.ref),
         )
     staging_root = cache_dir() / "build"
     staging_root.mkdir(parents=True, exist_ok=True)
@@ -309,3 +319,15 @@ def image_freeze(engine: DockerEngine, tag: str) -> list[str]:
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text("\n".join(lines) + "\n")
     return lines
+
+
+def probe_local_image(engine: DockerEngine, ref: str) -> Platform:
+    """The platform of an image already present in the engine (probed; nothing is pulled)."""
+    image_id = engine.image_id(ref)
+    if image_id is None:
+        raise ImageError(
+            f"base image {ref} is not present here, so its platform cannot be probed",
+            hint=f"load it here (`docker load`), or give its platform instead of --base-image: "
+            f"--python X.Y --glibc 2.N (`python3 --version` and `ldd --version` in {ref})",
+        )
+    return probe_platform(engine, BaseImage(ref, image_id, fallback=False))
