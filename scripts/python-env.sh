@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by setup-host.sh and test.sh: where mlorch's virtual environment lives and which Python
 # may build it. Bash functions only; sourcing it runs nothing.
 #

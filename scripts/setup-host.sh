@@ -87,7 +87,7 @@ run_logged() {
     # pip and apt say why on their last ERROR: / E: line (pip's may be indented: a subprocess).
     why="$(grep -E '^[[:space:]]*(ERROR:|E:)' "$logs/$name.log" | tail -n 1 || true)"
     [ -n "$why" ] || why="$(grep -v '^[[:space:]]*$' "$logs/$name.log" | tail -n 1 || true)"
-    why="$(echo "$why" | sed 's/^[[:space:]]*//')"
+    why="${why#"${why%%[![:space:]]*}"}"
     die "$name failed (exit $rc): ${why:-no output} (log: $logs/$name.log)"
 }
 
@@ -162,7 +162,7 @@ check_python() {
     local seen="no python3 on PATH"
     [ "$version" = none ] || seen="python3 is $version at $path"
     if [ "$can_apt" = 1 ]; then
-        apt_packages+=("python$want" "python$want-venv")
+        need_python=1 # which packages, apt says after its update
         return
     fi
     local sudo=""
@@ -171,6 +171,28 @@ check_python() {
     say "missing: Python $want or newer ($seen) — ${sudo}apt-get install python$want python$want-venv, or set MLORCH_PYTHON to a Python $want+ with its venv module"
 }
 
+# The apt packages of the oldest suitable Python the sources offer: the distribution's python3
+# when new enough, else a versioned one (Ubuntu 22.04: python3.11).
+apt_python_packages() {
+    local candidate major minor last
+    candidate="$(apt-cache policy python3 2>/dev/null \
+        | sed -n 's/^ *Candidate: *\([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p')"
+    if [ -n "$candidate" ] && version_at_least "$candidate" "$want"; then
+        echo "python3 python3-venv"
+        return 0
+    fi
+    IFS=. read -r major minor <<<"$want"
+    last=$((minor + 5))
+    for ((; minor <= last; minor++)); do
+        if apt-cache show "python$major.$minor-venv" >/dev/null 2>&1; then
+            echo "python$major.$minor python$major.$minor-venv"
+            return 0
+        fi
+    done
+    return 1
+}
+
+need_python=0
 venv_ready=0
 if venv_is_usable; then venv_ready=1; else check_python; fi
 [ "$manage_engine" = 0 ] || check_engine_tools
@@ -180,10 +202,16 @@ if [ "$missing_required" -gt 0 ]; then
 fi
 
 # --- apt (root) ----------------------------------------------------------------------------------
-if [ "${#apt_packages[@]}" -gt 0 ]; then
+if [ "${#apt_packages[@]}" -gt 0 ] || [ "$need_python" = 1 ]; then
     export DEBIAN_FRONTEND=noninteractive
     say "apt: updating the package lists"
     run_logged apt-update "$APT_TIMEOUT_S" apt-get update -qq -o Acquire::http::Timeout=30
+    if [ "$need_python" = 1 ]; then
+        python_packages="$(apt_python_packages)" \
+            || die "apt offers no Python $want or newer here: install one and set MLORCH_PYTHON to it"
+        read -r -a more <<<"$python_packages"
+        apt_packages+=("${more[@]}")
+    fi
     available=()
     for package in "${apt_packages[@]}"; do
         if apt-cache show "$package" >/dev/null 2>&1; then

@@ -190,25 +190,57 @@ def test_find_python_skips_old_interpreters(tmp_path: Path) -> None:
     assert result.stdout.strip() == str(tmp_path / "new" / "python3.12")
 
 
+NOT_INSTALLED = "#!/bin/sh\nexit 127\n"
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="the apt path is taken only as root")
-def test_root_installs_a_new_enough_python_with_apt(tmp_path: Path) -> None:
-    # Ubuntu 22.04: python3 is 3.10 and apt offers python3.11. Fake apt-get/apt-cache record the
-    # calls; "installing" drops a python3.11 onto PATH, which must then build the venv.
-    fake_python(tmp_path / "distro", "3.10")
-    # Not installed yet; it also hides this host's real python3.11 further down PATH.
-    (tmp_path / "distro" / "python3.11").write_text("#!/bin/sh\nexit 127\n")
+@pytest.mark.parametrize(
+    ("distro_python", "apt_python3", "packages", "lookups", "version"),
+    [
+        # Ubuntu 22.04: python3 is 3.10, apt's python3 too; apt offers python3.11.
+        (
+            "3.10",
+            "3.10.6-1~22.04",
+            ("python3.11", "python3.11-venv"),
+            ["python3.11-venv"],
+            "3.11",
+        ),
+        # Ubuntu 24.04 without any Python: apt's python3 is new enough.
+        (None, "3.12.3-0ubuntu2", ("python3", "python3-venv"), [], "3.12"),
+    ],
+)
+def test_root_installs_a_new_enough_python_with_apt(
+    tmp_path: Path,
+    distro_python: str | None,
+    apt_python3: str,
+    packages: tuple[str, str],
+    lookups: list[str],
+    version: str,
+) -> None:
+    # Fake apt-get/apt-cache record the calls; "installing" drops the interpreter onto PATH,
+    # which must then build the venv.
+    fake_python(tmp_path / "distro", distro_python or "3.10")
+    for name in PYTHON_NAMES:
+        # What is not installed yet; this also hides the host's real interpreters behind it.
+        if distro_python is None or name == packages[0]:
+            (tmp_path / "distro" / name).write_text(NOT_INSTALLED)
     installed = tmp_path / "installed"
     installed.mkdir()
-    package = fake_python(tmp_path / "package", "3.11", names=("python3.11",))
+    package = fake_python(tmp_path / "package", version, names=(packages[0],))
     calls = tmp_path / "apt-calls.txt"
     apt_get = tmp_path / "distro" / "apt-get"
     apt_get.write_text(
         "#!/bin/sh\n"
         f'echo "apt-get $*" >>{calls}\n'
-        f'case "$*" in *install*python3.11-venv*) cp {package} {installed}/ ;; esac\n'
+        f'case "$*" in *install*{packages[1]}*) cp {package} {installed}/ ;; esac\n'
     )
     apt_cache = tmp_path / "distro" / "apt-cache"
-    apt_cache.write_text(f'#!/bin/sh\necho "apt-cache $*" >>{calls}\n')
+    apt_cache.write_text(
+        "#!/bin/sh\n"
+        f'echo "apt-cache $*" >>{calls}\n'
+        '[ "$1" != policy ] || printf "python3:\\n  Installed: (none)\\n'
+        f'  Candidate: {apt_python3}\\n"\n'
+    )
     apt_get.chmod(0o755)
     apt_cache.chmod(0o755)
     path = f"{installed}:{tmp_path / 'distro'}:{os.environ['PATH']}"
@@ -216,16 +248,17 @@ def test_root_installs_a_new_enough_python_with_apt(tmp_path: Path) -> None:
     assert calls.is_file(), result.stderr
     assert calls.read_text().splitlines() == [
         "apt-get update -qq -o Acquire::http::Timeout=30",
-        "apt-cache show python3.11",
-        "apt-cache show python3.11-venv",
-        "apt-get install -y -qq -o DPkg::Lock::Timeout=120 python3.11 python3.11-venv",
+        "apt-cache policy python3",
+        *(f"apt-cache show {name}" for name in lookups),
+        *(f"apt-cache show {name}" for name in packages),
+        f"apt-get install -y -qq -o DPkg::Lock::Timeout=120 {' '.join(packages)}",
     ]
     lines = stderr_lines(result)
     assert lines[:3] == [
         "setup-host: apt: updating the package lists",
-        "setup-host: apt: installing python3.11 python3.11-venv",
+        f"setup-host: apt: installing {' '.join(packages)}",
         f"setup-host: creating the virtual environment {tmp_path / 'venv'} "
-        f"(Python 3.11 from {installed / 'python3.11'})",
+        f"(Python {version} from {installed / packages[0]})",
     ]
     # The fake interpreter cannot build a venv: that failure is one line naming its log.
     assert result.returncode == 1
