@@ -191,6 +191,18 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def probe_local_image(engine: DockerEngine, ref: str) -> Platform:
+    """The platform of an image already present in the engine (probed; nothing is pulled)."""
+    image_id = engine.image_id(ref)
+    if image_id is None:
+        raise ImageError(
+            f"base image {ref} is not present here, so its platform cannot be probed",
+            hint=f"load it here (`docker load`), or give its platform instead of --base-image: "
+            f"--python X.Y --glibc 2.N (`python3 --version` and `ldd --version` in {ref})",
+        )
+    return probe_platform(engine, BaseImage(ref, image_id, fallback=False))
+
+
 def stage_context(
     backend: BackendDef, device: Device, base_image: str, wheelhouse: Wheelhouse, root: Path
 ) -> tuple[Path, str, str]:
@@ -319,15 +331,3 @@ def image_freeze(engine: DockerEngine, tag: str) -> list[str]:
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text("\n".join(lines) + "\n")
     return lines
-
-
-def probe_local_image(engine: DockerEngine, ref: str) -> Platform:
-    """The platform of an image already present in the engine (probed; nothing is pulled)."""
-    image_id = engine.image_id(ref)
-    if image_id is None:
-        raise ImageError(
-            f"base image {ref} is not present here, so its platform cannot be probed",
-            hint=f"load it here (`docker load`), or give its platform instead of --base-image: "
-            f"--python X.Y --glibc 2.N (`python3 --version` and `ldd --version` in {ref})",
-        )
-    return probe_platform(engine, BaseImage(ref, image_id, fallback=False))
