@@ -208,16 +208,15 @@ def ensure_wheelhouse(
 ) -> Wheelhouse:
     """Return a wheelhouse holding `requirements` (+ pip) for `platform`.
 
-    With `given`, check its record against `platform` (naming the command that makes the right
-    one for `target`), then resolve offline against that folder only; otherwise download into
-    the cache once per (requirements, platform).
+    With `given`, resolve offline against that folder only; otherwise download into the cache
+    once per (requirements, platform).
     """
     reqs = (*requirements, PIP_REQUIREMENT)
     if given is not None:
         folder = given.resolve()
         if not folder.is_dir():
             raise WheelhouseError(f"wheelhouse folder not found: {given}")
-        check_made_for(folder, platform, given, target)
+        check_made_for(folder, platform, given, target)  # by name, before pip's vaguer error
         _pip_download(
             [
                 "--no-index",
