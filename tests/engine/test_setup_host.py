@@ -62,7 +62,9 @@ def run_in_base(
         mounts=(Mount(REPO, "/checkout"), Mount(wheels, "/wheels")),
         labels=L.base_labels(role="test-setup-host"),
         read_only_rootfs=read_only_rootfs,
-        tmpfs={"/tmp": "rw,exec,size=2g"},
+        # A writable scratch file system for the read-only case (TMPDIR, HOME, the copy).
+        tmpfs={"/scratch": "rw,exec,size=2g"},
+        environment={"TMPDIR": "/scratch"},
     )
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "setup.log"
@@ -98,10 +100,10 @@ echo "ON_PATH $(command -v mlorch) -> $(readlink /usr/local/bin/mlorch)"
 $SRC/scripts/setup-host.sh --skip-engine --wheelhouse /wheels 2>&1 | sed 's/^/AGAIN: /'
 # What the old script did, with the venv's pip aimed at the system Python: PEP 668 refuses it.
 if $SRC/.venv/bin/python -m pip --python /usr/bin/python3 install --no-index \\
-        --find-links /wheels typer >/tmp/system-pip.log 2>&1; then
+        --find-links /wheels typer >/scratch/system-pip.log 2>&1; then
     echo "SYSTEM_INSTALL accepted"
 else
-    echo "SYSTEM_INSTALL refused $(grep -o externally-managed-environment /tmp/system-pip.log \\
+    echo "SYSTEM_INSTALL refused $(grep -o externally-managed-environment /scratch/system-pip.log \\
         | head -n 1)"
 fi
 """
@@ -123,20 +125,21 @@ def test_user_install_links_into_local_bin_and_says_it_is_not_on_path(
     engine: DockerEngine, host_wheels: Path
 ) -> None:
     # A non-root user on a read-only root file system: everything lands under $HOME and the
-    # checkout (both in /tmp here), and the script says how to reach `mlorch`.
+    # checkout (both on a scratch file system here), and the script says how to reach `mlorch`.
     script = f"""
 set -euo pipefail
-export HOME=/tmp/home
-SRC=/tmp/src
+export HOME=/scratch/home
+SRC=/scratch/src
 {COPY_CHECKOUT}
 $SRC/scripts/setup-host.sh --skip-engine --wheelhouse /wheels
 echo "LINK $(readlink $HOME/.local/bin/mlorch)"
 echo "VERSION $(PATH=$HOME/.local/bin:$PATH mlorch --version)"
 """
     output = run_in_base(engine, script, host_wheels, user="65534:65534", read_only_rootfs=True)
-    assert marker(output, "LINK") == "/tmp/src/.venv/bin/mlorch"
+    assert marker(output, "LINK") == "/scratch/src/.venv/bin/mlorch"
     assert marker(output, "VERSION") == f"mlorch {__version__}"
     assert (
-        "setup-host: note: /tmp/home/.local/bin is not on PATH: run /tmp/home/.local/bin/mlorch, "
+        "setup-host: note: /scratch/home/.local/bin is not on PATH: run "
+        "/scratch/home/.local/bin/mlorch, "
         "or add it:"
     ) in output
