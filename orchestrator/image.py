@@ -29,7 +29,13 @@ from orchestrator.engine.container import ContainerSpec, run_to_completion
 from orchestrator.errors import ContainerFailed, ImageError
 from orchestrator.gpu import gpu_stack_problems
 from orchestrator.paths import backends_dir, cache_dir, docker_dir
-from orchestrator.wheelhouse import PIP_REQUIREMENT, Platform, Wheelhouse, ensure_wheelhouse
+from orchestrator.wheelhouse import (
+    PIP_REQUIREMENT,
+    Platform,
+    Wheelhouse,
+    WheelhouseTarget,
+    ensure_wheelhouse,
+)
 
 PROBE_TIMEOUT_S = 120
 # The `docker import --message` of docker/bootstrap-base-image.sh: how a bootstrapped base is known.
@@ -262,6 +268,18 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def probe_local_image(engine: DockerEngine, ref: str) -> Platform:
+    """The platform of an image already present in the engine (probed; nothing is pulled)."""
+    image_id = engine.image_id(ref)
+    if image_id is None:
+        raise ImageError(
+            f"base image {ref} is not present here, so its platform cannot be probed",
+            hint=f"load it here (`docker load`), or give its platform instead of --base-image: "
+            f"--python X.Y --glibc 2.N (`python3 --version` and `ldd --version` in {ref})",
+        )
+    return probe_platform(engine, BaseImage(ref, image_id, fallback=False))
+
+
 def stage_context(
     backend: BackendDef, device: Device, base: BaseImage, wheelhouse: Wheelhouse, root: Path
 ) -> tuple[Path, str, str]:
@@ -335,7 +353,11 @@ def ensure_image(
         f"wheelhouse for Python {platform.python} ({len(backend.requirements[device])} pins)"
     ):
         wheelhouse = ensure_wheelhouse(
-            backend.requirements[device], platform, cache_dir(), given_wheelhouse
+            backend.requirements[device],
+            platform,
+            cache_dir(),
+            given_wheelhouse,
+            WheelhouseTarget(backend.name, device.value, base.ref),
         )
     if device is Device.CUDA:
         problems = gpu_stack_problems(

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The project's test command: set up the host (idempotent), make sure the local base image exists,
-# then run the whole suite — real dockerd, real containers, real LoadGen included.
+# The project's test command: set up the host (idempotent; test and lint tools included), make sure
+# the local base image exists, then run the whole suite with the virtual environment's Python —
+# real dockerd, real containers, real LoadGen included. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/python-env.sh
+source scripts/python-env.sh
 
-./scripts/setup-host.sh
-if ! docker image inspect mlorch/base:bookworm >/dev/null 2>&1; then
-    bash docker/bootstrap-base-image.sh mlorch/base:bookworm
+BOOTSTRAP_TIMEOUT_S=1800
+
+./scripts/setup-host.sh --dev
+if ! timeout 20 docker image inspect mlorch/base:bookworm >/dev/null 2>&1; then
+    timeout "$BOOTSTRAP_TIMEOUT_S" bash docker/bootstrap-base-image.sh mlorch/base:bookworm || {
+        echo "test: bootstrapping mlorch/base:bookworm failed or took over ${BOOTSTRAP_TIMEOUT_S}s" >&2
+        exit 1
+    }
 fi
 export MLORCH_REQUIRE_ENGINE="${MLORCH_REQUIRE_ENGINE:-1}"
-exec python3 -m pytest "$@"
+exec "$(mlorch_venv)/bin/python" -m pytest "$@"

@@ -8,6 +8,10 @@ import typer
 from orchestrator.cli.application import Application
 from orchestrator.config import Device
 
+# The pinned NGC base's platform (catalog.NGC_BASE): what the wheels are for when nothing says.
+DEFAULT_PYTHON = "3.12"
+DEFAULT_GLIBC = "2.39"
+
 
 def wheelhouse(
     ctx: typer.Context,
@@ -16,17 +20,65 @@ def wheelhouse(
         Path, typer.Option("--output", "-o", help="Folder to fill.", file_okay=False)
     ],
     device: Annotated[Device, typer.Option("--device", case_sensitive=False)] = Device.CUDA,
+    base_image: Annotated[
+        str | None,
+        typer.Option(
+            "--base-image",
+            help="The base image the wheels are for; it must be present here (it is probed).",
+            show_default=False,
+        ),
+    ] = None,
     python: Annotated[
-        str, typer.Option("--python", help="Python of the target base image.")
-    ] = "3.12",
-    glibc: Annotated[str, typer.Option("--glibc", help="glibc of the target base image.")] = "2.39",
+        str | None,
+        typer.Option(
+            "--python",
+            help=f"Python of the target base image, without --base-image [default: "
+            f"{DEFAULT_PYTHON}, the pinned NGC base's].",
+            show_default=False,
+        ),
+    ] = None,
+    glibc: Annotated[
+        str | None,
+        typer.Option(
+            "--glibc",
+            help=f"glibc of the target base image, without --base-image [default: "
+            f"{DEFAULT_GLIBC}].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Download BACKEND's wheels into a folder for an air-gapped host (`up --wheelhouse`)."""
+    """Download BACKEND's wheels into a folder for an air-gapped host (`up --wheelhouse`).
+
+    The folder records the platform it was made for; `up`/`build --wheelhouse` refuse it for a
+    base image it does not fit.
+    """
     from orchestrator.catalog import get_backend
-    from orchestrator.wheelhouse import Platform, export_wheelhouse
+    from orchestrator.errors import ConfigError
+    from orchestrator.wheelhouse import export_wheelhouse, platform_from_flags
 
     app: Application = ctx.obj
     definition = get_backend(backend)
-    with app.terminal.status(f"downloading wheels for Python {python} / glibc {glibc}"):
-        house = export_wheelhouse(definition.requirements[device], Platform(python, glibc), output)
-    app.terminal.success(f"{len(house.wheels())} wheels in {house.path}")
+    if base_image is not None:
+        if python is not None or glibc is not None:
+            raise ConfigError(
+                "--base-image and --python/--glibc both name the target platform",
+                key="python",
+                hint="give --base-image when the image is present here, else --python and --glibc",
+            )
+        from orchestrator.image import probe_local_image
+
+        platform = probe_local_image(app.engine, base_image)
+        made_for = f"{base_image} ({platform.describe()})"
+    else:
+        platform = platform_from_flags(python or DEFAULT_PYTHON, glibc or DEFAULT_GLIBC)
+        made_for = platform.describe()
+        if python is None and glibc is None:
+            app.terminal.info(
+                f"no --base-image: wheels for {made_for}, the pinned NGC base's "
+                "(pass --base-image IMAGE to match another image)"
+            )
+    with app.terminal.status(f"downloading {backend} {device.value} wheels for {made_for}"):
+        house = export_wheelhouse(
+            definition.requirements[device], platform, output, base_image=base_image
+        )
+    app.terminal.success(f"{len(house.wheels())} wheels for {made_for} in {house.path}")

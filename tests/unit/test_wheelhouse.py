@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import WheelhouseError
-from orchestrator.wheelhouse import Platform, ensure_wheelhouse, wheelhouse_key
+from orchestrator.errors import ConfigError, WheelhouseError
+from orchestrator.wheelhouse import (
+    COMPLETE,
+    Platform,
+    WheelhouseTarget,
+    ensure_wheelhouse,
+    export_wheelhouse,
+    platform_from_flags,
+    recorded_platform,
+    wheelhouse_key,
+    write_record,
+)
+from tests.unit.test_cli import NO_ENGINE, assert_one_error, mlorch
 
 
 def test_platform_tags_cover_older_manylinux() -> None:
@@ -25,3 +37,110 @@ def test_key_depends_on_python_and_pins() -> None:
 def test_given_wheelhouse_that_lacks_packages_is_rejected_offline(tmp_path: Path) -> None:
     with pytest.raises(WheelhouseError, match="does not satisfy"):
         ensure_wheelhouse(("numpy==2.4.6",), Platform("3.11", "2.36"), tmp_path / "cache", tmp_path)
+
+
+BOOKWORM = Platform("3.11", "2.36")
+TARGET = WheelhouseTarget("reference", "cpu", "mlorch/base:bookworm")
+
+
+@pytest.mark.parametrize(
+    ("made_for", "serves"),
+    [
+        (Platform("3.11", "2.36"), True),
+        (Platform("3.11", "2.28"), True),  # older manylinux wheels run on a newer glibc
+        (Platform("3.11", "2.39"), False),  # newer ones do not run on an older glibc
+        (Platform("3.12", "2.36"), False),
+        (Platform("3.12", "2.39"), False),  # `mlorch wheelhouse`'s defaults (the NGC base)
+        (Platform("3.11", "2.36", "aarch64"), False),
+    ],
+)
+def test_which_recorded_platforms_serve_bookworm(made_for: Platform, serves: bool) -> None:
+    assert made_for.serves(BOOKWORM) is serves
+
+
+def test_wheelhouse_made_for_another_python_is_refused_before_pip(tmp_path: Path) -> None:
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    write_record(folder, ("numpy==2.4.6",), Platform("3.12", "2.39"), None)
+    with pytest.raises(WheelhouseError) as caught:
+        ensure_wheelhouse(("numpy==2.4.6",), BOOKWORM, tmp_path / "cache", folder, TARGET)
+    error = caught.value
+    assert error.exit_code == 4
+    assert error.message == (
+        f"wheelhouse {folder} was made for Python 3.12 / glibc 2.39 (x86_64), "
+        "but mlorch/base:bookworm runs Python 3.11 / glibc 2.36 (x86_64)"
+    )
+    assert error.hint == (
+        "make one for this image (on a connected host): mlorch wheelhouse reference "
+        f"--device cpu --base-image mlorch/base:bookworm -o {folder}"
+    )
+
+
+def test_fitting_record_lets_pip_judge_the_wheels(tmp_path: Path) -> None:
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    write_record(folder, ("numpy==2.4.6",), Platform("3.11", "2.31"), "some/image:tag")
+    with pytest.raises(WheelhouseError, match="does not satisfy") as caught:
+        ensure_wheelhouse(("numpy==2.4.6",), BOOKWORM, tmp_path / "cache", folder, TARGET)
+    assert caught.value.hint is not None
+    assert TARGET.remake_command(folder) in caught.value.hint
+
+
+def test_cache_marker_format_reads_as_a_record(tmp_path: Path) -> None:
+    (tmp_path / COMPLETE).write_text(
+        json.dumps({"requirements": ["numpy==2.4.6"], "platform": BOOKWORM.__dict__})
+    )
+    assert recorded_platform(tmp_path) == BOOKWORM
+    assert recorded_platform(tmp_path / "elsewhere") is None
+
+
+def test_unreadable_record_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / COMPLETE).write_text('{"platform": {"python": "3.11"}}')
+    with pytest.raises(WheelhouseError, match="unreadable wheelhouse record"):
+        recorded_platform(tmp_path)
+
+
+def test_record_accumulates_requirements_and_keeps_the_base(tmp_path: Path) -> None:
+    write_record(tmp_path, ("a==1", "pip==26.3"), BOOKWORM, "mlorch/base:bookworm")
+    write_record(tmp_path, ("b==2", "pip==26.3"), BOOKWORM, None)
+    record = json.loads((tmp_path / COMPLETE).read_text())
+    assert record["requirements"] == ["a==1", "b==2", "pip==26.3"]
+    assert record["base_image"] == "mlorch/base:bookworm"
+    assert record["platform"] == {"python": "3.11", "glibc": "2.36", "machine": "x86_64"}
+
+
+def test_export_into_a_folder_for_another_platform_is_refused(tmp_path: Path) -> None:
+    write_record(tmp_path, ("numpy==2.4.6",), Platform("3.12", "2.39"), None)
+    with pytest.raises(WheelhouseError, match=r"already holds wheels for Python 3\.12"):
+        export_wheelhouse(("numpy==2.4.6",), BOOKWORM, tmp_path)
+    assert not list(tmp_path.glob("*.whl"))
+
+
+def test_remake_command_quotes_what_the_shell_would_split() -> None:
+    target = WheelhouseTarget("reference", "cpu", "my registry/base:1")
+    assert target.remake_command(Path("lab wheels")) == (
+        "mlorch wheelhouse reference --device cpu --base-image 'my registry/base:1' -o 'lab wheels'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("python", "glibc", "key"), [("3", "2.39", "python"), ("3.12", "239", "glibc")]
+)
+def test_platform_flags_are_validated(python: str, glibc: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        platform_from_flags(python, glibc)
+    assert caught.value.key == key
+
+
+def test_cli_refuses_base_image_together_with_python(tmp_path: Path) -> None:
+    result = mlorch(
+        "wheelhouse", "reference", "--device", "cpu", "--base-image", "mlorch/base:bookworm",
+        "--python", "3.11", "-o", str(tmp_path / "w"), env=NO_ENGINE,
+    )  # fmt: skip
+    assert_one_error(result, 2, "--base-image and --python/--glibc both name the target platform")
+    assert not (tmp_path / "w").exists()
+
+
+def test_cli_refuses_a_malformed_python(tmp_path: Path) -> None:
+    result = mlorch("wheelhouse", "reference", "--python", "3", "-o", str(tmp_path / "w"))
+    assert_one_error(result, 2, "--python 3: expected a CPython version like 3.12")
