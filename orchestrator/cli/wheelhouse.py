@@ -5,12 +5,14 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.catalog import CUDA_BASES, NGC_BASE
 from orchestrator.cli.application import Application
 from orchestrator.config import Device
 
 # The pinned NGC base's platform (catalog.NGC_BASE): what the wheels are for when nothing says.
-DEFAULT_PYTHON = "3.12"
-DEFAULT_GLIBC = "2.39"
+# Without --base-image: the platform of the pinned NGC base (what `up` builds on by default).
+DEFAULT_PYTHON = CUDA_BASES[NGC_BASE].python
+DEFAULT_GLIBC = CUDA_BASES[NGC_BASE].glibc
 
 
 def wheelhouse(
