@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent host set-up for mlorch.
-#  - Docker engine: Debian/Ubuntu's docker.io (+ docker-compose, debootstrap) via apt when root;
+#  - Docker engine: Debian/Ubuntu's docker.io (+ docker-compose, debootstrap) via apt when root,
+#    and chromium (the tests render the comparison report with it);
 #    otherwise says what to install.
 #  - dockerd: started when not answering (systemd when present, else in the background).
 #  - mlorch itself: `pip install -e .[dev]` into the current python3.
@@ -12,11 +13,13 @@ die() { say "$*"; exit 1; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 if ! command -v docker >/dev/null || ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null \
-   || ! command -v docker-compose >/dev/null; then
+   || ! command -v docker-compose >/dev/null || ! command -v chromium >/dev/null; then
     if is_root && command -v apt-get >/dev/null; then
-        say "installing docker.io, docker-compose and debootstrap with apt"
+        # chromium: the tests render the comparison report headless (screenshot, DOM)
+        say "installing docker.io, docker-compose, debootstrap and chromium with apt"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose debootstrap >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose debootstrap \
+            chromium >/dev/null
     elif ! command -v docker >/dev/null; then
         die "no Docker engine: install it (Debian/Ubuntu: sudo apt-get install docker.io), then run this again"
     fi
