@@ -88,7 +88,7 @@ tr.headline td { font-size: 16px; font-weight: 700; }
 .grid.many { grid-template-columns: 1fr; }
 .grid.many .plots { grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); }
 .scroll { overflow-x: auto; }
-.plots { display: grid; gap: 14px; }
+.plots { display: grid; gap: 14px; align-items: start; }
 .plots.wide { grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); margin-top: 14px; }
 .plot-frame { border: 1px solid var(--line); border-radius: 10px; padding: 6px; background: #fff; }
 svg.plot { display: block; width: 100%; max-width: 640px; height: auto; margin: 0 auto; }

@@ -66,10 +66,6 @@ class Row:
     speedups: tuple[Cell | None, ...] = ()  # one per run (first: None); empty: no ratio applies
     group: str = ""  # the block of the table it belongs to ("Latency", "Accuracy" …)
 
-    @property
-    def has_speedups(self) -> bool:
-        return bool(self.speedups)
-
 
 @dataclass(frozen=True)
 class SettingRow:
@@ -1029,19 +1025,28 @@ def _scenarios(runs: Sequence[_Run]) -> list[str]:
     return ordered + sorted(found - set(SCENARIO_ORDER))
 
 
+def _which(labels: Sequence[str]) -> str:
+    """'Run A used' / 'Runs A and B used' / '' for none."""
+    if not labels:
+        return ""
+    if len(labels) == 1:
+        return f"Run {labels[0]} used"
+    return f"Runs {', '.join(labels[:-1])} and {labels[-1]} used"
+
+
 def _notes(runs: Sequence[_Run], settings: Sequence[SettingRow]) -> tuple[str, ...]:
     notes = []
-    quick = [r.summary.label for r in runs if r.summary.quick]
+    quick = _which([r.summary.label for r in runs if r.summary.quick])
     if quick:
         notes.append(
-            f"Run {', '.join(quick)} used the quick profile (shortened durations and counts): "
-            "not submission-valid; compare trends, not absolute figures."
+            f"{quick} the quick profile (shortened durations and counts): not "
+            "submission-valid; compare trends, not absolute figures."
         )
-    synthetic = [r.summary.label for r in runs if r.summary.synthetic]
+    synthetic = _which([r.summary.label for r in runs if r.summary.synthetic])
     if synthetic:
         notes.append(
-            f"Run {', '.join(synthetic)} used synthetic assets (a random-weight model and "
-            "generated images): accuracy is a plumbing check, not ImageNet accuracy."
+            f"{synthetic} synthetic assets (a random-weight model and generated images): "
+            "accuracy is a plumbing check, not ImageNet accuracy."
         )
     differing = {s.key for s in settings if s.differs}
     if differing & {"host CPU", "GPUs", "host CPUs"}:
