@@ -723,6 +723,9 @@ def _flat(prefix: str, value: Any, out: dict[str, str]) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
             _flat(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, list | tuple) and any(isinstance(v, dict | list) for v in value):
+        for index, inner in enumerate(value):  # e.g. one record per GPU: devices.0.name …
+            _flat(f"{prefix}.{index}", inner, out)
     elif isinstance(value, list | tuple):
         out[prefix] = ", ".join(str(v) for v in value) if value else DASH
     elif value is None:

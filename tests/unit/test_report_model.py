@@ -350,6 +350,8 @@ def test_dell_trt_shaped_records_are_shown(runs: Path, tmp_path: Path) -> None:
     accuracy.write_text(json.dumps(result))
     for record in manifest["tests"]:
         record.pop("result", None)  # the per-test result.json is then the source
+        if record["scenario"] == "Offline":
+            record["harness"]["devices"] = [{"name": "cpu", "slots": 2, "batches": 4}]
     manifest_path.write_text(json.dumps(manifest))
     comparison = build_comparison([runs / RUN_A, tmp_path / RUN_B], generated="test")
     agreement = row(section(comparison, "Offline"), "fp32_agreement").cells
@@ -365,6 +367,7 @@ def test_dell_trt_shaped_records_are_shown(runs: Path, tmp_path: Path) -> None:
     assert differing["FP32 guard U8S8"] == ("—", "99.80 % of 500")
     offline = {s.key: s.values for s in section(comparison, "Offline").differing_settings}
     assert offline["settings.batch_size"] == ("—", "16")
+    assert offline["harness.devices.0.name"] == ("—", "cpu")  # nested harness.json records
 
 
 def test_resolve_run(runs: Path, tmp_path: Path) -> None:
