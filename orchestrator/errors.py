@@ -134,6 +134,20 @@ class AccuracyGuardFailed(MlorchError):
     exit_code = 11
 
 
+class BackendsFailed(MlorchError):
+    """Some backends of a multi-backend `up` failed; the others ran and the comparison was
+    written. Exits with the first failure's own code (3 engine, 6 container, ...)."""
+
+    def __init__(self, failures: list[tuple[str, MlorchError]], total: int, report: str) -> None:
+        named = ", ".join(name for name, _ in failures)
+        super().__init__(
+            f"{len(failures)} of {total} backends failed: {named} (errors above)",
+            hint=f"the comparison shows what every backend did: {report}",
+        )
+        self.failures = failures
+        self.exit_code = failures[0][1].exit_code
+
+
 class Interrupted(MlorchError):
     """The user interrupted a run (Ctrl-C or SIGTERM)."""
 

@@ -93,10 +93,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -> RunOutcome:
+def up(
+    spec: RunSpec,
+    connect: Callable[[], DockerEngine],
+    terminal: Terminal,
+    on_run_dir: Callable[[Path], None] | None = None,
+) -> RunOutcome:
     """Run every scenario × mode of `spec` and record it under runs/<run-id>/.
 
     Cheap checks (backend, disk, assets) come before the engine is contacted via `connect`.
+    `on_run_dir` learns the run folder as soon as it exists (a failed run's results stay there).
     """
     backend = get_backend(spec.backend)
     check_disk(spec.runs_dir)
@@ -117,6 +123,8 @@ def up(spec: RunSpec, connect: Callable[[], DockerEngine], terminal: Terminal) -
     if spec.quick_run:
         manifest.invalid_because.append("--quick: shortened durations and counts")
     manifest.write()
+    if on_run_dir is not None:
+        on_run_dir(run_dir)
     terminal.step(f"run {run_id} → {run_dir}")
     if spec.quick_run:
         terminal.warn("--quick: shortened durations and counts; results are NOT submission-valid")

@@ -127,6 +127,9 @@ check_engine_tools() {
     has_compose || missing "for \`docker-compose -f compose.yaml\`" "docker-compose" docker-compose
     command -v debootstrap >/dev/null \
         || missing "to bootstrap the local base image" "debootstrap" debootstrap
+    # --dev only: the tests render the comparison report in headless Chromium.
+    [ "$dev" = 0 ] || command -v chromium >/dev/null \
+        || missing "to render the comparison report in the tests" "chromium" chromium
 }
 
 venv="$(mlorch_venv)"

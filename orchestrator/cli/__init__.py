@@ -12,6 +12,7 @@ from orchestrator import __version__
 from orchestrator.cli.application import Application
 from orchestrator.cli.assets import assets_app
 from orchestrator.cli.build import build
+from orchestrator.cli.compare import compare
 from orchestrator.cli.compose import compose
 from orchestrator.cli.doctor import doctor
 from orchestrator.cli.down import down
@@ -60,6 +61,7 @@ app.command()(render)
 app.command()(build)
 app.command()(down)
 app.command()(runs)
+app.command()(compare)
 app.command()(doctor)
 app.command()(compose)
 app.command()(wheelhouse)

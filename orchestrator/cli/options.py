@@ -10,6 +10,14 @@ import typer
 from orchestrator.config import Device
 
 BackendArg = Annotated[str, typer.Argument(help="Backend to run: reference.", show_default=False)]
+BackendsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Backend(s) to run: reference, dell-trt; several run one after another and are "
+        "compared.",
+        show_default=False,
+    ),
+]
 DeviceOpt = Annotated[
     Device | None,
     typer.Option(

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from orchestrator.cli.application import Application
 from orchestrator.cli.options import (
-    BackendArg,
+    BackendsArg,
     BaseImageOpt,
     ConfigOpt,
     DeviceOpt,
@@ -15,12 +15,12 @@ from orchestrator.cli.options import (
     WheelhouseOpt,
 )
 from orchestrator.cli.tables import results_legend, results_list, results_table
-from orchestrator.config import Mode, Scenario
+from orchestrator.config import Device, Mode, Scenario
 
 
 def up(
     ctx: typer.Context,
-    backend: BackendArg,
+    backends: BackendsArg,
     device: DeviceOpt = None,
     base_image: BaseImageOpt = None,
     quick: QuickOpt = False,
@@ -117,36 +117,84 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Build the BACKEND image and run its LoadGen scenarios, one test per container."""
+    """Build the BACKEND image and run its LoadGen scenarios, one test per container.
+
+    Several backends (`mlorch up reference dell-trt`) run one after another with the same
+    assets, profile and flags (--set and --harness-profile go to the backends that have harness
+    settings), then a comparison report is written to RUNS_DIR/compare-<timestamp>/ as
+    `mlorch compare` writes it. A failing backend does not stop the others; after the report
+    the exit code is the first failure's (0 when every backend completed)."""
     from orchestrator.run import up as run_up
 
     app: Application = ctx.obj
+    overrides: dict[str, Any] = {
+        "scenarios": tuple(scenario) if scenario else None,
+        "modes": tuple(mode) if mode else None,
+        "model": model,
+        "dataset": dataset,
+        "dataset_count": count,
+        "skip_bad": skip_bad or None,
+        "threads": threads,
+        "max_batchsize": max_batchsize,
+        "test_timeout_s": timeout,
+        "set_overrides": tuple(set_values) if set_values else None,
+        "harness_profile": harness_profile,
+        "calibration_list": calibration_list,
+        "min_agreement": min_agreement,
+        "runs_dir": runs_dir,
+        "wheelhouse": wheelhouse,
+    }
+    if len(backends) > 1:
+        _campaign(app, backends, device, base_image, quick, config, overrides)
+        return
     spec = app.spec(
-        backend,
-        device,
-        base_image=base_image,
-        quick=quick,
-        config=config,
-        overrides={
-            "scenarios": tuple(scenario) if scenario else None,
-            "modes": tuple(mode) if mode else None,
-            "model": model,
-            "dataset": dataset,
-            "dataset_count": count,
-            "skip_bad": skip_bad or None,
-            "threads": threads,
-            "max_batchsize": max_batchsize,
-            "test_timeout_s": timeout,
-            "set_overrides": tuple(set_values) if set_values else None,
-            "harness_profile": harness_profile,
-            "calibration_list": calibration_list,
-            "min_agreement": min_agreement,
-            "runs_dir": runs_dir,
-            "wheelhouse": wheelhouse,
-        },
+        backends[0], device, base_image=base_image, quick=quick, config=config, overrides=overrides
     )
     outcome = run_up(spec, lambda: app.engine, app.terminal)
     app.terminal.table(
         results_table(outcome), narrow=results_list(outcome), legend=results_legend(outcome)
     )
     app.terminal.success(f"results in {outcome.manifest.run_dir}")
+
+
+# dell-trt's own options: a campaign passes them to the backends that have harness settings.
+HARNESS_ONLY = ("set_overrides", "harness_profile", "calibration_list", "min_agreement")
+
+
+def _campaign(
+    app: Application,
+    backends: list[str],
+    device: Device | None,
+    base_image: str | None,
+    quick: bool,
+    config: Path | None,
+    overrides: dict[str, Any],
+) -> None:
+    """Every spec validated before the first backend starts; then run, compare, report."""
+    from orchestrator.campaign import run_campaign
+    from orchestrator.catalog import get_backend
+    from orchestrator.report.terminal import render_terminal
+
+    with_harness = {name for name in backends if get_backend(name).harness_profiles}
+    resolved = app.resolve_device(device)
+    specs = []
+    for name in backends:
+        values = dict(overrides)
+        if with_harness and name not in with_harness:
+            values.update(dict.fromkeys(HARNESS_ONLY))  # dell-trt's settings, not this backend's
+        specs.append(
+            app.spec(
+                name,
+                resolved,
+                base_image=base_image,
+                quick=quick,
+                config=config,
+                overrides=values,
+            )
+        )
+    outcome = run_campaign(specs, lambda: app.engine, app.terminal)
+    if outcome.comparison is not None and outcome.files is not None:
+        for table in render_terminal(outcome.comparison, detailed=False):
+            app.terminal.table(table)
+        app.terminal.success(f"comparison: {outcome.files.html}")
+    outcome.raise_for_failures()
