@@ -30,7 +30,20 @@ class SampleLibrary(Protocol):
 
 
 class SystemUnderTest(Protocol):
+    """Classic issue path: LoadGen passes QuerySample objects."""
+
     def issue_queries(self, query_samples: list[Any]) -> None: ...
+
+    def flush_queries(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class FastSystemUnderTest(Protocol):
+    """Fast issue path (`ConstructFastSUT`): LoadGen passes two int lists, ids and QSL indices,
+    about ten times cheaper than QuerySample objects. A SUT that has `issue_fast` gets it."""
+
+    def issue_fast(self, ids: list[int], indices: list[int]) -> None: ...
 
     def flush_queries(self) -> None: ...
 
@@ -67,10 +80,17 @@ def mode_enum(name: str) -> Any:
 def run_test(
     request: TestRequest,
     qsl: SampleLibrary,
-    make_sut: Callable[[], SystemUnderTest],
+    make_sut: Callable[[], SystemUnderTest | FastSystemUnderTest],
     facts: dict[str, Any] | None = None,
+    *,
+    coalesce_server: bool = False,
 ) -> None:
-    """Configure LoadGen from user.conf, run one test, write logs to request.output_dir."""
+    """Configure LoadGen from user.conf, run one test, write logs to request.output_dir.
+
+    `coalesce_server` lets LoadGen's Server issue thread hand over every query that is due in
+    one call (user.conf cannot set it). If the SUT has `stats()`, its result goes into
+    harness.json.
+    """
     import mlperf_loadgen as lg
 
     global _tests_run_in_process
@@ -84,6 +104,9 @@ def run_test(
     status = settings.FromConfig(str(request.user_conf), MODEL_NAME, request.scenario)
     if status not in (0, None):
         raise RuntimeError(f"LoadGen rejected {request.user_conf} (status {status})")
+    coalesced = coalesce_server and request.scenario == "Server"
+    if coalesced:
+        settings.server_coalesce_queries = True
 
     request.output_dir.mkdir(parents=True, exist_ok=True)
     output = lg.LogOutputSettings()
@@ -95,23 +118,37 @@ def run_test(
 
     sut = make_sut()
     qsl_handle = lg.ConstructQSL(qsl.total_count, qsl.performance_count, qsl.load, qsl.unload)
-    sut_handle = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)
+    issue_fast = getattr(sut, "issue_fast", None)
+    if issue_fast is not None:
+        sut_handle = lg.ConstructFastSUT(issue_fast, sut.flush_queries)
+        destroy_sut = lg.DestroyFastSUT
+    else:
+        sut_handle = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)  # type: ignore[union-attr]
+        destroy_sut = lg.DestroySUT
     started = time.monotonic()
     try:
         audit = str(request.audit_config) if request.audit_config else "audit.config"
         lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit)
     finally:
-        sut.stop()
-        lg.DestroySUT(sut_handle)
-        lg.DestroyQSL(qsl_handle)
+        try:
+            sut.stop()
+        finally:
+            destroy_sut(sut_handle)
+            lg.DestroyQSL(qsl_handle)
+    test_seconds = time.monotonic() - started
+    stats = getattr(sut, "stats", None)
     record = {
         "scenario": request.scenario,
         "mode": request.mode,
-        "test_seconds": round(time.monotonic() - started, 3),
+        "test_seconds": round(test_seconds, 3),
+        "issue_path": "fast" if issue_fast is not None else "classic",
+        "server_coalesce_queries": coalesced,
         "total_count": qsl.total_count,
         "performance_count": qsl.performance_count,
         "uid": os.getuid(),
         "gid": os.getgid(),
         **(facts or {}),
     }
+    if stats is not None:
+        record["harness_stats"] = stats()
     (request.output_dir / "harness.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,277 @@
+"""Harness ceiling: how fast real LoadGen can drive the dell-trt harness with a null engine.
+
+Compares, on this host, in one run (prints figures and ratios; no assertions):
+  (a) a minimal null SUT: fast issue path, coalesced Server, one completion thread that completes
+      each issued list in one QuerySamplesComplete;
+  (b) LwisSUT (the LWIS harness) over NullDevice slots: 1 device, and 2 devices (round robin).
+Offline: samples/s of each and the ratio (b)/(a) (target >= 0.5). Server: the highest target QPS
+that stays VALID at the 15 ms p99 bound, found by a short search (target >= 150 000 for (b)).
+Every LoadGen test runs in its own subprocess (one LoadGen test per process).
+
+Usage (from the repository root): python -m benchmarks.harness_ceiling
+    [--offline-samples 3000000] [--server-seconds 10] [--batch-size 256] [--slots 2]
+    [--deque-timeout-us 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from queue import SimpleQueue
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_LATENCY_MS = 15
+PERFORMANCE_COUNT = 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    label: str
+    sut: str  # "minimal" or "lwis"
+    devices: int = 1
+    slots: int = 2
+    batch_size: int = 256
+    deque_timeout_us: int = 2000
+
+
+# -- child: one LoadGen test -------------------------------------------------------------------
+
+
+class NullLibrary:
+    total_count = PERFORMANCE_COUNT
+    performance_count = PERFORMANCE_COUNT
+
+    def load(self, indices: list[int]) -> None:
+        pass
+
+    def unload(self, indices: list[int]) -> None:
+        pass
+
+
+class MinimalNullSUT:
+    """The least a Python SUT can do: queue each issued list, complete it in one call."""
+
+    def __init__(self) -> None:
+        from backends.dell_trt.sut import LabelResponder
+
+        self._responder = LabelResponder()
+        self._labels = np.zeros(1024, dtype=np.int32)
+        self._pending: SimpleQueue[tuple[list[int], list[int]] | None] = SimpleQueue()
+        self._thread = threading.Thread(target=self._complete_loop, daemon=True)
+        self._thread.start()
+
+    def issue_fast(self, ids: list[int], indices: list[int]) -> None:
+        self._pending.put((ids, indices))
+
+    def flush_queries(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._pending.put(None)
+        self._thread.join(30)
+
+    def _complete_loop(self) -> None:
+        from backends.dell_trt.null_engine import null_labels
+
+        while (item := self._pending.get()) is not None:
+            ids, indices = item
+            if len(ids) > len(self._labels):
+                self._labels = np.zeros(len(ids), dtype=np.int32)
+            labels = self._labels[: len(ids)]
+            labels[:] = null_labels(indices)
+            self._responder.complete(ids, labels)
+
+
+def child(config: Config, scenario: str, user_conf: Path, output: Path) -> None:
+    from backends.common.loadgen_driver import TestRequest, run_test
+    from backends.dell_trt.null_engine import NullDevice
+    from backends.dell_trt.sut import LwisSUT, fail_process
+
+    def make_sut() -> Any:
+        if config.sut == "minimal":
+            return MinimalNullSUT()
+        devices = [
+            NullDevice(f"null{n}", config.slots, config.batch_size) for n in range(config.devices)
+        ]
+        return LwisSUT(devices, config.batch_size, config.deque_timeout_us, fail_process)
+
+    request = TestRequest(scenario, "PerformanceOnly", user_conf, output)
+    run_test(request, NullLibrary(), make_sut, {"config": asdict(config)}, coalesce_server=True)
+
+
+# -- parent ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    valid: bool | None
+    value: float | None
+    p99_ms: float | None
+    mean_batch: float | None
+    seconds: float
+
+
+def run_one(config: Config, scenario: str, conf_text: str, work: Path) -> Outcome:
+    from orchestrator.results.loadgen_log import parse_detail_text, result_from_logs
+
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        folder = Path(tmp)
+        conf = folder / "user.conf"
+        conf.write_text(conf_text)
+        out = folder / "out"
+        path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONPATH": path}
+        command = [
+            sys.executable, "-m", "benchmarks.harness_ceiling", "--child",
+            json.dumps(asdict(config)), scenario, str(conf), str(out),
+        ]  # fmt: skip
+        started = time.monotonic()
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False
+        )
+        seconds = time.monotonic() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{config.label} {scenario} failed:\n{done.stderr[-3000:]}")
+        result = result_from_logs(out, scenario, "PerformanceOnly")
+        if result.errors:
+            raise RuntimeError(f"{config.label} {scenario}: LoadGen errors {result.errors}")
+        detail = parse_detail_text((out / "mlperf_log_detail.txt").read_text())
+        p99 = detail.get("result_99.00_percentile_latency_ns")
+        stats = json.loads((out / "harness.json").read_text()).get("harness_stats") or {}
+        return Outcome(
+            valid=result.valid,
+            value=result.value,
+            p99_ms=p99 / 1e6 if p99 is not None else None,
+            mean_batch=stats.get("mean_batch_size"),
+            seconds=seconds,
+        )
+
+
+def offline(config: Config, samples: int, work: Path) -> Outcome:
+    # LoadGen issues 1.1 x target_qps x min_duration samples in one query.
+    conf = f"*.Offline.min_duration = 1000\n*.Offline.target_qps = {samples / 1.1:.0f}\n"
+    return run_one(config, "Offline", conf, work)
+
+
+def server(config: Config, qps: float, seconds: float, work: Path) -> Outcome:
+    conf = (
+        f"*.Server.min_duration = {int(seconds * 1000)}\n*.Server.min_query_count = 1\n"
+        f"*.Server.target_qps = {qps:.0f}\n*.Server.target_latency = {SERVER_LATENCY_MS}\n"
+    )
+    return run_one(config, "Server", conf, work)
+
+
+def server_search(
+    config: Config, start_qps: float, seconds: float, work: Path, max_runs: int
+) -> tuple[float | None, list[tuple[float, Outcome]]]:
+    """Highest VALID target QPS: step up by 25 % until INVALID, then bisect (to ~5 %)."""
+    best: float | None = None
+    worst: float | None = None
+    qps = start_qps
+    trials: list[tuple[float, Outcome]] = []
+    for _ in range(max_runs):
+        outcome = server(config, qps, seconds, work)
+        trials.append((qps, outcome))
+        print(
+            f"  {config.label:<28} Server {qps:>9,.0f} QPS: "
+            f"{'VALID' if outcome.valid else 'INVALID':<7} p99 {outcome.p99_ms or 0:8.2f} ms"
+            + (f", mean batch {outcome.mean_batch:.1f}" if outcome.mean_batch else ""),
+            flush=True,
+        )
+        if outcome.valid:
+            best = qps
+        else:
+            worst = qps
+        if worst is None:
+            qps = qps * 1.25
+        elif best is None:
+            qps = qps * 0.7
+        elif worst / best <= 1.05:
+            break
+        else:
+            qps = (best + worst) / 2
+    return best, trials
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        config = Config(**json.loads(sys.argv[2]))
+        child(config, sys.argv[3], Path(sys.argv[4]), Path(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--offline-samples", type=int, default=3_000_000)
+    parser.add_argument("--server-seconds", type=float, default=10.0)
+    parser.add_argument("--server-start-qps", type=float, default=100_000)
+    parser.add_argument("--server-max-runs", type=int, default=7)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--deque-timeout-us", type=int, default=2000)
+    args = parser.parse_args()
+
+    shape = {
+        "batch_size": args.batch_size,
+        "slots": args.slots,
+        "deque_timeout_us": args.deque_timeout_us,
+    }
+    configs = [
+        Config("(a) minimal null SUT", "minimal"),
+        Config("(b) LwisSUT 1 device", "lwis", devices=1, **shape),
+        Config("(b) LwisSUT 2 devices", "lwis", devices=2, **shape),
+    ]
+    print(
+        f"host: {os.cpu_count()} cores; Offline {args.offline_samples:,} samples per run; "
+        f"Server runs of {args.server_seconds:g} s, p99 bound {SERVER_LATENCY_MS} ms; "
+        f"LWIS batch {args.batch_size}, {args.slots} slots/device, "
+        f"deque timeout {args.deque_timeout_us} us",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        offline_rates: dict[str, Outcome] = {}
+        for config in configs:
+            outcome = offline(config, args.offline_samples, work)
+            offline_rates[config.label] = outcome
+            print(
+                f"  {config.label:<28} Offline {outcome.value or 0:>12,.0f} samples/s"
+                + (f", mean batch {outcome.mean_batch:.1f}" if outcome.mean_batch else ""),
+                flush=True,
+            )
+        server_best: dict[str, float | None] = {}
+        for config in configs:
+            best, _ = server_search(
+                config, args.server_start_qps, args.server_seconds, work, args.server_max_runs
+            )
+            server_best[config.label] = best
+
+    minimal = configs[0].label
+    base_offline = offline_rates[minimal].value or 0.0
+    base_server = server_best[minimal]
+    print("\nsummary")
+    for config in configs:
+        rate = offline_rates[config.label].value or 0.0
+        best = server_best[config.label]
+        offline_ratio = f"{rate / base_offline:.2f}x" if base_offline else "-"
+        server_text = f"{best:>9,.0f}" if best else "     none"
+        server_ratio = f"{best / base_server:.2f}x" if best and base_server else "-"
+        print(
+            f"{config.label:<28} Offline {rate:>12,.0f} samples/s ({offline_ratio} of (a))   "
+            f"Server max VALID {server_text} QPS ({server_ratio} of (a))"
+        )
+    print("targets: (b) Offline >= 0.5x (a); (b) Server >= 150,000 QPS VALID at 15 ms p99")
+
+
+if __name__ == "__main__":
+    main()
