@@ -112,12 +112,17 @@ class _Lane:
     # -- producer side (issue thread) -------------------------------------------------------
 
     def put(self, ids: list[int], indices: list[int], now: float) -> None:
+        """Append waiting samples; the lane owns the lists from here on."""
         with self.mutex:
-            ids_list = self.ids
-            was_empty = self.head == len(ids_list)
-            ids_list += ids
-            self.indices += indices
-            size = len(ids_list)
+            if self.ids:
+                self.ids += ids
+                self.indices += indices
+                was_empty = self.head == len(self.ids) - len(ids)
+            else:  # an empty lane adopts the lists: no copy of an Offline-sized issue
+                self.ids = ids
+                self.indices = indices
+                was_empty = True
+            size = len(self.ids)
             self.ends.append(self.base + size)
             self.times.append(now)
             waiting = size - self.head
@@ -197,25 +202,31 @@ class _Lane:
         """Cut the next batch off the waiting samples (mutex held)."""
         start = self.head
         stop = start + min(waiting, self.batch_size)
-        ids = self.ids[start:stop]
-        indices = self.indices[start:stop]
-        if stop == len(self.ids):
+        if stop == len(self.ids):  # everything that waits leaves: hand over the lists
+            if start:
+                ids = self.ids[start:]
+                indices = self.indices[start:]
+            else:
+                ids = self.ids
+                indices = self.indices
             self.base += stop
             self.ids = []
             self.indices = []
             self.ends = []
             self.times = []
             self.head = self.put_head = 0
-        else:
-            self.head = stop
-            self.put_head = bisect_right(self.ends, self.base + stop, self.put_head)
-            if stop >= _COMPACT_AT and stop * 2 >= len(self.ids):
-                del self.ids[:stop]
-                del self.indices[:stop]
-                del self.ends[: self.put_head]
-                del self.times[: self.put_head]
-                self.base += stop
-                self.head = self.put_head = 0
+            return ids, indices
+        ids = self.ids[start:stop]
+        indices = self.indices[start:stop]
+        self.head = stop
+        self.put_head = bisect_right(self.ends, self.base + stop, self.put_head)
+        if stop >= _COMPACT_AT and stop * 2 >= len(self.ids):
+            del self.ids[:stop]
+            del self.indices[:stop]
+            del self.ends[: self.put_head]
+            del self.times[: self.put_head]
+            self.base += stop
+            self.head = self.put_head = 0
         return ids, indices
 
     # -- completion thread --------------------------------------------------------------------
@@ -303,29 +314,33 @@ class LwisHarness:
                 thread.start()
 
     def issue(self, ids: list[int], indices: list[int]) -> None:
-        """LoadGen's fast issue callback: enqueue only (runs on LoadGen's thread, GIL held)."""
+        """LoadGen's fast issue callback: enqueue only (runs on LoadGen's thread, GIL held).
+
+        The harness takes ownership of both lists (LoadGen passes fresh ones every call).
+        """
         if self._stopping or self._failure is not None:
             if self._failure is not None:
                 return  # already reported; the process is going down
             raise RuntimeError("issue() after stop()")
-        lanes = self._lanes
         count = len(ids)
+        if not count:
+            return
+        if indices is ids:
+            indices = list(ids)
+        lanes = self._lanes
         now = time.monotonic()
         if count <= self.batch_size or len(lanes) == 1:
             lanes[next(self._turn) % len(lanes)].put(ids, indices, now)
             return
-        # A big issue (Offline): batch-sized chunks dealt round robin over the devices.
+        # A big issue (Offline): batch-sized chunks dealt round robin over the devices, one put
+        # per chunk so that every batcher starts with the first chunks.
         size = self.batch_size
-        step = size * len(lanes)
-        first = next(self._turn)
-        for offset in range(len(lanes)):
-            lane_ids: list[int] = []
-            lane_indices: list[int] = []
-            for start in range(offset * size, count, step):
-                lane_ids += ids[start : start + size]
-                lane_indices += indices[start : start + size]
-            if lane_ids:
-                lanes[(first + offset) % len(lanes)].put(lane_ids, lane_indices, now)
+        turn = next(self._turn)
+        for start in range(0, count, size):
+            lanes[turn % len(lanes)].put(
+                ids[start : start + size], indices[start : start + size], now
+            )
+            turn += 1
 
     def flush(self) -> None:
         """Send every waiting sample now instead of after its batching timeout."""
