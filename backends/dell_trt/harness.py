@@ -73,6 +73,8 @@ class _Lane:
         self.harness = harness
         self.number = number
         self.device = device
+        self.name = device.name
+        self.slot_count = len(device.slots)
         self.batch_size = batch_size
         self.timeout_s = timeout_s
         self.mutex = threading.Lock()
@@ -246,8 +248,7 @@ class _Lane:
                 count = len(ids)
                 if len(labels) != count:
                     raise RuntimeError(
-                        f"{self.device.name}: slot returned {len(labels)} labels for "
-                        f"{count} samples"
+                        f"{self.name}: slot returned {len(labels)} labels for {count} samples"
                     )
                 complete(ids, labels)
                 free.put(slot)
@@ -379,27 +380,28 @@ class LwisHarness:
 
     def stats(self) -> dict[str, Any]:
         """Counters for harness.json (completed batches and samples, queue depth)."""
+        lanes = self._lanes
+        batches = sum(lane.batches for lane in lanes)
+        samples = sum(lane.samples for lane in lanes)
         devices = [
             {
-                "name": lane.device.name,
-                "slots": len(lane.device.slots),
+                "name": lane.name,
+                "slots": lane.slot_count,
                 "batches": lane.batches,
                 "samples": lane.samples,
                 "full_batches": lane.full_batches,
                 "max_queue_depth": lane.max_waiting,
             }
-            for lane in self._lanes
+            for lane in lanes
         ]
-        batches = sum(d["batches"] for d in devices)
-        samples = sum(d["samples"] for d in devices)
         return {
             "batch_size": self.batch_size,
             "deque_timeout_us": self.deque_timeout_us,
             "batches": batches,
             "samples": samples,
             "mean_batch_size": round(samples / batches, 3) if batches else 0.0,
-            "full_batches": sum(d["full_batches"] for d in devices),
-            "max_queue_depth": max(d["max_queue_depth"] for d in devices),
+            "full_batches": sum(lane.full_batches for lane in lanes),
+            "max_queue_depth": max(lane.max_waiting for lane in lanes),
             "errors_after_first": self._suppressed_errors,
             "devices": devices,
         }
