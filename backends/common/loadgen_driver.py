@@ -3,6 +3,9 @@
 LoadGen keeps global state: a second `TestSettings.FromConfig` in the same process logs
 `error_invalid_config` and invalidates the run. The driver therefore refuses a second test in one
 process; the orchestrator starts one process (one container) per scenario and mode.
+
+Two kinds of SUT: the classic one (`issue_queries(samples)`, the reference) and a fast-issue one
+(`issue_fast(ids, indices)`, registered with `ConstructFastSUT`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from backends.common.resnet50 import MODEL_NAME
 
@@ -123,7 +126,8 @@ def run_test(
         sut_handle = lg.ConstructFastSUT(issue_fast, sut.flush_queries)
         destroy_sut = lg.DestroyFastSUT
     else:
-        sut_handle = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)  # type: ignore[union-attr]
+        classic = cast(SystemUnderTest, sut)
+        sut_handle = lg.ConstructSUT(classic.issue_queries, classic.flush_queries)
         destroy_sut = lg.DestroySUT
     started = time.monotonic()
     try:
