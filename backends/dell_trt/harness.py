@@ -116,14 +116,14 @@ class _Lane:
     def put(self, ids: list[int], indices: list[int], now: float) -> None:
         """Append waiting samples; the lane owns the lists from here on."""
         with self.mutex:
-            if self.ids:
-                self.ids += ids
-                self.indices += indices
-                was_empty = self.head == len(self.ids) - len(ids)
-            else:  # an empty lane adopts the lists: no copy of an Offline-sized issue
+            # `ids` is empty exactly when nothing waits: _take drops fully taken lists.
+            was_empty = not self.ids
+            if was_empty:  # adopt the lists: no copy of an Offline-sized issue
                 self.ids = ids
                 self.indices = indices
-                was_empty = True
+            else:
+                self.ids += ids
+                self.indices += indices
             size = len(self.ids)
             self.ends.append(self.base + size)
             self.times.append(now)
