@@ -1,10 +1,12 @@
 """LWIS-style batching core of dell-trt, engine-independent (pure Python + numpy).
 
 LoadGen's issue callback only enqueues: samples go to one lane per inference device (round
-robin). Per lane a batcher thread forms batches of up to `batch_size` samples, waiting at most
-`deque_timeout_us` after the first waiting sample, takes a free slot and submits the batch; a
-completion thread waits for the slots in FIFO order, hands (ids, labels) to `complete` (one call
-per batch) and returns the slot to the lane's free pool.
+robin: a big issue in batch-sized chunks, a small one whole). Per lane a batcher thread takes a
+free slot, then forms a batch of up to `batch_size` samples, waiting at most `deque_timeout_us`
+after the first waiting sample (flush() and stop() send at once), and submits it; a completion
+thread waits for the slots in FIFO order, hands (ids, labels) to `complete` (one call per batch)
+and returns the slot to the lane's free pool. Taking the slot before forming the batch lets the
+samples that arrive while every slot is busy fill the next batch.
 
 Everything per sample is slicing or C-level list work: on a 2-core host the GIL is shared with
 LoadGen's issue thread, so every microsecond spent here is latency for the next issue.
