@@ -64,21 +64,24 @@ class NullLibrary:
 
 class MinimalNullSUT:
     """The least a Python SUT can do: queue each issued list and complete it in one call (or,
-    with `slice_size`, in slices of that many samples). Responses are built as LwisSUT builds
-    them (LabelResponder over one reused label buffer), so (b)/(a) measures the harness alone."""
+    with `slice_size`, in slices of that many samples). Every response points at a constant
+    zero label; the responses are prepared once and only their ids change (as LwisSUT does)."""
 
     def __init__(self, slice_size: int = 0) -> None:
-        from backends.dell_trt.sut import LabelResponder
+        import mlperf_loadgen as lg
 
-        self._responder = LabelResponder()
-        self._labels = np.zeros(1024, dtype=np.int32)
+        self._response = lg.QuerySampleResponse
+        self._set_id = lg.QuerySampleResponse.id.fset
+        self._samples_complete = lg.QuerySamplesComplete
+        self._labels = np.zeros(0, dtype=np.int32)
+        self._prepared: list[Any] = []
         self._slice_size = slice_size
-        self._pending: SimpleQueue[tuple[list[int], list[int]] | None] = SimpleQueue()
+        self._pending: SimpleQueue[list[int] | None] = SimpleQueue()
         self._thread = threading.Thread(target=self._complete_loop, daemon=True)
         self._thread.start()
 
     def issue_fast(self, ids: list[int], indices: list[int]) -> None:
-        self._pending.put((ids, indices))
+        self._pending.put(ids)
 
     def flush_queries(self) -> None:
         pass
@@ -88,18 +91,20 @@ class MinimalNullSUT:
         self._thread.join(30)
 
     def _complete_loop(self) -> None:
-        from backends.dell_trt.null_engine import null_labels
-
-        while (item := self._pending.get()) is not None:
-            ids, indices = item
+        while (ids := self._pending.get()) is not None:
             size = self._slice_size or len(ids)
-            if size > len(self._labels):
-                self._labels = np.zeros(size, dtype=np.int32)
             for start in range(0, len(ids), size):
-                part = indices[start : start + size]
-                labels = self._labels[: len(part)]
-                labels[:] = null_labels(part)
-                self._responder.complete(ids[start : start + size], labels)
+                self._complete(ids[start : start + size] if size < len(ids) else ids)
+
+    def _complete(self, ids: list[int]) -> None:
+        count = len(ids)
+        if count > len(self._prepared):
+            self._labels = np.zeros(count, dtype=np.int32)
+            base = self._labels.ctypes.data
+            self._prepared = [self._response(0, base + 4 * k, 4) for k in range(count)]
+        responses = self._prepared[:count]
+        any(map(self._set_id, responses, ids))
+        self._samples_complete(responses)
 
 
 def child(config: Config, scenario: str, user_conf: Path, output: Path) -> None:
