@@ -3,13 +3,16 @@
 Compares, on this host, in one run (prints figures and ratios; no assertions):
   (a) a minimal null SUT: fast issue path, coalesced Server, one completion thread that completes
       each issued list in one QuerySamplesComplete;
+  (a') (a) completing Offline's one big list in batch-sized slices (its true Offline ceiling);
   (b) LwisSUT (the LWIS harness) over NullDevice slots: 1 device, and 2 devices (round robin).
-Offline: samples/s of each and the ratio (b)/(a) (target >= 0.5). Server: the highest target QPS
-that stays VALID at the 15 ms p99 bound, found by a short search (target >= 150 000 for (b)).
-Every LoadGen test runs in its own subprocess (one LoadGen test per process).
+Offline: samples/s of each (median of repeats) and the ratio (b)/(a) (target >= 0.5). Server:
+the highest target QPS that stays VALID at the 15 ms p99 bound, found by a short search (target
+>= 150 000 for (b)). Every LoadGen test runs in its own subprocess (one test per process). The
+host is shared: run-to-run spread is large, so read the figures of one run together.
 
 Usage (from the repository root): python -m benchmarks.harness_ceiling
-    [--offline-samples 3000000] [--server-seconds 10] [--batch-size 256] [--slots 2]
+    [--offline-samples 3000000] [--offline-repeats 3] [--server-seconds 10]
+    [--server-max-runs 8] [--server-attempts 2] [--batch-size 256] [--slots 2]
     [--deque-timeout-us 2000]
 """
 
@@ -192,25 +195,32 @@ def server(config: Config, qps: float, seconds: float, work: Path) -> Outcome:
 
 
 def server_search(
-    config: Config, start_qps: float, seconds: float, work: Path, max_runs: int
+    config: Config, start_qps: float, seconds: float, work: Path, max_runs: int, attempts: int
 ) -> tuple[float | None, float | None]:
     """Highest VALID target QPS: step up by 40 % until INVALID, then bisect (to ~5 %).
 
-    Returns (highest VALID, lowest INVALID); the second is None when the search ran out of runs
-    before any INVALID run, i.e. the true ceiling is higher than the first."""
+    A QPS counts as VALID when one of `attempts` runs is VALID: on a shared host a single stall
+    of another process' making can push p99 over the bound. Returns (highest VALID, lowest
+    INVALID); the second is None when the search ran out of runs before any INVALID QPS, i.e.
+    the ceiling is higher than the first."""
     best: float | None = None
     worst: float | None = None
     qps = start_qps
     for _ in range(max_runs):
-        outcome = server(config, qps, seconds, work)
-        print(
-            f"  {config.label:<28} Server {qps:>9,.0f} QPS: "
-            f"{'VALID' if outcome.valid else 'INVALID':<7} p99 {outcome.p99_ms or 0:8.2f} ms, "
-            f"{outcome.cpu_us_per_sample or 0:.2f} us CPU/sample"
-            + (f", mean batch {outcome.mean_batch:.1f}" if outcome.mean_batch else ""),
-            flush=True,
-        )
-        if outcome.valid:
+        valid = False
+        for _attempt in range(attempts):
+            outcome = server(config, qps, seconds, work)
+            valid = bool(outcome.valid)
+            print(
+                f"  {config.label:<28} Server {qps:>9,.0f} QPS: "
+                f"{'VALID' if valid else 'INVALID':<7} p99 {outcome.p99_ms or 0:8.2f} ms, "
+                f"{outcome.cpu_us_per_sample or 0:.2f} us CPU/sample"
+                + (f", mean batch {outcome.mean_batch:.1f}" if outcome.mean_batch else ""),
+                flush=True,
+            )
+            if valid:
+                break
+        if valid:
             best = qps
         else:
             worst = qps
@@ -271,7 +281,10 @@ def main() -> None:
     parser.add_argument("--offline-repeats", type=int, default=3, help="median of this many")
     parser.add_argument("--server-seconds", type=float, default=10.0)
     parser.add_argument("--server-start-qps", type=float, default=100_000)
-    parser.add_argument("--server-max-runs", type=int, default=8)
+    parser.add_argument("--server-max-runs", type=int, default=8, help="QPS levels per search")
+    parser.add_argument(
+        "--server-attempts", type=int, default=2, help="runs per QPS level; VALID if any is"
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--deque-timeout-us", type=int, default=2000)
@@ -292,7 +305,8 @@ def main() -> None:
     print(
         f"host: {os.cpu_count()} cores, load average {_load()}; "
         f"Offline {args.offline_samples:,} samples per run; Server runs of "
-        f"{args.server_seconds:g} s, p99 bound {SERVER_LATENCY_MS} ms; LWIS batch "
+        f"{args.server_seconds:g} s (VALID if 1 of {args.server_attempts} is), p99 bound "
+        f"{SERVER_LATENCY_MS} ms; LWIS batch "
         f"{args.batch_size}, {args.slots} slots/device, deque timeout {args.deque_timeout_us} us",
         flush=True,
     )
@@ -317,7 +331,12 @@ def main() -> None:
             offline_rates[label] = statistics.median(o.value or 0.0 for o in outcomes)
         for config in configs:
             best, worst = server_search(
-                config, args.server_start_qps, args.server_seconds, work, args.server_max_runs
+                config,
+                args.server_start_qps,
+                args.server_seconds,
+                work,
+                args.server_max_runs,
+                args.server_attempts,
             )
             server_best[config.label] = best
             server_open[config.label] = worst is None
