@@ -1,1 +1,1 @@
-"""dell-trt backend: the Dell/NVIDIA MLPerf ResNet50 recipe (INT8 input, LWIS harness)."""
+"""Dell/NVIDIA MLPerf v2.1 ResNet50: INT8 TensorRT engine, LWIS harness, and its CPU twin."""
