@@ -3,6 +3,9 @@
 LoadGen keeps global state: a second `TestSettings.FromConfig` in the same process logs
 `error_invalid_config` and invalidates the run. The driver therefore refuses a second test in one
 process; the orchestrator starts one process (one container) per scenario and mode.
+
+Two kinds of SUT: the classic one (`issue_queries(samples)`, the reference) and a fast-issue one
+(`issue_fast(ids, indices)`, registered with `ConstructFastSUT`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from backends.common.resnet50 import MODEL_NAME
 
@@ -30,7 +33,20 @@ class SampleLibrary(Protocol):
 
 
 class SystemUnderTest(Protocol):
+    """Classic issue path: LoadGen passes QuerySample objects."""
+
     def issue_queries(self, query_samples: list[Any]) -> None: ...
+
+    def flush_queries(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class FastSystemUnderTest(Protocol):
+    """Fast issue path (`ConstructFastSUT`): LoadGen passes two int lists, ids and QSL indices,
+    about ten times cheaper than QuerySample objects. A SUT that has `issue_fast` gets it."""
+
+    def issue_fast(self, ids: list[int], indices: list[int]) -> None: ...
 
     def flush_queries(self) -> None: ...
 
@@ -67,10 +83,17 @@ def mode_enum(name: str) -> Any:
 def run_test(
     request: TestRequest,
     qsl: SampleLibrary,
-    make_sut: Callable[[], SystemUnderTest],
+    make_sut: Callable[[], SystemUnderTest | FastSystemUnderTest],
     facts: dict[str, Any] | None = None,
+    *,
+    coalesce_server: bool = False,
 ) -> None:
-    """Configure LoadGen from user.conf, run one test, write logs to request.output_dir."""
+    """Configure LoadGen from user.conf, run one test, write logs to request.output_dir.
+
+    `coalesce_server` lets LoadGen's Server issue thread hand over every query that is due in
+    one call (user.conf cannot set it). If the SUT has `stats()`, its result goes into
+    harness.json.
+    """
     import mlperf_loadgen as lg
 
     global _tests_run_in_process
@@ -84,6 +107,9 @@ def run_test(
     status = settings.FromConfig(str(request.user_conf), MODEL_NAME, request.scenario)
     if status not in (0, None):
         raise RuntimeError(f"LoadGen rejected {request.user_conf} (status {status})")
+    coalesced = coalesce_server and request.scenario == "Server"
+    if coalesced:
+        settings.server_coalesce_queries = True
 
     request.output_dir.mkdir(parents=True, exist_ok=True)
     output = lg.LogOutputSettings()
@@ -95,23 +121,38 @@ def run_test(
 
     sut = make_sut()
     qsl_handle = lg.ConstructQSL(qsl.total_count, qsl.performance_count, qsl.load, qsl.unload)
-    sut_handle = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)
+    issue_fast = getattr(sut, "issue_fast", None)
+    if issue_fast is not None:
+        sut_handle = lg.ConstructFastSUT(issue_fast, sut.flush_queries)
+        destroy_sut = lg.DestroyFastSUT
+    else:
+        classic = cast(SystemUnderTest, sut)
+        sut_handle = lg.ConstructSUT(classic.issue_queries, classic.flush_queries)
+        destroy_sut = lg.DestroySUT
     started = time.monotonic()
     try:
         audit = str(request.audit_config) if request.audit_config else "audit.config"
         lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit)
     finally:
-        sut.stop()
-        lg.DestroySUT(sut_handle)
-        lg.DestroyQSL(qsl_handle)
+        try:
+            sut.stop()
+        finally:
+            destroy_sut(sut_handle)
+            lg.DestroyQSL(qsl_handle)
+    test_seconds = time.monotonic() - started
+    stats = getattr(sut, "stats", None)
     record = {
         "scenario": request.scenario,
         "mode": request.mode,
-        "test_seconds": round(time.monotonic() - started, 3),
+        "test_seconds": round(test_seconds, 3),
+        "issue_path": "fast" if issue_fast is not None else "classic",
+        "server_coalesce_queries": coalesced,
         "total_count": qsl.total_count,
         "performance_count": qsl.performance_count,
         "uid": os.getuid(),
         "gid": os.getgid(),
         **(facts or {}),
     }
+    if stats is not None:
+        record["harness_stats"] = stats()
     (request.output_dir / "harness.json").write_text(json.dumps(record, indent=2) + "\n")
