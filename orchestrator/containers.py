@@ -23,6 +23,13 @@ CACHE_MOUNT = "/cache"
 RESULTS_MOUNT = "/results"
 USER_CONF_MOUNT = "/config/user.conf"
 ASSETS_MOUNT = "/assets"
+# Preprocessing runs one process per CPU: each stays single-threaded, so neither oversubscribes
+# the CPUs nor multiplies into CPUs² threads against the container's pids limit.
+SINGLE_THREADED = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OPENCV_FOR_THREADS_NUM": "1",
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ def prepare_spec(
         user=user,
         mounts=(Mount(dataset, DATA_MOUNT), Mount(cache, CACHE_MOUNT, read_only=False)),
         labels=L.base_labels(run_id=run_id, backend=backend.name, role="prepare"),
+        environment=dict(SINGLE_THREADED),
     )
 
 

@@ -183,3 +183,11 @@ def test_runs_lists_verdicts(tmp_path: Path) -> None:
     assert "complete" in lines["r1"]
     assert "failed" in lines["r2"]
     assert "interrupted" in lines["r3"]  # 'running' whose process is gone
+
+
+def test_bad_memory_flag(tmp_path: Path) -> None:
+    result = mlorch(
+        "up", "reference", "--device", "cpu", "--memory", "lots", env=NO_ENGINE, cwd=tmp_path
+    )
+    assert_one_error(result, 2, "memory")
+    assert "is not a size like 8g" in result.stderr
