@@ -219,7 +219,8 @@ def stage_context(
     requirements = "".join(f"{req}\n" for req in backend.requirements[device])
     digest.update(b"requirements.txt\0" + requirements.encode())
 
-    folder = Path(tempfile.mkdtemp(prefix="context-", dir=root))
+    # Named after this process, so a later mlorch can remove it if this one is killed.
+    folder = Path(tempfile.mkdtemp(prefix=f"context-{os.getpid()}-", dir=root))
     (folder / "Dockerfile").write_text(dockerfile)
     (folder / "requirements.txt").write_text(requirements)
     wheel_dir = folder / "wheelhouse"
@@ -236,6 +237,14 @@ def stage_context(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     return folder, dockerfile, digest.hexdigest()
+
+
+def remove_stale_contexts(root: Path) -> None:
+    """Remove build contexts staged by mlorch processes that no longer exist (SIGKILL)."""
+    for folder in root.glob("context-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _file_sha256(path: Path) -> str:
@@ -285,6 +294,7 @@ def ensure_image(
         wheelhouse = ensure_wheelhouse(requirements, platform, cache_dir(), given_wheelhouse)
     staging_root = cache_dir() / "build"
     staging_root.mkdir(parents=True, exist_ok=True)
+    remove_stale_contexts(staging_root)
     context, dockerfile, digest = stage_context(backend, device, base.ref, wheelhouse, staging_root)
     try:
         tag = f"{backend.image_repository(device)}:{digest[:16]}"

@@ -138,7 +138,11 @@ class DockerEngine:
     # containers
     def labelled_containers(self, extra: dict[str, str] | None = None) -> list[Any]:
         filters = [f"{L.TOOL}={L.TOOL_VALUE}"] + [f"{k}={v}" for k, v in (extra or {}).items()]
-        return list(self.client.containers.list(all=True, filters={"label": filters}))
+        # Another mlorch may remove one of them between the listing and its inspection.
+        found = self.client.containers.list(
+            all=True, filters={"label": filters}, ignore_removed=True
+        )
+        return list(found)
 
     def remove_container(self, container: Any) -> None:
         from docker.errors import APIError, NotFound

@@ -4,6 +4,7 @@ what the first one made instead of making it again (no container is started)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -153,3 +154,17 @@ def test_a_lock_held_too_long_is_a_wait_timeout(
         pass
     assert "another mlorch did not finish building img:1 within 0 s" in info.value.message
     assert info.value.exit_code == 7
+
+
+def test_build_contexts_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    from orchestrator.image import remove_stale_contexts
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    stale = tmp_path / f"context-{dead.stdout.strip()}-abc"
+    live = tmp_path / f"context-{os.getpid()}-def"
+    for folder in (stale, live):
+        (folder / "wheelhouse").mkdir(parents=True)
+    remove_stale_contexts(tmp_path)
+    assert not stale.exists()
+    assert live.is_dir()
