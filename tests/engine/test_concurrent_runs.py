@@ -24,13 +24,13 @@ WAIT_S = 1500
 LONG_ROLES = ("assets", "prepare", "sut")  # containers that run long enough to be seen
 
 
-def _start(folder: Path, cache: Path) -> tuple[subprocess.Popen[str], Path]:
+def _start(folder: Path, cache: Path, *extra: str) -> tuple[subprocess.Popen[str], Path]:
     folder.mkdir()
     log = folder / "stderr.txt"
     with log.open("w") as sink:  # a file, not a pipe: nobody reads while both run
         process = subprocess.Popen(
             [sys.executable, "-m", "orchestrator", "up", "reference", "--device", "cpu",
-             "--quick", "-s", "Offline"],
+             "--quick", "-s", "Offline", *extra],
             cwd=folder, text=True, stdout=subprocess.DEVNULL, stderr=sink,
             env={**os.environ, "COLUMNS": "200", "MLORCH_CACHE": str(cache)},
         )  # fmt: skip
@@ -47,20 +47,26 @@ def _owned(engine: DockerEngine, pids: set[int]) -> list[Any]:
 
 def test_two_cold_runs_and_a_down_between_them(engine: DockerEngine, tmp_path: Path) -> None:
     cache = tmp_path / "cache"  # cold: every cache is filled by these two runs
-    runs = [_start(tmp_path / name, cache) for name in ("first", "second")]
+    # the first run also limits each container's memory
+    runs = [_start(tmp_path / "first", cache, "--memory", "2g"), _start(tmp_path / "second", cache)]
     pids = {process.pid for process, _ in runs}
     deadline = time.monotonic() + WAIT_S
-    seen: list[str] = []
+    seen: list[Any] = []
     while not seen:
         assert time.monotonic() < deadline, "no long-running container of theirs started"
         for process, log in runs:
             assert process.poll() is None, log.read_text()[-3000:]
         seen = [
-            c.name
+            c
             for c in _owned(engine, pids)
             if c.status == "running" and c.labels.get("mlorch.role") in LONG_ROLES
         ]
         time.sleep(0.5)
+    for container in seen:
+        limits = container.attrs["HostConfig"]
+        assert limits["PidsLimit"] == 4096
+        first = container.labels["mlorch.owner-pid"] == str(runs[0][0].pid)
+        assert limits["Memory"] == (2 << 30 if first else 0)
 
     down = subprocess.run(
         [sys.executable, "-m", "orchestrator", "down"],
@@ -68,9 +74,9 @@ def test_two_cold_runs_and_a_down_between_them(engine: DockerEngine, tmp_path: P
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert down.returncode == 0, down.stderr
-    for name in seen:
-        assert f"kept {name}: its mlorch (pid" in down.stderr
-        assert f"removed {name}" not in down.stderr
+    for container in seen:
+        assert f"kept {container.name}: its mlorch (pid" in down.stderr
+        assert f"removed {container.name}" not in down.stderr
 
     stderr = []
     for process, log in runs:
