@@ -48,6 +48,7 @@ def _service(spec: ContainerSpec, gpus: bool) -> dict[str, Any]:
         "read_only": spec.read_only_rootfs,
         "tmpfs": [f"{path}:{options}" for path, options in spec.tmpfs.items()],
         "shm_size": spec.shm_size,
+        "pids_limit": spec.pids_limit,
         "init": True,
         "privileged": False,
         "cap_drop": ["ALL"],
@@ -59,6 +60,11 @@ def _service(spec: ContainerSpec, gpus: bool) -> dict[str, Any]:
             for m in spec.mounts
         ],
     }
+    if spec.environment:
+        service["environment"] = dict(sorted(spec.environment.items()))
+    if spec.mem_limit is not None:
+        service["mem_limit"] = spec.mem_limit
+        service["memswap_limit"] = spec.mem_limit
     if gpus:
         service["deploy"] = {
             "resources": {

@@ -6,13 +6,22 @@ read. Unknown keys are errors that name the key.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from orchestrator.engine.client import BUILD_TIMEOUT_S
 from orchestrator.errors import ConfigError
 
 
@@ -91,6 +100,21 @@ class QuickLimits(StrictModel):
         }[scenario]
 
 
+MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+MIN_MEMORY_BYTES = 6 << 20  # the engine refuses less
+
+
+def parse_memory(value: str) -> int:
+    """Bytes of a docker-style memory size ("8g", "512m", "1073741824"); ValueError otherwise."""
+    match = re.fullmatch(r"(\d+)\s*([bkmgt]?)", value.strip().lower())
+    if match is None:
+        raise ValueError(f"{value!r} is not a size like 8g, 512m or 1073741824 (bytes)")
+    size = int(match.group(1)) * MEMORY_UNITS[match.group(2)]
+    if size < MIN_MEMORY_BYTES:
+        raise ValueError(f"{value!r} is below the engine's minimum of 6m")
+    return size
+
+
 class RunSpec(StrictModel):
     """Everything one `mlorch up` does, fully resolved."""
 
@@ -110,7 +134,9 @@ class RunSpec(StrictModel):
     max_batchsize: int = Field(default=32, gt=0)
     tuning: Tuning
     quick: QuickLimits = QuickLimits()
-    test_timeout_s: int = Field(default=7200, gt=0)
+    test_timeout_s: int = Field(default=7200, gt=0)  # each container: a test, prepare, synthetic
+    build_timeout_s: int = Field(default=BUILD_TIMEOUT_S, gt=0)  # the whole image build
+    memory: str | None = None  # memory limit of each container ("8g"); None: unlimited
     runs_dir: Path = Path("runs")
     wheelhouse: Path | None = None
     # dell-trt: `--set key=value` overrides, a forced profile, and the resolved settings
@@ -123,6 +149,17 @@ class RunSpec(StrictModel):
     calibration_list: Path | None = None
     min_agreement: float = Field(default=0.99, ge=0.0, le=1.0)
     guard_samples: int = Field(default=500, gt=0)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_memory(value)
+        return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return None if self.memory is None else parse_memory(self.memory)
 
     @model_validator(mode="after")
     def _non_empty(self) -> RunSpec:
@@ -156,6 +193,8 @@ class FileConfig(StrictModel):
     max_batchsize: int | None = None
     base_image: str | None = None
     test_timeout_s: int | None = None
+    build_timeout_s: int | None = None
+    memory: str | None = None
     runs_dir: Path | None = None
     wheelhouse: Path | None = None
     tuning: dict[str, float] | None = None

@@ -50,6 +50,15 @@ class RecipeInputs:
         return (*args, "--engines", ENGINES_MOUNT) if self.engines is not None else args
 
 
+# Preprocessing runs one process per CPU: each stays single-threaded, so neither oversubscribes
+# the CPUs nor multiplies into CPUs² threads against the container's pids limit.
+SINGLE_THREADED = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OPENCV_FOR_THREADS_NUM": "1",
+}
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who runs inside containers and who owns the results on the host."""
@@ -112,6 +121,7 @@ def prepare_spec(
         user=user,
         mounts=mounts,
         labels=L.base_labels(run_id=run_id, backend=backend.name, role="prepare"),
+        environment=dict(SINGLE_THREADED),
     )
 
 

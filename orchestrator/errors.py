@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import traceback
+from pathlib import Path
+
 
 class MlorchError(Exception):
     """Base of every error mlorch reports to a user."""
@@ -148,7 +152,56 @@ class BackendsFailed(MlorchError):
         self.exit_code = failures[0][1].exit_code
 
 
+class InternalError(MlorchError):
+    """An exception mlorch did not expect: a bug, or a case it does not handle yet.
+
+    The traceback is saved to a file (the run folder for `up`) so the terminal shows one line.
+    """
+
+    exit_code = 70  # EX_SOFTWARE
+
+    def __init__(self, message: str, *, traceback_file: Path | None = None) -> None:
+        where = f"the traceback is in {traceback_file}; " if traceback_file else ""
+        super().__init__(
+            message,
+            hint=f"{where}rerun with --debug to see it here, and report it if it is a bug",
+        )
+        self.traceback_file = traceback_file
+
+    @classmethod
+    def wrap(cls, exc: BaseException, traceback_file: Path | None) -> InternalError:
+        """The error for `exc`; the traceback is first written to `traceback_file` if given."""
+        saved = traceback_file if traceback_file and save_traceback(exc, traceback_file) else None
+        return cls(f"unexpected error: {describe(exc)}", traceback_file=saved)
+
+
 class Interrupted(MlorchError):
-    """The user interrupted a run (Ctrl-C or SIGTERM)."""
+    """The user interrupted a run (Ctrl-C, SIGTERM, or SIGHUP when the terminal closed)."""
 
     exit_code = 130
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message` of an exception, on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def save_traceback(exc: BaseException, path: Path) -> bool:
+    """Write the full traceback of `exc` to `path`; False when that is impossible."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(exc)))
+    except OSError:
+        return False
+    return True
+
+
+def disk_full(exc: OSError) -> DiskFull | None:
+    """The DiskFull error for an ENOSPC `exc`, None for any other OSError."""
+    if exc.errno != errno.ENOSPC:
+        return None
+    return DiskFull(
+        f"no space left on device: {exc.filename or exc}",
+        hint="free disk space or point --runs-dir / MLORCH_CACHE elsewhere",
+    )

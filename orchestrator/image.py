@@ -3,10 +3,13 @@
 The image tag is the sha256 of the base image's id, the rendered Dockerfile and every file of the
 build context (wheels, requirements, backend code): a second `up` with nothing changed finds the
 tag and builds nothing, and a re-pulled or re-bootstrapped base under the same name rebuilds.
+Every cached step (local base bootstrap, probe, wheelhouse, build, pip freeze) runs under its
+per-key lock, so two mlorch processes never do the same work at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,22 +22,25 @@ from pathlib import Path
 
 from backends.common.locks import atomic_write_text
 from orchestrator import __version__
+from orchestrator.cachelock import cache_lock
 from orchestrator.catalog import CUDA_BASES, BackendDef, local_base
 from orchestrator.config import Device
 from orchestrator.console import Terminal
 from orchestrator.containers import CONTAINER_UID
 from orchestrator.engine import labels as L
-from orchestrator.engine.client import DockerEngine, ImageFacts
+from orchestrator.engine.client import BUILD_TIMEOUT_S, DockerEngine, ImageFacts
 from orchestrator.engine.container import ContainerSpec, run_to_completion
 from orchestrator.errors import ContainerFailed, ImageError
 from orchestrator.gpu import gpu_stack_problems
 from orchestrator.paths import backends_dir, cache_dir, docker_dir
 from orchestrator.wheelhouse import (
+    DOWNLOAD_TIMEOUT_S,
     PIP_REQUIREMENT,
     Platform,
     Wheelhouse,
     WheelhouseTarget,
     ensure_wheelhouse,
+    wheelhouse_key,
 )
 
 PROBE_TIMEOUT_S = 120
@@ -177,7 +183,11 @@ def resolve_base_image(
             f"{exc.message}; using the locally bootstrapped {local} instead "
             "(pass --base-image to choose)"
         )
-    local_id = engine.image_id(local) or bootstrap_local_base(engine, terminal, local)
+    local_id = engine.image_id(local)
+    if local_id is None:
+        what = f"bootstrapping the local base image {local}"
+        with cache_lock("base", local, what, terminal, BOOTSTRAP_TIMEOUT_S):
+            local_id = engine.image_id(local) or bootstrap_local_base(engine, terminal, local)
     return _base(engine, local, local_id, fallback=True)
 
 
@@ -215,18 +225,30 @@ def bootstrap_local_base(engine: DockerEngine, terminal: Terminal, tag: str) -> 
     return image_id
 
 
-def probe_platform(engine: DockerEngine, base: BaseImage) -> Platform:
+def probe_platform(
+    engine: DockerEngine, base: BaseImage, terminal: Terminal | None = None
+) -> Platform:
     """Python version and glibc of the base image (run once per image id, then cached)."""
-    facts = probe_base(engine, base)
+    facts = probe_base(engine, base, terminal)
     return Platform(str(facts["python"]), str(facts["glibc"]), str(facts["machine"]))
 
 
-def probe_base(engine: DockerEngine, base: BaseImage) -> dict[str, str | None]:
+def probe_base(
+    engine: DockerEngine, base: BaseImage, terminal: Terminal | None = None
+) -> dict[str, str | None]:
     """Python, glibc, machine, CUDA and TensorRT versions of a base image (cached per id)."""
-    name = f"{base.image_id.replace(':', '_')}.v{PROBE_VERSION}.json"
-    cache_file = cache_dir() / "probes" / name
-    if cache_file.is_file():
-        return dict(json.loads(cache_file.read_text()))
+    key = base.image_id.replace(":", "_")
+    cache_file = cache_dir() / "probes" / f"{key}.v{PROBE_VERSION}.json"
+    if not cache_file.is_file():
+        with cache_lock("probe", key, f"probing {base.ref}", terminal, PROBE_TIMEOUT_S):
+            if not cache_file.is_file():
+                facts = _probe(engine, base)
+                atomic_write_text(cache_file, json.dumps(facts) + "\n")
+                return facts
+    return dict(json.loads(cache_file.read_text()))
+
+
+def _probe(engine: DockerEngine, base: BaseImage) -> dict[str, str | None]:
     spec = ContainerSpec(
         image=base.image_id,
         command=("python3", "-c", PROBE_CODE),
@@ -255,10 +277,7 @@ def probe_base(engine: DockerEngine, base: BaseImage) -> dict[str, str | None]:
     )
     if line is None:
         raise ImageError(f"probe of {base.ref} printed nothing usable")
-    facts = dict(json.loads(line.removeprefix("MLORCH_PROBE ")))
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cache_file, json.dumps(facts) + "\n")
-    return facts
+    return dict(json.loads(line.removeprefix("MLORCH_PROBE ")))
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -295,7 +314,8 @@ def stage_context(
     requirements = "".join(f"{req}\n" for req in backend.requirements[device])
     digest.update(b"requirements.txt\0" + requirements.encode())
 
-    folder = Path(tempfile.mkdtemp(prefix="context-", dir=root))
+    # Named after this process, so a later mlorch can remove it if this one is killed.
+    folder = Path(tempfile.mkdtemp(prefix=f"context-{os.getpid()}-", dir=root))
     (folder / "Dockerfile").write_text(dockerfile)
     (folder / "requirements.txt").write_text(requirements)
     wheel_dir = folder / "wheelhouse"
@@ -314,6 +334,14 @@ def stage_context(
     return folder, dockerfile, digest.hexdigest()
 
 
+def remove_stale_contexts(root: Path) -> None:
+    """Remove build contexts staged by mlorch processes that no longer exist (SIGKILL)."""
+    for folder in root.glob("context-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _file_sha256(path: Path) -> str:
     """sha256 of a wheel, memoised by (path, size, mtime) because wheels are large and immutable."""
     stat = path.stat()
@@ -327,7 +355,7 @@ def _file_sha256(path: Path) -> str:
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    memo.write_text(f"{stamp} {digest.hexdigest()}\n")
+    atomic_write_text(memo, f"{stamp} {digest.hexdigest()}\n")
     return digest.hexdigest()
 
 
@@ -339,21 +367,32 @@ def ensure_image(
     given_wheelhouse: Path | None,
     terminal: Terminal,
     on_build_line: Callable[[str], None] | None = None,
+    build_timeout_s: float = BUILD_TIMEOUT_S,
 ) -> BuiltImage:
-    """Resolve the base, fetch wheels, and build the SUT image unless its content tag exists."""
+    """Resolve the base, fetch wheels, and build the SUT image unless its content tag exists.
+
+    The build as a whole must finish within `build_timeout_s`.
+    """
     base = resolve_base_image(engine, backend, device, requested_base, terminal)
-    facts = probe_base(engine, base)
+    facts = probe_base(engine, base, terminal)
     platform = Platform(str(facts["python"]), str(facts["glibc"]), str(facts["machine"]))
     gpu_facts = f", CUDA {facts['cuda']}" if facts.get("cuda") else ""
     gpu_facts += f", TensorRT {facts['tensorrt']}" if facts.get("tensorrt") else ""
     terminal.info(
         f"base image {base.ref}: Python {platform.python}, glibc {platform.glibc}{gpu_facts}"
     )
-    with terminal.status(
-        f"wheelhouse for Python {platform.python} ({len(backend.requirements[device])} pins)"
+    requirements = backend.requirements[device]
+    key = wheelhouse_key(requirements, platform)
+    what = f"downloading the wheelhouse for Python {platform.python}"
+    with (
+        # A given wheelhouse is only read; the cached one is filled under its key's lock.
+        cache_lock("wheelhouse", key, what, terminal, DOWNLOAD_TIMEOUT_S)
+        if given_wheelhouse is None
+        else contextlib.nullcontext(),
+        terminal.status(f"wheelhouse for Python {platform.python} ({len(requirements)} pins)"),
     ):
         wheelhouse = ensure_wheelhouse(
-            backend.requirements[device],
+            requirements,
             platform,
             cache_dir(),
             given_wheelhouse,
@@ -373,21 +412,28 @@ def ensure_image(
             )
     staging_root = cache_dir() / "build"
     staging_root.mkdir(parents=True, exist_ok=True)
+    remove_stale_contexts(staging_root)
     context, dockerfile, digest = stage_context(backend, device, base, wheelhouse, staging_root)
     try:
         tag = f"{backend.image_repository(device)}:{digest[:16]}"
         dockerfile_sha = hashlib.sha256(dockerfile.encode()).hexdigest()
         image_id = engine.image_id(tag)
-        built_now = image_id is None
+        built_now = False
         if image_id is None:
-            labels = L.base_labels(backend=backend.name, role="sut-image")
-            labels[L.DOCKERFILE_SHA] = dockerfile_sha
-            labels[L.BASE_IMAGE] = base.ref
-            labels[L.BASE_IMAGE_ID] = base.image_id
-            with terminal.status(f"building {tag}"):
-                image_id = engine.build(context, tag, labels, on_build_line or terminal.debug)
-            terminal.success(f"built {tag}")
-        else:
+            with cache_lock("build", tag, f"building {tag}", terminal, build_timeout_s):
+                image_id = engine.image_id(tag)  # another mlorch may have built it meanwhile
+                if image_id is None:
+                    labels = L.base_labels(backend=backend.name, role="sut-image")
+                    labels[L.DOCKERFILE_SHA] = dockerfile_sha
+                    labels[L.BASE_IMAGE] = base.ref
+                    labels[L.BASE_IMAGE_ID] = base.image_id
+                    with terminal.status(f"building {tag}"):
+                        image_id = engine.build(
+                            context, tag, labels, on_build_line or terminal.debug, build_timeout_s
+                        )
+                    built_now = True
+                    terminal.success(f"built {tag}")
+        if not built_now:
             terminal.success(f"image {tag} is up to date (nothing to build)")
         engine.tag(tag, f"{backend.image_repository(device)}:latest")
     finally:
@@ -399,15 +445,24 @@ def ensure_image(
         base=base,
         platform=platform,
         built_now=built_now,
-        freeze=image_freeze(engine, tag),
+        freeze=image_freeze(engine, tag, terminal),
     )
 
 
-def image_freeze(engine: DockerEngine, tag: str) -> list[str]:
+def image_freeze(engine: DockerEngine, tag: str, terminal: Terminal | None = None) -> list[str]:
     """`pip freeze` of the image's venv, recorded at build time."""
-    cache_file = cache_dir() / "freeze" / f"{tag.replace('/', '_').replace(':', '_')}.txt"
-    if cache_file.is_file():
-        return cache_file.read_text().splitlines()
+    key = tag.replace("/", "_").replace(":", "_")
+    cache_file = cache_dir() / "freeze" / f"{key}.txt"
+    if not cache_file.is_file():
+        with cache_lock("freeze", key, f"reading pip freeze of {tag}", terminal, PROBE_TIMEOUT_S):
+            if not cache_file.is_file():
+                lines = _freeze(engine, tag)
+                atomic_write_text(cache_file, "\n".join(lines) + "\n")
+                return lines
+    return cache_file.read_text().splitlines()
+
+
+def _freeze(engine: DockerEngine, tag: str) -> list[str]:
     spec = ContainerSpec(
         image=tag,
         entrypoint=("cat", "/opt/venv/pip-freeze.txt"),
@@ -427,7 +482,4 @@ def image_freeze(engine: DockerEngine, tag: str) -> list[str]:
             on_line=lambda _line: None,
             what="pip freeze of the image",
         )
-        lines = [ln for ln in log.read_text().splitlines() if "==" in ln]
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    cache_file.write_text("\n".join(lines) + "\n")
-    return lines
+        return [ln for ln in log.read_text().splitlines() if "==" in ln]

@@ -1,5 +1,6 @@
 """Preparation steps that run in the backend image before any LoadGen test: the synthetic assets
-and the preprocessed dataset. Each is cached on the host and reused when complete."""
+and the preprocessed dataset. Each is cached on the host, filled under its per-key lock (another
+mlorch filling the same entry is waited for) and reused when complete."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from backends.common.resnet50 import (
 from backends.dell_trt import recipe
 from orchestrator.assets import ResolvedAssets, SyntheticRequest, skip
 from orchestrator.assets.dataset import damaged, decode_failures, parse_bad_image
+from orchestrator.cachelock import cache_lock
 from orchestrator.catalog import BackendDef
 from orchestrator.config import Device, RunSpec
 from orchestrator.console import Terminal
@@ -45,7 +47,7 @@ from orchestrator.errors import AccuracyGuardFailed, ConfigError, ContainerFaile
 from orchestrator.hostinfo import MIN_FREE_DISK_GIB, check_disk
 from orchestrator.paths import cache_dir
 
-PREPARE_TIMEOUT_S = 3600
+PREPARE_TIMEOUT_S = 3600  # defaults; `up` passes its --timeout
 SYNTHETIC_TIMEOUT_S = 1800
 PROGRESS_PREFIX = "mlorch-progress "
 BYTES_PER_ELEMENT = {"fp32": 4, "int8": 1}
@@ -78,10 +80,35 @@ def ensure_synthetic(
     request: SyntheticRequest,
     identity: Identity,
     terminal: Terminal,
+    *,
+    timeout_s: float = SYNTHETIC_TIMEOUT_S,
+    mem_limit: int | None = None,
 ) -> None:
     """Generate the synthetic model and dataset in the backend image, once per (images, seed)."""
     if request.complete:
         return
+    what = f"generating the synthetic assets ({request.images} images, seed {request.seed})"
+    with cache_lock("synthetic", request.root.name, what, terminal, timeout_s):
+        if not request.complete:  # another mlorch may have made them while we waited
+            _generate_synthetic(
+                engine, backend, image, run_id, request, identity, terminal, timeout_s, mem_limit
+            )
+    terminal.success(
+        f"synthetic assets in {request.root} ({request.distinct_labels()} distinct labels)"
+    )
+
+
+def _generate_synthetic(
+    engine: DockerEngine,
+    backend: BackendDef,
+    image: str,
+    run_id: str,
+    request: SyntheticRequest,
+    identity: Identity,
+    terminal: Terminal,
+    timeout_s: float,
+    mem_limit: int | None,
+) -> None:
     request.root.mkdir(parents=True, exist_ok=True)
     identity.lend(request.root)
     spec = synthetic_spec(
@@ -94,17 +121,14 @@ def ensure_synthetic(
         ) as advance:
             run_to_completion(
                 engine,
-                spec,
-                timeout_s=SYNTHETIC_TIMEOUT_S,
+                replace(spec, mem_limit=mem_limit),
+                timeout_s=timeout_s,
                 log_file=request.root.parent / f"{request.root.name}.log",
                 on_line=line_printer(terminal, "synthetic", advance),
                 what="synthetic asset generation",
             )
     finally:
         identity.reclaim(request.root)
-    terminal.success(
-        f"synthetic assets in {request.root} ({request.distinct_labels()} distinct labels)"
-    )
 
 
 def ensure_preprocessed(
@@ -117,6 +141,8 @@ def ensure_preprocessed(
     terminal: Terminal,
     *,
     skip_bad: bool = False,
+    timeout_s: float = PREPARE_TIMEOUT_S,
+    mem_limit: int | None = None,
 ) -> tuple[ResolvedAssets, Path]:
     """Preprocess the dataset once per (format, recipe, val_map, count); later runs reuse it.
 
@@ -127,7 +153,10 @@ def ensure_preprocessed(
     """
     failures: list[tuple[str, str]] = []
     try:
-        cache = _preprocess(engine, backend, image, run_id, assets, identity, terminal, failures)
+        cache = _preprocessed(
+            engine, backend, image, run_id, assets, identity, terminal, failures,
+            timeout_s, mem_limit,
+        )  # fmt: skip
         return assets, cache
     except ContainerFailed as exc:
         if exc.exit_status != BAD_IMAGES_EXIT or not failures:
@@ -142,7 +171,10 @@ def ensure_preprocessed(
     kept = tuple(i for i in assets.images if i.entry.relpath not in bad)
     reduced = skip(assets, kept, problems, assets.count - len(bad), terminal)
     _link_samples(_cache_of(assets, backend), assets, _cache_of(reduced, backend), reduced)
-    return reduced, _preprocess(engine, backend, image, run_id, reduced, identity, terminal, [])
+    cache = _preprocessed(
+        engine, backend, image, run_id, reduced, identity, terminal, [], timeout_s, mem_limit
+    )
+    return reduced, cache
 
 
 def _cache_of(assets: ResolvedAssets, backend: BackendDef) -> Path:
@@ -172,7 +204,7 @@ def _link_samples(
             shutil.copyfile(sample_file(source, old), new)
 
 
-def _preprocess(
+def _preprocessed(
     engine: DockerEngine,
     backend: BackendDef,
     image: str,
@@ -181,15 +213,40 @@ def _preprocess(
     identity: Identity,
     terminal: Terminal,
     failures: list[tuple[str, str]],
+    timeout_s: float,
+    mem_limit: int | None,
 ) -> Path:
-    """One prepare container over `assets`; images it cannot decode are added to `failures`."""
+    """The cache of `assets`, made under its key's lock when it is not complete."""
     fmt = backend.input_format
     cache = _cache_of(assets, backend)
-    if cache_is_complete(cache, assets.count):
-        terminal.success(
-            f"preprocessed cache {cache.name} is complete ({assets.count} images, {fmt})"
-        )
-        return cache
+    what = f"preprocessing {assets.count} images ({fmt}) into {cache.name}"
+    if not cache_is_complete(cache, assets.count):
+        with cache_lock("preprocessed", cache.name, what, terminal, timeout_s):
+            if not cache_is_complete(cache, assets.count):
+                _preprocess(
+                    engine, backend, image, run_id, assets, cache, identity, terminal, failures,
+                    timeout_s, mem_limit,
+                )  # fmt: skip
+                return cache
+    terminal.success(f"preprocessed cache {cache.name} is complete ({assets.count} images, {fmt})")
+    return cache
+
+
+def _preprocess(
+    engine: DockerEngine,
+    backend: BackendDef,
+    image: str,
+    run_id: str,
+    assets: ResolvedAssets,
+    cache: Path,
+    identity: Identity,
+    terminal: Terminal,
+    failures: list[tuple[str, str]],
+    timeout_s: float,
+    mem_limit: int | None,
+) -> None:
+    """One prepare container over `assets`; images it cannot decode are added to `failures`."""
+    fmt = backend.input_format
     # fp32: ~0.6 MB per image (50 000 images: ~30 GB); int8: 150 KB per image.
     need = assets.count * (SAMPLE_ELEMENTS * BYTES_PER_ELEMENT[fmt] + 128) / (1 << 30)
     check_disk(cache.parent, need_gib=need + MIN_FREE_DISK_GIB)
@@ -214,15 +271,14 @@ def _preprocess(
 
             run_to_completion(
                 engine,
-                spec,
-                timeout_s=PREPARE_TIMEOUT_S,
+                replace(spec, mem_limit=mem_limit),
+                timeout_s=timeout_s,
                 log_file=cache / "prepare.log",
                 on_line=on_line,
                 what="preprocessing",
             )
     finally:
         identity.reclaim(cache)
-    return cache
 
 
 # --- dell-trt: the prepared model (one calibration, two encodings) and the TensorRT engines ---

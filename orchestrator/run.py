@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -31,7 +34,8 @@ from orchestrator.console import Terminal
 from orchestrator.containers import Identity, loadgen_spec
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
-from orchestrator.errors import Interrupted, MlorchError
+from orchestrator.engine.owner import remove_orphans
+from orchestrator.errors import InternalError, Interrupted, MlorchError, disk_full
 from orchestrator.gpu import GpuAccess, require_cuda
 from orchestrator.harness_settings import settings_json
 from orchestrator.hostinfo import check_disk, host_facts, nvml_gpus
@@ -79,18 +83,39 @@ def new_run_id(backend: str) -> str:
     return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{backend}-{secrets.token_hex(2)}"
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM takes the same clean-up path as Ctrl-C."""
+INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+TRACEBACK_FILE = "traceback.txt"
 
-    def handler(_signum: int, _frame: FrameType | None) -> None:
+
+@contextmanager
+def _signals_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP take the same clean-up path as Ctrl-C."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            _leave_closed_terminal()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in INTERRUPT_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _leave_closed_terminal() -> None:
+    """After a hang-up, writes to the terminal fail (EIO) and would break the clean-up: send
+    what is still printed to /dev/null instead. Pipes and files stay as they are."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                fd = stream.fileno()
+                if os.isatty(fd):
+                    os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def up(
@@ -130,25 +155,32 @@ def up(
         terminal.warn("--quick: shortened durations and counts; results are NOT submission-valid")
     started = time.monotonic()
     results: list[TestResult] = []
+    failing = True
     try:
-        with _sigterm_as_interrupt():
+        with _signals_as_interrupt():
             planned = plan_assets(spec, terminal)
             _announce_plan(spec, planned_count(spec, planned), terminal)
             engine = connect()
+            _reap_orphans(engine, terminal)
             image = ensure_image(
-                engine, backend, spec.device, spec.base_image, spec.wheelhouse, terminal
-            )
+                engine, backend, spec.device, spec.base_image, spec.wheelhouse, terminal,
+                build_timeout_s=spec.build_timeout_s,
+            )  # fmt: skip
             manifest.image = _image_record(image)
             manifest.write()
+            timeout_s, mem_limit = spec.test_timeout_s, spec.memory_bytes
             if isinstance(planned, SyntheticRequest):
-                ensure_synthetic(engine, backend, image.tag, run_id, planned, identity, terminal)
+                ensure_synthetic(
+                    engine, backend, image.tag, run_id, planned, identity, terminal,
+                    timeout_s=timeout_s, mem_limit=mem_limit,
+                )  # fmt: skip
                 assets = resolve_synthetic(spec, planned, terminal)
             else:
                 assets = planned
             _record_assets(manifest, assets)
             assets, cache = ensure_preprocessed(
                 engine, backend, image.tag, run_id, assets, identity, terminal,
-                skip_bad=spec.skip_bad,
+                skip_bad=spec.skip_bad, timeout_s=timeout_s, mem_limit=mem_limit,
             )  # fmt: skip
             _record_assets(manifest, assets)
             prepared = None
@@ -168,6 +200,7 @@ def up(
             )  # fmt: skip
             _run_tests(ctx, manifest, results)
         manifest.status = "complete"
+        failing = False
     except KeyboardInterrupt:
         manifest.status = "interrupted"
         manifest.error = "interrupted by the user"
@@ -179,11 +212,21 @@ def up(
         manifest.status = "failed"
         manifest.error = exc.message
         raise
+    except Exception as exc:
+        # A crash is an error too: recorded in the manifest, traceback kept in the run folder.
+        error = (disk_full(exc) if isinstance(exc, OSError) else None) or InternalError.wrap(
+            exc, run_dir / TRACEBACK_FILE
+        )
+        manifest.status = "failed"
+        manifest.error = error.message
+        raise error from exc
     finally:
         manifest.finished = utc_now()
         manifest.wall_seconds = round(time.monotonic() - started, 2)
-        manifest.write()
-        identity.reclaim(run_dir)
+        # While an error is on its way out, failing to record it must not replace it.
+        with contextlib.suppress(*((OSError,) if failing else ())):
+            manifest.write()
+            identity.reclaim(run_dir)
     return RunOutcome(manifest, results)
 
 
@@ -210,6 +253,13 @@ def _announce_plan(spec: RunSpec, count: int, terminal: Terminal) -> None:
     )
 
 
+def _reap_orphans(engine: DockerEngine, terminal: Terminal) -> None:
+    """Remove containers an mlorch that is gone (SIGKILL, crash, reboot) left behind."""
+    found = remove_orphans(engine, include_unowned=False)
+    for item in found.removable:
+        terminal.warn(f"removed {item.name}, left behind: {item.why()}")
+
+
 def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]) -> None:
     """Every scenario × mode, one container each, recording each outcome as it lands."""
     spec = ctx.spec
@@ -220,7 +270,7 @@ def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]
         try:
             with ctx.terminal.status(f"{name} (≈ {human_duration(estimate)})"):
                 result, record = run_test(ctx, scenario, mode)
-        except (MlorchError, KeyboardInterrupt) as exc:
+        except (Exception, KeyboardInterrupt) as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             folder = f"{ctx.backend.name}/{scenario.value}/{mode.short}"
             manifest.tests.append(
@@ -303,7 +353,7 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
     try:
         outcome = run_to_completion(
             ctx.engine,
-            container,
+            replace(container, mem_limit=ctx.spec.memory_bytes),
             timeout_s=ctx.spec.test_timeout_s,
             log_file=test_dir / "container.log",
             on_line=line_printer(ctx.terminal, f"{scenario.value}/{mode.short}"),
@@ -338,8 +388,6 @@ def _score(
 ) -> tuple[TestResult, dict[str, Any] | None]:
     """accuracy.txt in the official format; for a quantized recipe also the agreement of its
     answers with the FP32 model's on the guard samples."""
-    from dataclasses import replace
-
     from backends.common.layout import labels, read_val_map
 
     dtype = ctx.backend.response_dtype

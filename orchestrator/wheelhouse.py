@@ -209,7 +209,7 @@ def ensure_wheelhouse(
     """Return a wheelhouse holding `requirements` (+ pip) for `platform`.
 
     With `given`, resolve offline against that folder only; otherwise download into the cache
-    once per (requirements, platform).
+    once per (requirements, platform); the caller holds that key's lock (`wheelhouse_key`).
     """
     reqs = (*requirements, PIP_REQUIREMENT)
     if given is not None:
@@ -240,9 +240,8 @@ def ensure_wheelhouse(
             ["-d", str(folder), *_pip_args(platform), *reqs],
             f"downloading wheels for Python {platform.python}",
         )
-        marker.write_text(
-            json.dumps({"requirements": list(reqs), "platform": platform.__dict__}, indent=2) + "\n"
-        )
+        record = {"requirements": list(reqs), "platform": platform.__dict__}
+        atomic_write_text(marker, json.dumps(record, indent=2) + "\n")
     return Wheelhouse(folder, requirements, _pip_wheel_name(folder))
 
 

@@ -1,11 +1,12 @@
 """A real `docker.DockerClient` over a canned low-level API, for engine-free tests.
 
-Only the endpoints mlorch's container runner touches are canned; each call is recorded so tests
-can assert what was created, killed and removed.
+Only the endpoints mlorch's container runner, `down` and the image build touch are canned; each
+call is recorded so tests can assert what was created, killed, removed and built.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,13 +23,19 @@ class CannedAPI(docker.APIClient):  # type: ignore[misc]
         states: list[dict[str, Any]],
         log_chunks: list[bytes],
         interrupt_on_inspect: int | None = None,
+        listed: dict[str, dict[str, str]] | None = None,
     ) -> None:
         super().__init__(base_url="unix:///nonexistent/docker.sock", version="1.41")
         self.states = list(states)
         self.log_chunks = log_chunks
         self.interrupt_on_inspect = interrupt_on_inspect
+        self.listed = dict(listed or {})  # existing containers: id → labels
         self.inspections = 0
         self.calls: list[tuple[str, Any]] = []
+        # The build: events streamed with `build_pause_s` between them (then the image exists).
+        self.build_events: list[dict[str, Any]] = []
+        self.build_pause_s = 0.0
+        self.built: set[str] = set()
 
     def create_container(self, **kwargs: Any) -> dict[str, str]:
         self.calls.append(("create", kwargs))
@@ -38,8 +45,22 @@ class CannedAPI(docker.APIClient):  # type: ignore[misc]
         self.inspections += 1
         if self.interrupt_on_inspect is not None and self.inspections >= self.interrupt_on_inspect:
             raise KeyboardInterrupt
+        if container in self.listed:
+            labels = self.listed[container]
+            return {
+                "Id": container,
+                "Name": f"/{container}",
+                "State": RUNNING,
+                "Config": {"Labels": labels},
+            }
         state = self.states[0] if len(self.states) == 1 else self.states.pop(0)
         return {"Id": CONTAINER_ID, "Name": "/fake", "State": state, "Config": {"Labels": {}}}
+
+    def containers(
+        self, all: bool = False, filters: Any = None, **kwargs: Any
+    ) -> list[dict[str, str]]:
+        self.calls.append(("list", filters))
+        return [{"Id": cid} for cid in self.listed]
 
     start_error: Exception | None = None
 
@@ -58,7 +79,22 @@ class CannedAPI(docker.APIClient):  # type: ignore[misc]
     def remove_container(
         self, container: str, v: bool = False, link: bool = False, force: bool = False
     ) -> None:
-        self.calls.append(("remove", {"v": v, "force": force}))
+        self.calls.append(("remove", {"id": container, "v": v, "force": force}))
+        self.listed.pop(container, None)
+
+    def build(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        self.calls.append(("build", kwargs))
+        for event in self.build_events:
+            time.sleep(self.build_pause_s)
+            yield event
+        self.built.add(kwargs["tag"])
+
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        from docker.errors import ImageNotFound
+
+        if image not in self.built:
+            raise ImageNotFound(f"No such image: {image}")
+        return {"Id": "sha256:" + "b" * 64, "RepoTags": [image]}
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]

@@ -25,6 +25,7 @@ from backends.common.layout import (
     recipe,
     sample_file,
 )
+from backends.common.locks import atomic_write_text
 from backends.common.resnet50 import CHANNEL_MEANS, IMAGE_SIZE, SCALE_PERCENT
 
 _MEANS = np.asarray(CHANNEL_MEANS, dtype=np.float32)
@@ -161,7 +162,6 @@ def prepare_cache(
     if failures:
         order = {entry.relpath: index for index, entry in enumerate(entries)}
         raise BadImages(sorted(failures, key=lambda failure: order[failure[0]]))
-    (cache_dir / CACHE_MANIFEST).write_text(
-        json.dumps({"count": count, "format": fmt, "params": recipe(fmt)}, indent=2) + "\n"
-    )
+    manifest = {"count": count, "format": fmt, "params": recipe(fmt)}
+    atomic_write_text(cache_dir / CACHE_MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return done

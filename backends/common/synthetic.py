@@ -25,6 +25,7 @@ from backends.common.layout import (
     VAL_MAP,
     synthetic_root,
 )
+from backends.common.locks import atomic_write_text
 from backends.common.preprocess import load_and_preprocess, preprocess_bgr
 from backends.common.resnet50 import INPUT_NAME, SOFTMAX_OUTPUT
 from backends.common.synthetic_model import FEATURES_NAME, build_resnet50, fc_weights
@@ -161,9 +162,7 @@ def make_synthetic_assets(
         "distinct_labels": distinct,
         "min_relative_margin": MIN_RELATIVE_MARGIN,
     }
-    tmp = root / f".{SYNTHETIC_MARKER}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    tmp.replace(root / SYNTHETIC_MARKER)
+    atomic_write_text(root / SYNTHETIC_MARKER, json.dumps(meta, indent=2) + "\n")
     result = load_existing(root)
     assert result is not None
     return result

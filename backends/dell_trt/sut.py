@@ -7,18 +7,15 @@ that call returns.
 
 from __future__ import annotations
 
-import os
-import sys
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from backends.common.fatal import abort_test
 from backends.dell_trt.harness import ErrorFn, InferenceDevice, LwisHarness
 
 LABEL_BYTES = 4
-EXIT_HARNESS_FAILED = 3
 STOP_TIMEOUT_S = 30.0
 # Distinct label buffers whose responses are kept: a few per slot is plenty; beyond that the
 # labels are temporaries (non-int32 engine output) and caching them would only grow memory.
@@ -95,9 +92,6 @@ class LwisSUT:
 
 
 def fail_process(exc: BaseException) -> None:
-    """`on_error` for a LoadGen process: LoadGen has no abort, so report and exit at once."""
-    traceback.print_exception(exc, file=sys.stderr)
-    sys.stderr.write(f"dell-trt harness failed: {exc!r}; ending the process\n")
-    sys.stderr.flush()
-    sys.stdout.flush()
-    os._exit(EXIT_HARNESS_FAILED)
+    """`on_error` for a LoadGen process: LoadGen has no abort, so report and end it at once
+    (the host reads the `mlorch-fatal` line and names the error)."""
+    abort_test(exc, "dell-trt harness")

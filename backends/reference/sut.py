@@ -1,16 +1,16 @@
 """Reference SUT semantics: ArgMax − 1 labels, ≤ max_batchsize batches, queue-fed workers.
 
 SingleStream runs inline in LoadGen's issue thread; the other scenarios enqueue batches for a pool
-of worker threads (queue bound: threads × 4), as the reference harness does.
+of worker threads (queue bound: threads × 4), as the reference harness does. Any exception while
+answering a batch ends the test at once (`backends.common.fatal.abort_test`): LoadGen would
+otherwise wait for the lost responses until the host's timeout.
 """
 
 from __future__ import annotations
 
 import os
 import queue
-import sys
 import threading
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from backends.common.dataset import PreprocessedImagenet
+from backends.common.fatal import abort_test
 from backends.common.resnet50 import ARGMAX_OUTPUT, SAMPLE_SHAPE
 
 SHUTDOWN_TIMEOUT_S = 30.0
@@ -161,16 +162,16 @@ class ReferenceSUT:
     def _run(self, item: _Batch, worker: int) -> None:
         import mlperf_loadgen as lg
 
+        stage = "inference"
         try:
             labels = self.model.predict(self.qsl.batch(item.indices), worker)
-        except Exception:
-            # A failed inference would leave LoadGen waiting forever: fail the process loudly.
-            traceback.print_exc()
-            sys.stderr.flush()
-            os._exit(3)
-        buffers = encode_responses(labels)
-        responses = [
-            lg.QuerySampleResponse(sample_id, buf.ctypes.data, buf.nbytes)
-            for sample_id, buf in zip(item.ids, buffers, strict=True)
-        ]
-        lg.QuerySamplesComplete(responses)
+            stage = "encoding"
+            buffers = encode_responses(labels)
+            responses = [
+                lg.QuerySampleResponse(sample_id, buf.ctypes.data, buf.nbytes)
+                for sample_id, buf in zip(item.ids, buffers, strict=True)
+            ]
+            stage = "QuerySamplesComplete"
+            lg.QuerySamplesComplete(responses)
+        except BaseException as exc:
+            abort_test(exc, stage)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends.common.resnet50 import INPUT_NAME
+from orchestrator.cachelock import cache_lock
 from orchestrator.errors import AssetError
 
 MODEL_FILE = "resnet50_v1.onnx"
@@ -33,7 +34,8 @@ OFFICIAL_MODELS = (
         "a638cf028b5870da29e09ccc2f7182e7",
     ),
 )
-DOWNLOAD_TIMEOUT_S = 60
+DOWNLOAD_TIMEOUT_S = 60  # per read
+DOWNLOAD_WAIT_S = 1800  # for another mlorch downloading the same file
 
 
 def file_md5(path: Path) -> str:
@@ -58,7 +60,15 @@ def download_model(dest_dir: Path, opset: int = 11) -> Path:
     dest = dest_dir / MODEL_FILE
     if dest.is_file() and file_md5(dest) == source.md5:
         return dest
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(str(dest.resolve()).encode()).hexdigest()[:16]
+    with cache_lock("model", key, f"downloading {dest}", None, DOWNLOAD_WAIT_S):
+        if dest.is_file() and file_md5(dest) == source.md5:
+            return dest  # another mlorch downloaded it while this one waited
+        return _download(source, dest)
+
+
+def _download(source: ModelSource, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_suffix(".partial")
     try:
         with (

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import errno
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,7 +23,8 @@ from orchestrator.cli.runs import runs
 from orchestrator.cli.up import up
 from orchestrator.cli.wheelhouse import wheelhouse
 from orchestrator.console import Terminal
-from orchestrator.errors import DiskFull, MlorchError
+from orchestrator.errors import InternalError, MlorchError, disk_full
+from orchestrator.paths import cache_dir
 
 app = typer.Typer(
     name="mlorch",
@@ -69,23 +72,28 @@ app.add_typer(assets_app, name="assets")
 
 
 def main() -> None:
-    """Console-script entry point: the one place errors meet the user."""
+    """Console-script entry point: the one place errors meet the user.
+
+    mlorch's own errors are one line + hint + their exit code; anything else is an internal error
+    (exit 70) whose traceback is saved to a file. `--debug` shows raw tracebacks instead.
+    """
     debug = "--debug" in sys.argv
     try:
         app()
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC or debug:
-            raise
-        _report(
-            DiskFull(
-                f"no space left on device: {exc.filename or exc}",
-                hint="free disk space or point --runs-dir / MLORCH_CACHE elsewhere",
-            )
-        )
     except MlorchError as exc:
         if debug:
             raise
         _report(exc)
+    except Exception as exc:
+        if debug:
+            raise
+        full = disk_full(exc) if isinstance(exc, OSError) else None
+        _report(full or InternalError.wrap(exc, _crash_file()))
+
+
+def _crash_file() -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return cache_dir() / "crashes" / f"{stamp}-{os.getpid()}.txt"
 
 
 def _report(exc: MlorchError) -> None:

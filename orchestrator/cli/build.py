@@ -6,6 +6,7 @@ from orchestrator.cli.application import Application
 from orchestrator.cli.options import (
     BackendArg,
     BaseImageOpt,
+    BuildTimeoutOpt,
     DeviceOpt,
     ImageQuickOpt,
     WheelhouseOpt,
@@ -19,13 +20,18 @@ def build(
     base_image: BaseImageOpt = None,
     quick: ImageQuickOpt = False,
     wheelhouse: WheelhouseOpt = None,
+    build_timeout: BuildTimeoutOpt = None,
 ) -> None:
     """Build the SUT image for BACKEND (content-addressed: unchanged inputs build nothing)."""
     from orchestrator.catalog import get_backend
+    from orchestrator.engine.client import BUILD_TIMEOUT_S
     from orchestrator.image import ensure_image
 
     app: Application = ctx.obj
     definition = get_backend(backend)
     chosen = app.resolve_device(device)
-    image = ensure_image(app.engine, definition, chosen, base_image, wheelhouse, app.terminal)
+    image = ensure_image(
+        app.engine, definition, chosen, base_image, wheelhouse, app.terminal,
+        build_timeout_s=build_timeout or BUILD_TIMEOUT_S,
+    )  # fmt: skip
     app.terminal.data(image.tag)

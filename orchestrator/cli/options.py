@@ -63,3 +63,12 @@ WheelhouseOpt = Annotated[
         file_okay=False,
     ),
 ]
+BuildTimeoutOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--build-timeout",
+        help="Seconds the whole image build may take [default: 3600].",
+        min=1,
+        show_default=False,
+    ),
+]

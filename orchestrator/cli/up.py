@@ -9,6 +9,7 @@ from orchestrator.cli.application import Application
 from orchestrator.cli.options import (
     BackendsArg,
     BaseImageOpt,
+    BuildTimeoutOpt,
     ConfigOpt,
     DeviceOpt,
     QuickOpt,
@@ -72,7 +73,21 @@ def up(
     ] = None,
     timeout: Annotated[
         int | None,
-        typer.Option("--timeout", help="Seconds one test may take [default: 7200].", min=1),
+        typer.Option(
+            "--timeout",
+            help="Seconds each container may take: one test, the preprocessing, the synthetic "
+            "assets [default: 7200].",
+            min=1,
+        ),
+    ] = None,
+    build_timeout: BuildTimeoutOpt = None,
+    memory: Annotated[
+        str | None,
+        typer.Option(
+            "--memory",
+            help="Memory limit of each container, e.g. 8g or 512m [default: none].",
+            show_default=False,
+        ),
     ] = None,
     runs_dir: Annotated[
         Path | None,
@@ -137,6 +152,8 @@ def up(
         "threads": threads,
         "max_batchsize": max_batchsize,
         "test_timeout_s": timeout,
+        "build_timeout_s": build_timeout,
+        "memory": memory,
         "set_overrides": tuple(set_values) if set_values else None,
         "harness_profile": harness_profile,
         "calibration_list": calibration_list,

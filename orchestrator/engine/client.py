@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -113,39 +116,51 @@ class DockerEngine:
         tag: str,
         labels: dict[str, str],
         on_line: Callable[[str], None],
-        timeout: int = BUILD_TIMEOUT_S,
+        timeout: float = BUILD_TIMEOUT_S,
     ) -> str:
-        """Build `context` as `tag`, streaming the build output; return the image id."""
-        from docker.errors import DockerException
+        """Build `context` as `tag`, streaming the build output; return the image id.
 
-        api = self.client.api
+        The whole build (context upload included) must finish within `timeout` seconds. The
+        engine's stream is read in a helper thread, so a step that prints nothing cannot hold
+        the deadline up; when it passes, the stream is abandoned and mlorch's exit closes the
+        connection, which makes the engine cancel the build.
+        """
+        stream = _BuildStream(self.client.api, context, tag, labels, timeout)
         log: list[str] = []
+        deadline = time.monotonic() + timeout
+        stream.start()
         try:
-            stream = api.build(
-                path=str(context),
-                tag=tag,
-                labels=labels,
-                rm=True,
-                forcerm=True,
-                decode=True,
-                timeout=timeout,
-                pull=False,
-            )
-            for chunk in stream:
-                if "error" in chunk:
-                    detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+            while True:
+                try:
+                    kind, payload = stream.events.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise BuildFailed(
+                        f"the build did not finish within its deadline of {timeout:.0f} s",
+                        "\n".join(log[-40:]),
+                        hint="raise --build-timeout (or `build_timeout_s` under [run]); the log "
+                        "tail shows the step it was on",
+                    ) from None
+                if kind == "end":
+                    break
+                if kind == "error":
+                    failure = _build_error(payload, log)
+                    if failure is payload:
+                        raise payload
+                    raise failure from payload
+                if "error" in payload:
+                    detail = payload.get("errorDetail", {}).get("message") or payload["error"]
                     raise BuildFailed(
                         str(detail).strip(),
                         "\n".join(log[-40:]),
                         hint="the build log tail is above; `mlorch render` shows the Dockerfile",
                     )
-                text = chunk.get("stream")
+                text = payload.get("stream")
                 if text:
                     for line in text.rstrip("\n").splitlines():
                         log.append(line)
                         on_line(line)
-        except DockerException as exc:
-            raise BuildFailed(_short(exc), "\n".join(log[-40:])) from exc
+        finally:
+            stream.abandon()
         image_id = self.image_id(tag)
         if image_id is None:
             raise BuildFailed(
@@ -156,7 +171,11 @@ class DockerEngine:
     # containers
     def labelled_containers(self, extra: dict[str, str] | None = None) -> list[Any]:
         filters = [f"{L.TOOL}={L.TOOL_VALUE}"] + [f"{k}={v}" for k, v in (extra or {}).items()]
-        return list(self.client.containers.list(all=True, filters={"label": filters}))
+        # Another mlorch may remove one of them between the listing and its inspection.
+        found = self.client.containers.list(
+            all=True, filters={"label": filters}, ignore_removed=True
+        )
+        return list(found)
 
     def remove_container(self, container: Any) -> None:
         from docker.errors import APIError, NotFound
@@ -185,6 +204,58 @@ class DockerEngine:
             ) from exc
         except (DockerException, RequestsConnectionError) as exc:
             raise EngineUnavailable(f"{what}: {_short(exc)}") from exc
+
+
+class _BuildStream(threading.Thread):
+    """Reads one build's event stream into a queue: ("chunk", dict), then ("error", exception)
+    or ("end", None). Stops reading once abandoned."""
+
+    def __init__(
+        self, api: Any, context: Path, tag: str, labels: dict[str, str], timeout: float
+    ) -> None:
+        super().__init__(name="docker-build", daemon=True)
+        self.api = api
+        self.args = {
+            "path": str(context),
+            "tag": tag,
+            "labels": labels,
+            "rm": True,
+            "forcerm": True,
+            "decode": True,
+            # Per-read timeout of the HTTP stream: never shorter than the whole deadline, so a
+            # long silent step is bounded by the deadline, not cut by a read timeout.
+            "timeout": int(timeout) + 30,
+            "pull": False,
+        }
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._abandoned = threading.Event()
+
+    def run(self) -> None:
+        try:
+            stream = self.api.build(**self.args)
+            for chunk in stream:
+                if self._abandoned.is_set():
+                    stream.close()
+                    return
+                self.events.put(("chunk", chunk))
+        except BaseException as exc:
+            self.events.put(("error", exc))
+            return
+        self.events.put(("end", None))
+
+    def abandon(self) -> None:
+        self._abandoned.set()
+
+
+def _build_error(exc: BaseException, log: list[str]) -> BaseException:
+    """The BuildFailed for an exception raised while reading the build stream."""
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(exc, DockerException | RequestException | HTTPError):
+        return BuildFailed(_short(exc), "\n".join(log[-40:]))
+    return exc
 
 
 def _api_hint(detail: str) -> str | None:

@@ -1,9 +1,10 @@
 """Containers as bounded, always-cleaned-up runs.
 
-`ContainerSpec` says what a container is (image, command, mounts, user, labels, GPUs); the same
-object feeds the docker SDK and compose.yaml, so the two cannot drift apart. `run_to_completion`
-creates, starts, streams logs, waits with a deadline and removes the container on success,
-failure, timeout and Ctrl-C.
+`ContainerSpec` says what a container is (image, command, mounts, user, labels, GPUs, limits); the
+same object feeds the docker SDK and compose.yaml, so the two cannot drift apart.
+`run_to_completion` creates, starts, streams logs, waits with a deadline and removes the container
+on success, failure, timeout and Ctrl-C. Containers are labelled with their owning mlorch process
+(`orchestrator.engine.owner`) so that another mlorch's `down` leaves them alone while it lives.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.common.fatal import EXIT_SUT_FAILED, parse_fatal_line
 from orchestrator.engine.client import DockerEngine
+from orchestrator.engine.owner import Owner
 from orchestrator.errors import ContainerFailed, WaitTimeout
 
 POLL_INTERVAL_S = 0.25
 LOG_JOIN_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5
 TAIL_LINES = 30
+# Enough for onnxruntime's and the harness' threads on large hosts; stops a runaway fork or thread
+# loop from taking the host's pid space. Threads count against it.
+PIDS_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,12 @@ class ContainerSpec:
     read_only_rootfs: bool = True
     tmpfs: dict[str, str] = field(default_factory=lambda: {"/tmp": "rw,exec,size=1g"})
     shm_size: str = "1g"
+    pids_limit: int = PIDS_LIMIT
+    mem_limit: int | None = None  # bytes; swap is not allowed beyond it
 
     def create_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `client.containers.create`."""
+        """Keyword arguments for `client.containers.create`; the labels name this process as
+        the owner."""
         from docker.types import Mount as SdkMount
 
         kwargs: dict[str, Any] = {
@@ -62,7 +71,7 @@ class ContainerSpec:
             "command": list(self.command),
             "name": self.name,
             "user": self.user,
-            "labels": dict(self.labels),
+            "labels": {**self.labels, **Owner.current().labels()},
             "environment": dict(self.environment),
             "working_dir": self.working_dir,
             "mounts": [
@@ -77,7 +86,11 @@ class ContainerSpec:
             "shm_size": self.shm_size,
             "detach": True,
             "init": True,  # forwards signals to the harness and reaps its worker processes
+            "pids_limit": self.pids_limit,
         }
+        if self.mem_limit is not None:
+            kwargs["mem_limit"] = self.mem_limit
+            kwargs["memswap_limit"] = self.mem_limit
         if self.entrypoint is not None:
             kwargs["entrypoint"] = list(self.entrypoint)
         if self.network_disabled:
@@ -119,6 +132,7 @@ class _LogPump(threading.Thread):
         self.log_file = log_file
         self.on_line = on_line
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.fatal: dict[str, str] | None = None  # the SUT's `mlorch-fatal` report, if any
 
     def run(self) -> None:
         pending = b""
@@ -136,6 +150,7 @@ class _LogPump(threading.Thread):
     def _emit(self, raw: bytes) -> None:
         line = raw.decode(errors="replace").rstrip("\r")
         self.tail.append(line)
+        self.fatal = parse_fatal_line(line) or self.fatal
         with contextlib.suppress(Exception):
             self.on_line(line)
 
@@ -185,19 +200,37 @@ def run_to_completion(
         status = int(state.get("ExitCode", -1))
         tail = "\n".join(pump.tail)
         if status != 0:
-            hint = "the container log tail is above; the full log is in the run folder"
-            if state.get("OOMKilled"):
-                hint = "the container ran out of memory; lower --max-batchsize or --count"
-            elif status == 137:
-                hint = "the container was killed (SIGKILL: `docker kill`, OOM or a timeout)"
-            raise ContainerFailed(
-                f"{what} exited with status {status}", exit_status=status, log_tail=tail, hint=hint
-            )
+            raise _failure(spec, what, status, bool(state.get("OOMKilled")), tail, pump.fatal)
         return ContainerOutcome(status, time.monotonic() - started, tail)
     finally:
         if container is not None:
             # Removal must happen even on Ctrl-C: shield it from a second interrupt.
             _remove_quietly(engine, container)
+
+
+def _failure(
+    spec: ContainerSpec,
+    what: str,
+    status: int,
+    oom: bool,
+    tail: str,
+    fatal: dict[str, str] | None,
+) -> ContainerFailed:
+    """The error for a container that exited non-zero, with the likeliest cause as the hint."""
+    message = f"{what} exited with status {status}"
+    hint = "the container log tail is above; the full log is in the run folder"
+    if status == EXIT_SUT_FAILED and fatal is not None:
+        message = f"{what}: the SUT failed in {fatal['where']}: {fatal['error']}"
+        hint = "the SUT ended the test at its first error; its traceback is in the log above"
+    elif oom:
+        hint = "the container ran out of memory; lower --max-batchsize or --count" + (
+            ", or raise --memory" if spec.mem_limit is not None else ""
+        )
+    elif status == 137:
+        hint = "the container was killed (SIGKILL: `docker kill`, OOM or a timeout)"
+    elif "can't start new thread" in tail or "Resource temporarily unavailable" in tail:
+        hint = f"the container may have hit its limit of {spec.pids_limit} processes and threads"
+    return ContainerFailed(message, exit_status=status, log_tail=tail, hint=hint)
 
 
 def _remove_quietly(engine: DockerEngine, container: Any) -> None:

@@ -15,6 +15,11 @@ MODE = "mlorch.mode"
 DOCKERFILE_SHA = "mlorch.dockerfile-sha256"
 BASE_IMAGE = "mlorch.base-image"
 BASE_IMAGE_ID = "mlorch.base-image-id"
+# The mlorch process that created a container (see orchestrator.engine.owner).
+OWNER_HOST = "mlorch.owner-host"
+OWNER_PID = "mlorch.owner-pid"
+OWNER_BOOT_ID = "mlorch.owner-boot-id"
+OWNER_STARTED = "mlorch.owner-started"
 
 
 def base_labels(**extra: str) -> dict[str, str]:

@@ -305,3 +305,33 @@ def test_down_removes_orphans(engine: DockerEngine, tmp_path: Path) -> None:
         assert unrelated.status == "running"  # only mlorch's containers are touched
     finally:
         unrelated.remove(force=True)
+
+
+def test_sighup_removes_container_and_marks_interrupted(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], engine: DockerEngine, tmp_path: Path
+) -> None:
+    """A closed terminal (SIGHUP) takes the interrupt path, like Ctrl-C and SIGTERM."""
+    process, _ = _start_long_run(engine, tmp_path)
+    process.send_signal(signal.SIGHUP)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert _mlorch_containers(engine) == []
+    manifest = _manifest(tmp_path / "runs")
+    assert manifest["status"] == "interrupted"
+    assert manifest["tests"][-1]["status"] == "interrupted"
+
+
+def test_next_up_reaps_the_container_of_a_sigkilled_mlorch(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], engine: DockerEngine, tmp_path: Path
+) -> None:
+    process, name = _start_long_run(engine, tmp_path)
+    process.kill()  # no clean-up can run: its SUT container keeps going
+    process.communicate(timeout=60)
+    assert name in _mlorch_containers(engine)
+    later = tmp_path / "later"
+    later.mkdir()
+    result = mlorch("up", "reference", "--device", "cpu", "--quick", "-s", "Offline",
+                    "-m", "PerformanceOnly", cwd=later)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"removed {name}, left behind: its mlorch (pid {process.pid} on" in result.stderr
+    assert _mlorch_containers(engine) == []

@@ -346,3 +346,11 @@ def test_skip_bad_passes_the_check_then_needs_the_engine(
     assert_one_error(result, 3, "cannot reach the Docker engine")
     assert "--skip-bad: leaving out 13 dataset entries" in result.stderr
     assert "running on 12 of 12 usable images; NOT submission-valid" in result.stderr
+
+
+def test_bad_memory_flag(tmp_path: Path) -> None:
+    result = mlorch(
+        "up", "reference", "--device", "cpu", "--memory", "lots", env=NO_ENGINE, cwd=tmp_path
+    )
+    assert_one_error(result, 2, "memory")
+    assert "is not a size like 8g" in result.stderr

@@ -50,3 +50,23 @@ def test_spec_rejects_unknown_and_empty() -> None:
     assert not spec.quick_run
     assert len(spec.scenarios) == 4
     assert len(spec.modes) == 2
+
+
+def test_memory_limit_is_validated() -> None:
+    base = {"backend": "reference", "device": "cpu", "tuning": DEFAULT_TUNING[Device.CPU]}
+    assert build_spec(base).memory_bytes is None
+    assert build_spec({**base, "memory": "8g"}).memory_bytes == 8 << 30
+    assert build_spec({**base, "memory": "512M"}).memory_bytes == 512 << 20
+    assert build_spec({**base, "memory": "1073741824"}).memory_bytes == 1 << 30
+    with pytest.raises(ConfigError, match=r"memory: .*'8 gigs' is not a size like 8g") as info:
+        build_spec({**base, "memory": "8 gigs"})
+    assert info.value.key == "memory"
+    with pytest.raises(ConfigError, match="below the engine's minimum of 6m"):
+        build_spec({**base, "memory": "1m"})
+
+
+def test_limits_from_the_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[run]\nmemory = "4g"\nbuild_timeout_s = 600\n')
+    loaded = load_file_config(cfg)
+    assert (loaded.memory, loaded.build_timeout_s) == ("4g", 600)

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from backends.common.fatal import EXIT_SUT_FAILED
 from orchestrator.engine.client import DockerEngine
-from orchestrator.engine.container import ContainerSpec, run_to_completion
+from orchestrator.engine.container import PIDS_LIMIT, ContainerSpec, run_to_completion
+from orchestrator.engine.owner import Owner
 from orchestrator.errors import ContainerFailed, WaitTimeout
 from tests.fake_docker import RUNNING, CannedAPI, exited, fake_client
 
 
-def _spec() -> ContainerSpec:
+def _spec(mem_limit: int | None = None) -> ContainerSpec:
     return ContainerSpec(
         image="img:1",
         command=("run",),
@@ -20,14 +22,17 @@ def _spec() -> ContainerSpec:
         user="1000:1000",
         mounts=(),
         labels={"mlorch.tool": "mlorch"},
+        mem_limit=mem_limit,
     )
 
 
-def _run(api: CannedAPI, tmp_path: Path, timeout_s: float = 30) -> tuple[list[str], object]:
+def _run(
+    api: CannedAPI, tmp_path: Path, timeout_s: float = 30, spec: ContainerSpec | None = None
+) -> tuple[list[str], object]:
     lines: list[str] = []
     outcome = run_to_completion(
         DockerEngine(fake_client(api)),
-        _spec(),
+        spec or _spec(),
         timeout_s=timeout_s,
         log_file=tmp_path / "c.log",
         on_line=lines.append,
@@ -45,12 +50,47 @@ def test_success_streams_logs_and_removes(tmp_path: Path) -> None:
     assert api.names()[-1] == "remove"
     create = api.calls[0][1]
     assert create["user"] == "1000:1000"
-    assert create["labels"] == {"mlorch.tool": "mlorch"}
+    assert create["labels"] == {"mlorch.tool": "mlorch", **Owner.current().labels()}
     assert create["host_config"]["CapDrop"] == ["ALL"]
     assert create["host_config"]["ReadonlyRootfs"] is True
     assert not create["host_config"].get("Privileged", False)
     assert create["host_config"]["SecurityOpt"] == ["no-new-privileges:true"]
     assert create["host_config"]["NetworkMode"] == "none"
+    assert create["host_config"]["PidsLimit"] == PIDS_LIMIT
+    assert "Memory" not in create["host_config"]  # no memory limit unless asked for
+
+
+def test_memory_limit_without_swap(tmp_path: Path) -> None:
+    api = CannedAPI([exited(0)], [])
+    _run(api, tmp_path, spec=_spec(mem_limit=8 << 30))
+    host_config = api.calls[0][1]["host_config"]
+    assert host_config["Memory"] == 8 << 30
+    assert host_config["MemorySwap"] == 8 << 30
+    assert host_config["PidsLimit"] == PIDS_LIMIT
+
+
+def test_oom_with_a_memory_limit_suggests_raising_it(tmp_path: Path) -> None:
+    with pytest.raises(ContainerFailed) as oom:
+        _run(CannedAPI([exited(137, oom=True)], []), tmp_path, spec=_spec(mem_limit=1 << 30))
+    assert "raise --memory" in (oom.value.hint or "")
+
+
+def test_sut_abort_names_the_sut_error(tmp_path: Path) -> None:
+    log = (
+        b"Traceback (most recent call last):\n  ...\nValueError: zip() argument 2 is shorter\n"
+        b'mlorch-fatal {"where": "encoding", "error": "ValueError: zip() argument 2 is shorter"}\n'
+    )
+    api = CannedAPI([RUNNING, exited(EXIT_SUT_FAILED)], [log])
+    with pytest.raises(ContainerFailed) as info:
+        _run(api, tmp_path)
+    assert info.value.exit_code == 6
+    assert info.value.exit_status == EXIT_SUT_FAILED
+    assert info.value.message == (
+        "test: the SUT failed in encoding: ValueError: zip() argument 2 is shorter"
+    )
+    assert "traceback" in (info.value.hint or "")
+    assert "ValueError" in info.value.log_tail
+    assert api.names()[-1] == "remove"
 
 
 def test_nonzero_exit_carries_status_and_tail(tmp_path: Path) -> None:

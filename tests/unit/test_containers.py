@@ -54,6 +54,28 @@ def test_hardening_and_labels() -> None:
         "/results": False,
     }
     assert "device_requests" not in kwargs
+    assert kwargs["pids_limit"] == 4096
+    assert "mem_limit" not in kwargs
+
+
+def test_memory_limit_reaches_create_kwargs() -> None:
+    from dataclasses import replace
+
+    spec = prepare_spec(
+        get_backend("reference"), "img:1", "run1", Path("/d"), Path("/c"), 64, "1000:1000"
+    )
+    kwargs = replace(spec, mem_limit=512 << 20).create_kwargs()
+    assert kwargs["mem_limit"] == kwargs["memswap_limit"] == 512 << 20
+    assert kwargs["pids_limit"] == 4096
+
+
+def test_owner_labels_name_this_process() -> None:
+    import os
+
+    labels = _test_kwargs(Device.CPU)["labels"]
+    assert labels["mlorch.owner-pid"] == str(os.getpid())
+    assert labels["mlorch.owner-boot-id"]
+    assert labels["mlorch.owner-started"]
 
 
 def test_cuda_requests_all_gpus() -> None:
@@ -69,6 +91,9 @@ def test_prepare_mounts_dataset_read_only() -> None:
     )
     mounts = {m.target: m.read_only for m in spec.mounts}
     assert mounts == {"/data": True, "/cache": False}
+    # one single-threaded process per CPU: threads stay well inside the pids limit
+    assert spec.environment["OPENCV_FOR_THREADS_NUM"] == "1"
+    assert spec.environment["OPENBLAS_NUM_THREADS"] == "1"
 
 
 def test_identity_as_user(monkeypatch: pytest.MonkeyPatch) -> None:
