@@ -24,7 +24,7 @@ from orchestrator.console import Terminal
 from orchestrator.containers import Identity
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import WaitTimeout
-from orchestrator.image import BaseImage, image_freeze, probe_platform
+from orchestrator.image import PROBE_VERSION, BaseImage, image_freeze, probe_platform
 from orchestrator.prepare import ensure_preprocessed, ensure_synthetic
 from tests.fake_docker import CannedAPI, fake_client
 
@@ -78,9 +78,10 @@ def test_probe_waits_and_reuses(cache: Path, capsys: pytest.CaptureFixture[str])
     base = BaseImage("mlorch/base:bookworm", "sha256:" + "a" * 64, fallback=True)
     key = base.image_id.replace(":", "_")
     probe = {"python": "3.11", "glibc": "2.36", "machine": "x86_64"}
-    target = cache / "probes" / f"{key}.json"
+    facts = {**probe, "cuda": None, "tensorrt": None}
+    target = cache / "probes" / f"{key}.v{PROBE_VERSION}.json"
     engine, api = _engine()
-    with _other_mlorch(cache, "probe", key, target, json.dumps(probe)):
+    with _other_mlorch(cache, "probe", key, target, json.dumps(facts)):
         platform = probe_platform(engine, base, Terminal())
     assert platform.__dict__ == probe
     assert api.calls == []
@@ -131,7 +132,7 @@ def test_preprocessing_waits_and_reuses(
     engine, api = _engine()
     backend = get_backend("reference")
     with _other_mlorch(cache, "preprocessed", key, target, json.dumps({"count": 2})):
-        found = ensure_preprocessed(
+        _, found = ensure_preprocessed(
             engine, backend, "img:1", "run", assets, Identity.current(), Terminal()
         )
     assert found == target.parent
