@@ -1,0 +1,417 @@
+"""Explicit INT8 quantization of the rewritten model: one calibration, two Q/DQ encodings.
+
+`calibrate` runs onnxruntime's calibrator once over the FP32 preprocessing of the calibration
+images and returns the raw (asymmetric) activation ranges. `emit` turns those ranges into a Q/DQ
+model for one encoding (`backends.dell_trt.artifact.ENCODINGS`): weights int8, symmetric, per
+output channel; activations int8 symmetric (s8s8, TensorRT) or uint8 asymmetric (u8s8,
+onnxruntime CPU). Both models take the INT8 linear input (round(x − mean) clipped, scale 1.0):
+the input's quantization is pinned to scale 1 so the int8 cache feeds the first DequantizeLinear
+exactly. The classifier's output is left unquantized, so the logits TopK compares are float
+(quantized logits tie and flip the top-1).
+
+`prepare_model` chains rewrite → calibrate → emit both → guard both on CPU, into one keyed,
+locked, atomically published artifact folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.common.locks import atomic_write_text, exclusive
+from backends.common.resnet50 import INPUT_NAME
+from backends.dell_trt.artifact import (
+    DEFAULT_METHOD,
+    ENCODINGS,
+    GUARD_REFERENCE,
+    MANIFEST,
+    METHODS,
+    QUANTIZER_VERSION,
+    RANGES,
+    RECIPE_FP32,
+    CalibrationSet,
+    artifact_key,
+    file_sha256,
+    read_manifest,
+)
+from backends.dell_trt.graph import REWRITE_VERSION, classifier_tail, rewrite
+
+CALIBRATION_BATCH = 16
+_INPUT_DQ = "mlorch_nv/input_dequantize"
+_INPUT_FLOAT = "mlorch_nv/input_float"
+
+
+def calibration_batches(paths: Sequence[Path], batch: int = CALIBRATION_BATCH) -> Iterator[Any]:
+    """FP32 preprocessing of the calibration images, `batch` at a time (float32 NCHW)."""
+    from backends.common.preprocess import load_and_preprocess
+
+    for start in range(0, len(paths), batch):
+        yield np.stack([load_and_preprocess(path, "fp32") for path in paths[start : start + batch]])
+
+
+def _op_types() -> list[str]:
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return sorted(set(QDQRegistry) | set(QLinearOpsRegistry))
+
+
+def _method(name: str) -> Any:
+    from onnxruntime.quantization import CalibrationMethod
+
+    if name not in METHODS:
+        raise ValueError(f"unknown calibration method {name!r} (known: {', '.join(METHODS)})")
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy}[name]
+
+
+def calibrate(
+    recipe_fp32: Path,
+    batches: Iterator[Any],
+    method: str = DEFAULT_METHOD,
+    progress: Callable[[int], None] | None = None,
+) -> Any:
+    """Collect activation ranges (onnxruntime `TensorsData`) of `recipe_fp32` over `batches`.
+
+    Ranges are kept asymmetric here; each encoding symmetrizes (or not) when it is emitted.
+    """
+    from onnxruntime.quantization.calibrate import CalibrationDataReader, create_calibrator
+
+    class _OneBatch(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self, batch: Any) -> None:
+            self.pending = [{INPUT_NAME: batch}]
+
+        def get_next(self) -> dict[str, Any] | None:
+            return self.pending.pop() if self.pending else None
+
+    with tempfile.TemporaryDirectory(prefix="mlorch-calibrate-") as work:
+        calibrator = create_calibrator(
+            recipe_fp32,
+            _op_types(),
+            augmented_model_path=str(Path(work) / "augmented.onnx"),
+            calibrate_method=_method(method),
+            extra_options={"symmetric": False},
+        )
+        # One batch per collect_data call: the calibrators merge ranges/histograms across calls,
+        # and the entropy one would otherwise hold every activation of every image at once.
+        seen = 0
+        for batch in batches:
+            calibrator.collect_data(_OneBatch(batch))
+            seen += len(batch)
+            if progress is not None:
+                progress(seen)
+        if seen == 0:
+            raise ValueError("no calibration images")
+        return calibrator.compute_data()
+
+
+def save_ranges(ranges: Any, path: Path) -> None:
+    from onnxruntime.quantization.calibrate import save_tensors_data
+
+    save_tensors_data(ranges, path)
+
+
+def load_ranges(path: Path) -> Any:
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    return load_tensors_data(path)
+
+
+def _input_override(encoding: str) -> dict[str, Any]:
+    """Pin the input's quantization to the INT8 cache's own: scale 1 (zero point 0 for int8,
+    128 for uint8, where uint8 x + 128 ≡ int8 x)."""
+    from onnxruntime.quantization import QuantType
+
+    if encoding == "s8s8":
+        pinned = {
+            "quant_type": QuantType.QInt8,
+            "scale": np.array(1.0, np.float32),
+            "zero_point": np.array(0, np.int8),
+        }
+    else:
+        pinned = {
+            "quant_type": QuantType.QUInt8,
+            "scale": np.array(1.0, np.float32),
+            "zero_point": np.array(128, np.uint8),
+        }
+    return {INPUT_NAME: [pinned]}
+
+
+def _int8_input_by_dropping_q(model: Any) -> None:
+    """s8s8: input → Q(int8, 1, 0) → DQ becomes int8 input → DQ (TensorRT is strongly typed)."""
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    consumers = [node for node in graph.node if INPUT_NAME in node.input]
+    if len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear":
+        raise RuntimeError(f"{INPUT_NAME} should feed exactly one QuantizeLinear")
+    quantize = consumers[0]
+    inits = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    scale, zero = inits.get(quantize.input[1]), inits.get(quantize.input[2])
+    if scale is None or zero is None or float(scale) != 1.0 or zero.dtype != np.int8 or zero != 0:
+        raise RuntimeError("the input QuantizeLinear is not (int8, scale 1, zero point 0)")
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            if name == quantize.output[0]:
+                node.input[position] = INPUT_NAME
+    graph.node.remove(quantize)
+    graph.input[0].type.tensor_type.elem_type = TensorProto.INT8
+
+
+def _int8_input_by_dequantizing(model: Any) -> None:
+    """u8s8: int8 input → DQ(1, 0) → the float tensor the pinned Q(uint8, 1, 128) reads.
+
+    onnxruntime folds DQ → Q → DQ → Conv around the first convolution so it stays a QLinearConv
+    whose results equal the float-input model's bit for bit.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            if name == INPUT_NAME:
+                node.input[position] = _INPUT_FLOAT
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(1.0, np.float32), "mlorch_nv/input_scale"),
+            numpy_helper.from_array(np.array(0, np.int8), "mlorch_nv/input_zero_point"),
+        ]
+    )
+    graph.node.insert(
+        0,
+        helper.make_node(
+            "DequantizeLinear",
+            [INPUT_NAME, "mlorch_nv/input_scale", "mlorch_nv/input_zero_point"],
+            [_INPUT_FLOAT],
+            name=_INPUT_DQ,
+        ),
+    )
+    graph.input[0].type.tensor_type.elem_type = TensorProto.INT8
+
+
+def _sort_topologically(graph: Any) -> None:
+    """Order nodes producers-first (the quantizer appends its Q/DQ nodes at the end), keeping
+    the original order wherever the dependencies allow it."""
+    import heapq
+
+    nodes = list(graph.node)
+    producer = {out: index for index, node in enumerate(nodes) for out in node.output}
+    pending = [{producer[name] for name in node.input if name in producer} for node in nodes]
+    consumers: dict[int, list[int]] = {}
+    for index, parents in enumerate(pending):
+        for parent in parents:
+            consumers.setdefault(parent, []).append(index)
+    ready = [index for index, parents in enumerate(pending) if not parents]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for child in consumers.get(index, []):
+            pending[child].discard(index)
+            if not pending[child]:
+                heapq.heappush(ready, child)
+    if len(order) != len(nodes):
+        raise RuntimeError("the quantized graph has a cycle")
+    del graph.node[:]
+    graph.node.extend(nodes[index] for index in order)
+
+
+def emit(
+    recipe_fp32: Path, ranges: Any, encoding: str, destination: Path, int8_input: bool = True
+) -> None:
+    """Write the Q/DQ model of one encoding ("s8s8" or "u8s8") from calibrated `ranges`.
+
+    `int8_input=False` keeps the float input (same pinned input quantization): only for
+    measuring what the INT8 input itself buys.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
+    from backends.common.locks import atomic_write_bytes
+
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
+    spec = ENCODINGS[encoding]
+    model = load_model_with_shape_infer(recipe_fp32)
+    tail = classifier_tail(model)
+    # The FC's input and weights are quantized, its output (the logits) is not; the bias Add
+    # and TopK → Cast → Reshape stay float/integer.
+    excluded = [*tail.output_nodes, *([tail.bias_node] if tail.bias_node else [])]
+    extra = {
+        "ActivationSymmetric": spec.activation_symmetric,
+        "WeightSymmetric": True,
+        "OpTypesToExcludeOutputQuantization": [tail.fc_op],
+        "TensorQuantOverrides": _input_override(encoding),
+        "QuantizeBias": spec.bias == "int32",
+    }
+    quantizer = QDQQuantizer(
+        model,
+        True,  # per-channel weights
+        False,  # no reduce_range: VNNI and TensorRT use the full int8 range
+        QuantType.QInt8,
+        QuantType.QInt8 if spec.activation_type == "int8" else QuantType.QUInt8,
+        copy.deepcopy(ranges),  # the quantizer adjusts ranges in place
+        [],
+        excluded,
+        _op_types(),
+        extra,
+    )
+    quantizer.quantize_model()
+    quantized = quantizer.model.model
+    if int8_input and encoding == "s8s8":
+        _int8_input_by_dropping_q(quantized)
+    elif int8_input:
+        _int8_input_by_dequantizing(quantized)
+    _sort_topologically(quantized.graph)
+    quantized.producer_name = "mlorch"
+    quantized.doc_string = f"{spec.name}: {spec.target}; {spec.input_handling}"
+    onnx.checker.check_model(quantized)
+    atomic_write_bytes(destination, quantized.SerializeToString())
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A complete prepared-model folder (see `backends.dell_trt.artifact`)."""
+
+    directory: Path
+    key: str
+    manifest: dict[str, Any]
+
+    @property
+    def recipe_fp32(self) -> Path:
+        return self.directory / RECIPE_FP32
+
+    def model(self, encoding: str) -> Path:
+        return self.directory / ENCODINGS[encoding].file
+
+
+def _build(
+    work: Path,
+    model_path: Path,
+    dataset_dir: Path,
+    calibration: CalibrationSet,
+    method: str,
+    guard_count: int,
+    guard_threshold: float,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    import onnx
+
+    from backends.dell_trt import guard
+
+    fp32 = work / RECIPE_FP32
+    onnx.save(rewrite(onnx.load(str(model_path))), str(fp32))
+    log(f"rewrote the graph (v{REWRITE_VERSION}); calibrating on {len(calibration.relpaths)}")
+    ranges = calibrate(fp32, calibration_batches(calibration.paths(dataset_dir)), method)
+    save_ranges(ranges, work / RANGES)
+    for name in ENCODINGS:
+        emit(fp32, ranges, name, work / ENCODINGS[name].file)
+        log(f"emitted {name}")
+
+    samples = guard.GuardSamples.from_dataset(dataset_dir, guard_count)
+    reference = guard.fp32_labels(fp32, samples.fp32)
+    atomic_write_text(
+        work / GUARD_REFERENCE,
+        json.dumps({"images": list(samples.relpaths), "labels": reference.tolist()}) + "\n",
+    )
+    checks = {}
+    for name in ENCODINGS:
+        result = guard.check(
+            guard.ort_labels_of(work / ENCODINGS[name].file, name),
+            samples.int8,
+            reference,
+            guard_threshold,
+        )
+        log(f"guard {name}: {result.summary()}")
+        checks[name] = result.as_dict()
+        guard.require(result, f"{name} on onnxruntime CPU")
+
+    files = [RECIPE_FP32, RANGES, GUARD_REFERENCE, *(spec.file for spec in ENCODINGS.values())]
+    return {
+        "method": method,
+        "encodings": {
+            name: {
+                "file": spec.file,
+                "target": spec.target,
+                "activation_type": spec.activation_type,
+                "activation_symmetric": spec.activation_symmetric,
+                "activation_zero_point": spec.activation_zero_point,
+                "bias": spec.bias,
+                "weights": "int8 symmetric, per output channel",
+                "input": "int8 linear NCHW, scale 1.0",
+                "input_handling": spec.input_handling,
+            }
+            for name, spec in ENCODINGS.items()
+        },
+        "calibration": {
+            "source": calibration.source,
+            "images": len(calibration.relpaths),
+            "sha256": calibration.sha256,
+        },
+        "guard": checks,
+        "files": {name: file_sha256(work / name) for name in files},
+    }
+
+
+def prepare_model(
+    model_path: Path,
+    dataset_dir: Path,
+    artifacts_root: Path,
+    calibration: CalibrationSet,
+    method: str = DEFAULT_METHOD,
+    guard_count: int = 0,
+    guard_threshold: float = 0.0,
+    log: Callable[[str], None] = lambda line: None,
+) -> Artifact:
+    """Rewrite, calibrate once, emit s8s8 and u8s8, guard both: `artifacts_root/<key>/`.
+
+    A complete artifact under the same key is reused. Concurrent callers serialize on a lock;
+    the folder appears in one rename, its manifest written last.
+    """
+    from backends.dell_trt.guard import DEFAULT_SAMPLES, DEFAULT_THRESHOLD
+
+    key = artifact_key(file_sha256(model_path), calibration.sha256, method)
+    final = artifacts_root / key
+    with exclusive(artifacts_root / f".{key}.lock", on_wait=lambda: log("waiting for the lock")):
+        manifest = read_manifest(final)
+        if manifest is not None and manifest.get("key") == key:
+            log(f"prepared model {key[:16]} is cached")
+            return Artifact(final, key, manifest)
+        shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover
+        artifacts_root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", dir=artifacts_root))
+        try:
+            facts = _build(
+                work,
+                model_path,
+                dataset_dir,
+                calibration,
+                method,
+                guard_count or DEFAULT_SAMPLES,
+                guard_threshold or DEFAULT_THRESHOLD,
+                log,
+            )
+            manifest = {
+                "key": key,
+                "model_sha256": file_sha256(model_path),
+                "rewrite_version": REWRITE_VERSION,
+                "quantizer_version": QUANTIZER_VERSION,
+                **facts,
+            }
+            atomic_write_text(work / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+            os.chmod(work, 0o755)
+            os.replace(work, final)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+    return Artifact(final, key, manifest)
