@@ -29,6 +29,7 @@ import numpy as np
 
 from backends.common.locks import atomic_write_text, exclusive
 from backends.common.resnet50 import INPUT_NAME
+from backends.dell_trt import guard
 from backends.dell_trt.artifact import (
     DEFAULT_METHOD,
     ENCODINGS,
@@ -307,8 +308,6 @@ def _build(
 ) -> dict[str, Any]:
     import onnx
 
-    from backends.dell_trt import guard
-
     fp32 = work / RECIPE_FP32
     onnx.save(rewrite(onnx.load(str(model_path))), str(fp32))
     log(f"rewrote the graph (v{REWRITE_VERSION}); calibrating on {len(calibration.relpaths)}")
@@ -369,23 +368,28 @@ def prepare_model(
     artifacts_root: Path,
     calibration: CalibrationSet,
     method: str = DEFAULT_METHOD,
-    guard_count: int = 0,
-    guard_threshold: float = 0.0,
+    guard_count: int = guard.DEFAULT_SAMPLES,
+    guard_threshold: float = guard.DEFAULT_THRESHOLD,
     log: Callable[[str], None] = lambda line: None,
 ) -> Artifact:
     """Rewrite, calibrate once, emit s8s8 and u8s8, guard both: `artifacts_root/<key>/`.
 
-    A complete artifact under the same key is reused. Concurrent callers serialize on a lock;
-    the folder appears in one rename, its manifest written last.
+    A complete artifact under the same key is reused (its recorded guard must meet
+    `guard_threshold`). Concurrent callers serialize on a lock; the folder appears in one
+    rename, its manifest written last. Raises GuardFailed when an encoding disagrees with FP32.
     """
-    from backends.dell_trt.guard import DEFAULT_SAMPLES, DEFAULT_THRESHOLD
-
     key = artifact_key(file_sha256(model_path), calibration.sha256, method)
     final = artifacts_root / key
     with exclusive(artifacts_root / f".{key}.lock", on_wait=lambda: log("waiting for the lock")):
         manifest = read_manifest(final)
         if manifest is not None and manifest.get("key") == key:
             log(f"prepared model {key[:16]} is cached")
+            for name, recorded in manifest["guard"].items():
+                if recorded["fraction"] < guard_threshold:
+                    raise guard.GuardFailed(
+                        f"cached {name}: top-1 agreement with FP32 {recorded['fraction']:.4f} "
+                        f"is below the requested threshold {guard_threshold}"
+                    )
             return Artifact(final, key, manifest)
         shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover
         artifacts_root.mkdir(parents=True, exist_ok=True)
@@ -397,8 +401,8 @@ def prepare_model(
                 dataset_dir,
                 calibration,
                 method,
-                guard_count or DEFAULT_SAMPLES,
-                guard_threshold or DEFAULT_THRESHOLD,
+                guard_count,
+                guard_threshold,
                 log,
             )
             manifest = {

@@ -38,7 +38,7 @@ def _run(model: onnx.ModelProto, output: str, batch: np.ndarray) -> np.ndarray:
     )
 
 
-def _as_matmul_add(model: onnx.ModelProto) -> onnx.ModelProto:
+def matmul_add_variant(model: onnx.ModelProto) -> onnx.ModelProto:
     """The official resnet50_v1.onnx's tail shape: MatMul + a separate bias Add."""
     variant = onnx.ModelProto()
     variant.CopyFrom(model)
@@ -89,7 +89,7 @@ def test_gemm_model_answers_argmax_minus_one(
 def test_matmul_add_model_answers_argmax_minus_one(
     synthetic_assets: tuple[Path, Path], images: np.ndarray
 ) -> None:
-    variant = _as_matmul_add(onnx.load(str(synthetic_assets[0])))
+    variant = matmul_add_variant(onnx.load(str(synthetic_assets[0])))
     rewritten = _check_equivalent(variant, images)
     tail = classifier_tail(rewritten)
     assert tail.fc_op == "MatMul"

@@ -363,3 +363,32 @@ def test_raw_throughput_counts_every_sample(prepared: tuple, int8_cache: Path) -
     assert result.samples == 4 * result.batches
     assert result.batches >= 2  # both slots ran at least once
     assert result.samples_per_s > 0
+
+
+def test_matmul_add_head_quantizes_with_float_logits(
+    synthetic_assets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The official model's MatMul + Add tail: the bias Add stays float, both encodings run."""
+    from backends.dell_trt.graph import rewrite
+    from backends.dell_trt.quantize import calibrate, calibration_batches, emit
+    from tests.unit.test_dell_graph import matmul_add_variant
+
+    model, dataset = synthetic_assets
+    recipe = tmp_path / "recipe.onnx"
+    onnx.save(rewrite(matmul_add_variant(onnx.load(str(model)))), str(recipe))
+    paths = synthetic_calibration_set(dataset).paths(dataset)[:4]
+    ranges = calibrate(recipe, calibration_batches(paths, batch=4))
+    batch = guard.GuardSamples.from_relpaths(
+        dataset, [e.relpath for e in read_val_map(dataset)[:2]]
+    )
+    for name in ENCODINGS:
+        emit(recipe, ranges, name, tmp_path / f"{name}.onnx")
+        quantized = onnx.load(str(tmp_path / f"{name}.onnx"))
+        producer = {out: n for n in quantized.graph.node for out in n.output}
+        topk = next(n for n in quantized.graph.node if n.op_type == "TopK")
+        bias_add = producer[topk.input[0]]
+        assert bias_add.op_type == "Add"
+        assert {producer[i].op_type for i in bias_add.input if i in producer} == {"MatMul"}
+        labels = guard.ort_labels_of(tmp_path / f"{name}.onnx", name)(batch.int8)
+        assert labels.dtype == np.int32
+        assert labels.shape == (2,)
