@@ -1,7 +1,9 @@
 """CPU twin engine benchmarks (prints figures and ratios; no assertions, no containers).
 
 Raw samples/s on this host, no LoadGen, all in one process with the configurations interleaved
-round by round (the host is shared: compare figures of one run only):
+round by round (the host is shared: compare figures of one run only). Each case reports the
+median and the best round (the least disturbed by other load), and samples per CPU-second of
+this process (insensitive to other load; spinning threads count against it):
 
   reference   FP32 model, float input, the reference backend's `OnnxRuntimeModel` and threading
               (one session, one worker thread per core)
@@ -44,18 +46,36 @@ from backends.reference.sut import OnnxRuntimeModel
 CORES = os.cpu_count() or 1
 
 
+Timed = tuple[int, float, float]  # samples, wall seconds, CPU seconds of this process
+
+
+def timed(work: Callable[[], int]) -> Timed:
+    wall, cpu = time.perf_counter(), time.process_time()
+    samples = work()
+    return samples, time.perf_counter() - wall, time.process_time() - cpu
+
+
 @dataclass
 class Case:
     label: str
-    run: Callable[[float], float]  # seconds → samples/s
-    figures: list[float] = field(default_factory=list)
+    run: Callable[[float], Timed]
+    figures: list[float] = field(default_factory=list)  # samples/s per round
+    per_cpu_s: list[float] = field(default_factory=list)  # samples per CPU-second per round
+
+    def measure(self, seconds: float) -> None:
+        samples, wall, cpu = self.run(seconds)
+        self.figures.append(samples / wall)
+        self.per_cpu_s.append(samples / cpu)
 
 
 def loop(predict: Callable[[np.ndarray, int], object], batch: np.ndarray):
     """The reference backend's raw loop: one worker per core calling predict on one batch."""
 
-    def run(seconds: float) -> float:
-        predict(batch, 0)
+    def run(seconds: float) -> Timed:
+        predict(batch, 0)  # warm-up
+        return timed(lambda: threads(seconds))
+
+    def threads(seconds: float) -> int:
         done = [0] * CORES
         deadline = time.perf_counter() + seconds
 
@@ -64,13 +84,12 @@ def loop(predict: Callable[[np.ndarray, int], object], batch: np.ndarray):
                 predict(np.ascontiguousarray(batch), worker)
                 done[worker] += len(batch)
 
-        started = time.perf_counter()
         pool = [threading.Thread(target=work, args=(w,)) for w in range(CORES)]
         for thread in pool:
             thread.start()
         for thread in pool:
             thread.join()
-        return sum(done) / (time.perf_counter() - started)
+        return sum(done)
 
     return run
 
@@ -84,11 +103,12 @@ def session(path: Path):
 
 
 def twin(model: Path, store: Int8Samples, batch: int, **options: object):
-    def run(seconds: float) -> float:
+    def run(seconds: float) -> Timed:
         device = OrtCpuDevice(model, store, capacity=batch, **options)  # type: ignore[arg-type]
         try:
             device.warm_up((batch,))
-            return raw_throughput(device, store.loaded.tolist(), batch, seconds).samples_per_s
+            indices = store.loaded.tolist()
+            return timed(lambda: raw_throughput(device, indices, batch, seconds).samples)
         finally:
             device.close()
 
@@ -168,16 +188,23 @@ def bench(args: argparse.Namespace, work: Path) -> None:
 
     for round_ in range(args.rounds):
         for case in cases:
-            case.figures.append(case.run(args.seconds))
-            print(f"round {round_ + 1}: {case.label:45s} {case.figures[-1]:7.1f}/s", flush=True)
-    base = statistics.median(cases[0].figures)
-    print(
-        f"\nmedian of {args.rounds} rounds x {args.seconds:.0f} s, {CORES} cores; x = vs reference"
-    )
+            case.measure(args.seconds)
+            print(
+                f"round {round_ + 1}: {case.label:45s} {case.figures[-1]:6.1f}/s "
+                f"{case.per_cpu_s[-1]:6.1f}/CPU-s",
+                flush=True,
+            )
+    print(f"\n{args.rounds} rounds x {args.seconds:.0f} s, {CORES} cores; x = vs reference")
+    print(f"{'':45s} {'median/s':>9s} {'best/s':>7s} {'x med':>6s} {'x best':>6s} {'/CPU-s':>7s}")
+    base, base_best = statistics.median(cases[0].figures), max(cases[0].figures)
+    base_cpu = statistics.median(cases[0].per_cpu_s)
     for case in cases:
-        value = statistics.median(case.figures)
-        spread = f"{min(case.figures):.1f}-{max(case.figures):.1f}"
-        print(f"{case.label:45s} {value:7.1f} samples/s  ({spread})  x{value / base:.2f}")
+        median, best = statistics.median(case.figures), max(case.figures)
+        cpu = statistics.median(case.per_cpu_s)
+        print(
+            f"{case.label:45s} {median:9.1f} {best:7.1f} {median / base:6.2f} "
+            f"{best / base_best:6.2f} {cpu:7.1f} (x{cpu / base_cpu:.2f})"
+        )
 
 
 if __name__ == "__main__":

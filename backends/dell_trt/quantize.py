@@ -310,8 +310,14 @@ def _build(
 
     fp32 = work / RECIPE_FP32
     onnx.save(rewrite(onnx.load(str(model_path))), str(fp32))
-    log(f"rewrote the graph (v{REWRITE_VERSION}); calibrating on {len(calibration.relpaths)}")
-    ranges = calibrate(fp32, calibration_batches(calibration.paths(dataset_dir)), method)
+    total = len(calibration.relpaths)
+    log(f"rewrote the graph (v{REWRITE_VERSION}); calibrating ({method}) on {total} images")
+
+    def progress(done: int) -> None:
+        if done % 128 < CALIBRATION_BATCH or done == total:
+            log(f"calibrated {done}/{total}")
+
+    ranges = calibrate(fp32, calibration_batches(calibration.paths(dataset_dir)), method, progress)
     save_ranges(ranges, work / RANGES)
     for name in ENCODINGS:
         emit(fp32, ranges, name, work / ENCODINGS[name].file)
@@ -378,7 +384,8 @@ def prepare_model(
     `guard_threshold`). Concurrent callers serialize on a lock; the folder appears in one
     rename, its manifest written last. Raises GuardFailed when an encoding disagrees with FP32.
     """
-    key = artifact_key(file_sha256(model_path), calibration.sha256, method)
+    model_sha256 = file_sha256(model_path)
+    key = artifact_key(model_sha256, calibration.sha256, method)
     final = artifacts_root / key
     with exclusive(artifacts_root / f".{key}.lock", on_wait=lambda: log("waiting for the lock")):
         manifest = read_manifest(final)
@@ -407,12 +414,14 @@ def prepare_model(
             )
             manifest = {
                 "key": key,
-                "model_sha256": file_sha256(model_path),
+                "model_sha256": model_sha256,
                 "rewrite_version": REWRITE_VERSION,
                 "quantizer_version": QUANTIZER_VERSION,
                 **facts,
             }
             atomic_write_text(work / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+            for path in work.iterdir():  # readable by whichever uid runs the engine
+                os.chmod(path, 0o644)
             os.chmod(work, 0o755)
             os.replace(work, final)
         except BaseException:

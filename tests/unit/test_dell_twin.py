@@ -392,3 +392,56 @@ def test_matmul_add_head_quantizes_with_float_logits(
         labels = guard.ort_labels_of(tmp_path / f"{name}.onnx", name)(batch.int8)
         assert labels.dtype == np.int32
         assert labels.shape == (2,)
+
+
+def test_entropy_calibration_feeds_the_same_emitter(
+    synthetic_assets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """NVIDIA calibrates with entropy; the histogram ranges go through the same emit path."""
+    from backends.dell_trt.graph import rewrite_file
+    from backends.dell_trt.quantize import calibrate, calibration_batches, emit, save_ranges
+
+    model, dataset = synthetic_assets
+    recipe = tmp_path / "recipe.onnx"
+    rewrite_file(model, recipe)
+    paths = synthetic_calibration_set(dataset).paths(dataset)[:4]
+    ranges = calibrate(recipe, calibration_batches(paths, batch=2), "entropy")
+    minmax = calibrate(recipe, calibration_batches(paths, batch=2), "minmax")
+    tensor = next(name for name in ranges.data if name.startswith("relu"))
+    # Entropy clips outliers: its range lies inside the min/max of the same images.
+    assert float(np.ravel(ranges[tensor].range_value[1])[0]) <= float(
+        np.ravel(minmax[tensor].range_value[1])[0]
+    )
+    save_ranges(ranges, tmp_path / "ranges.json")
+    emit(recipe, load_ranges(tmp_path / "ranges.json"), "u8s8", tmp_path / "u8s8.onnx")
+    batch = guard.GuardSamples.from_relpaths(dataset, [read_val_map(dataset)[0].relpath])
+    assert guard.ort_labels_of(tmp_path / "u8s8.onnx", "u8s8")(batch.int8).shape == (1,)
+
+
+def test_int8_input_is_exactly_the_float_models_input_quantization(
+    prepared: tuple, tmp_path: Path
+) -> None:
+    """u8s8 with the int8 input computes bit for bit what u8s8 computes from the FP32
+    preprocessing: the pinned input quantization (uint8, scale 1, zero point 128) is exactly the
+    INT8 cache's rounding and clipping."""
+    from backends.dell_trt.graph import classifier_tail
+    from backends.dell_trt.quantize import emit
+
+    artifact, _, dataset = prepared
+    float_input = tmp_path / "u8s8_float_input.onnx"
+    emit(artifact.recipe_fp32, load_ranges(artifact.directory / RANGES), "u8s8", float_input, False)
+    logits = classifier_tail(onnx.load(str(artifact.recipe_fp32))).logits
+
+    def logits_of(path: Path, batch: np.ndarray) -> np.ndarray:
+        model = onnx.load(str(path))
+        model.graph.output.append(helper.make_tensor_value_info(logits, TensorProto.FLOAT, None))
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        return session.run([logits], {INPUT_NAME: batch})[0]
+
+    samples = guard.GuardSamples.from_dataset(dataset, 16)
+    from_float = logits_of(float_input, samples.fp32)
+    from_int8 = logits_of(artifact.model("u8s8"), samples.int8)
+    assert from_float.shape == (16, 1000)
+    np.testing.assert_array_equal(from_int8, from_float)
