@@ -38,7 +38,7 @@ from backends.common.synthetic import load_existing, make_synthetic_assets
 from backends.dell_trt import guard
 from backends.dell_trt.artifact import synthetic_calibration_set
 from backends.dell_trt.graph import rewrite_file
-from backends.dell_trt.ort_engine import OrtCpuDevice
+from backends.dell_trt.ort_engine import OrtCpuDevice, int8_dot_product
 from backends.dell_trt.quantize import calibrate, calibration_batches, emit
 from backends.dell_trt.throughput import raw_throughput
 from backends.reference.sut import OnnxRuntimeModel
@@ -154,6 +154,7 @@ def bench(args: argparse.Namespace, work: Path) -> None:
     int8_batch = np.take(store.array, store.rows(first32), axis=0)
 
     reference = OnnxRuntimeModel(assets.model, "cpu")
+    print(f"CPU int8 dot product: {int8_dot_product()}")
     one, per_core = {"slots": 1, "threads_per_slot": CORES}, {"slots": CORES, "threads_per_slot": 1}
     cases = [
         Case("reference FP32, float in, bs32", loop(reference.predict, fp32_batch)),
@@ -161,6 +162,10 @@ def bench(args: argparse.Namespace, work: Path) -> None:
         Case("u8s8 int8 in, ref threading, bs32", loop(session(u8s8), int8_batch)),
         Case("twin 1 slot x all cores, bs32", twin(u8s8, store, 32, **one)),
         Case("twin 1 slot per core, own sessions, bs32", twin(u8s8, store, 32, **per_core)),
+        Case(
+            "twin 1 slot per core, exact_int8, bs32",
+            twin(u8s8, store, 32, **per_core, exact_int8=True),
+        ),
     ]
     if not args.quick:
         cases += [

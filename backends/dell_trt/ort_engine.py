@@ -5,9 +5,15 @@ worker thread. `submit` gathers the batch from the INT8 sample store into the in
 the caller's thread) and wakes the worker; the worker runs the session (onnxruntime releases the
 GIL) and signals; `wait` blocks on that signal and returns a view of the labels.
 
-Defaults are the fastest configuration measured on a 2-core AVX-512 VNNI host
-(benchmarks/twin_engine.py): one slot whose session uses every core beats one single-threaded
-session per core, spinning stays on, full graph optimization.
+Measured on the 2-core AVX2 test host (benchmarks/twin_engine.py): one single-threaded session
+per core ("1 slot per core") does the most samples per CPU-second, ~7 % more than one slot whose
+session spreads a batch over both cores (intra-op synchronisation); batch 32 to 128 and spinning
+make no measurable difference; graph optimization must be "all" (at "extended" the int8
+convolutions run at FP32 speed). The single multi-threaded slot has the lower latency per batch.
+
+CPUs without an int8 dot-product instruction (VNNI) run u8s8 convolutions with 16-bit pairwise
+sums that can saturate; `exact_int8` (onnxruntime's `session.x64quantprecision`) trades speed for
+exact sums there, and `facts` records which kind of CPU ran the twin.
 """
 
 from __future__ import annotations
@@ -32,11 +38,25 @@ class EngineFailed(RuntimeError):
     """Inference failed inside a slot's worker."""
 
 
+def int8_dot_product() -> str:
+    """The CPU's int8 dot-product support as onnxruntime's x86 kernels use it."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        return "vnni (exact u8s8 sums)"
+    if "avx2" in flags:
+        return "avx2 without vnni (u8s8 pairwise sums saturate at 16 bits)"
+    return "no avx2"
+
+
 def session_options(
     threads: int,
     spinning: bool = True,
     optimization: str = "all",
     int8_qdq: bool = False,
+    exact_int8: bool = False,
 ) -> Any:
     """onnxruntime CPU session options for one twin session."""
     import onnxruntime as ort
@@ -57,6 +77,8 @@ def session_options(
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     # "0" lets x86 rewrite int8 activations to uint8 (its fast path); U8S8 is uint8 already.
     options.add_session_config_entry("session.qdqisint8allowed", "1" if int8_qdq else "0")
+    if exact_int8:
+        options.add_session_config_entry("session.x64quantprecision", "1")
     return options
 
 
@@ -134,13 +156,16 @@ class OrtCpuSlot:
 
 
 class OrtCpuDevice:
-    """The CPU twin as an InferenceDevice: `slots` workers over one or `slots` sessions."""
+    """The CPU twin as an InferenceDevice: `slots` workers over one or `slots` sessions.
+
+    `slots=0` means one per core; `threads_per_slot=0` shares the cores among the slots.
+    """
 
     def __init__(
         self,
         model_path: Path,
         store: Int8Samples,
-        slots: int = 1,
+        slots: int = 0,
         threads_per_slot: int = 0,
         capacity: int = DEFAULT_CAPACITY,
         *,
@@ -148,13 +173,16 @@ class OrtCpuDevice:
         spinning: bool = True,
         optimization: str = "all",
         int8_qdq: bool = False,
+        exact_int8: bool = False,
     ) -> None:
         import onnxruntime as ort
 
+        cores = os.cpu_count() or 1
+        slots = slots or cores  # 0: one slot per core
         if slots < 1 or capacity < 1:
             raise ValueError("slots and capacity must be at least 1")
-        threads = threads_per_slot or max(1, (os.cpu_count() or 1) // slots)
-        options = session_options(threads, spinning, optimization, int8_qdq)
+        threads = threads_per_slot or max(1, cores // slots)
+        options = session_options(threads, spinning, optimization, int8_qdq, exact_int8)
 
         def new_session() -> Any:
             return ort.InferenceSession(
@@ -177,6 +205,8 @@ class OrtCpuDevice:
             "spinning": spinning,
             "optimization": optimization,
             "qdqisint8allowed": int8_qdq,
+            "exact_int8": exact_int8,
+            "cpu_int8_dot_product": int8_dot_product(),
         }
 
     def warm_up(self, batch_sizes: Sequence[int] = ()) -> None:

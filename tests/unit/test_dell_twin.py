@@ -287,9 +287,11 @@ def int8_cache(
     return cache
 
 
-@pytest.mark.parametrize(("slots", "threads"), [(1, 2), (2, 1)])
+@pytest.mark.parametrize(
+    ("slots", "threads", "exact"), [(1, 2, False), (2, 1, False), (1, 1, True)]
+)
 def test_twin_device_answers_each_samples_own_label(
-    prepared: tuple, int8_cache: Path, slots: int, threads: int
+    prepared: tuple, int8_cache: Path, slots: int, threads: int, exact: bool
 ) -> None:
     from backends.common.dataset import Int8Samples
     from backends.dell_trt.ort_engine import OrtCpuDevice
@@ -297,9 +299,10 @@ def test_twin_device_answers_each_samples_own_label(
     artifact = prepared[0]
     store = Int8Samples(int8_cache, 64, 64)
     store.load(list(range(9, 57)))  # rows ≠ QSL indices: the slot must map them
-    device = OrtCpuDevice(artifact.model("u8s8"), store, slots, threads, capacity=8)
+    device = OrtCpuDevice(artifact.model("u8s8"), store, slots, threads, 8, exact_int8=exact)
     try:
         assert len(device.slots) == slots
+        assert device.facts["exact_int8"] is exact
         device.warm_up()
         batches = [[40, 9, 56, 12], [20, 21, 22, 23, 24, 25, 26, 27], [33], [50, 10, 30]]
         for start in range(0, len(batches), slots):
