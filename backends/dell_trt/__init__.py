@@ -1,1 +1,1 @@
-"""The Dell/NVIDIA MLPerf v2.1 ResNet50 recipe: INT8 input, rewritten graph, explicit INT8."""
+"""Dell/NVIDIA MLPerf v2.1 ResNet50: INT8 TensorRT engine, LWIS harness, and its CPU twin."""

@@ -1,12 +1,13 @@
-"""The prepared-model artifact: calibration set, cache key, file names (standard library only).
+"""The prepared-model artifact: its encodings, calibration sets and files (standard library only).
 
 One calibration of the rewritten FP32 model yields one set of activation ranges; two Q/DQ models
 are emitted from it: S8S8 (symmetric int8 activations, for TensorRT's strongly typed networks)
 and U8S8 (asymmetric uint8 activations, what onnxruntime's CPU kernels run fastest). Both take the
 INT8 linear input (scale 1.0) and answer the label 0–999 as int32.
 
-The host imports this module to find a prepared artifact before starting a container, so it must
-not import numpy, onnx or onnxruntime.
+The artifact folder is the host's `models/<recipe.artifact_key>`: the host keys and locks it;
+the model container fills it (`backends.dell_trt.quantize.prepare_model`). Importable without
+numpy, onnx or onnxruntime.
 """
 
 from __future__ import annotations
@@ -17,26 +18,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.common.layout import PREPROCESS_VERSION, read_val_map
+from backends.common.layout import read_val_map
 from backends.common.resnet50 import (
     CALIBRATION_LIST,
     CALIBRATION_LIST_SHA256,
     CALIBRATION_LIST_SIZE,
 )
-from backends.dell_trt.graph import REWRITE_VERSION
+from backends.dell_trt import recipe
 
 # Bump whenever the quantization recipe changes (op list, exclusions, encodings, input handling).
 QUANTIZER_VERSION = 1
+# recipe.RECIPE_VERSION keys prepared models (recipe.artifact_key): it must move whenever the
+# rewrite or the quantizer does. Which (rewrite, quantizer) versions each recipe version means:
+RECIPE_VERSIONS = {1: (1, 1)}
 METHODS = ("minmax", "entropy")
-DEFAULT_METHOD = "minmax"
-# Synthetic datasets have no official list: calibrate on every 2nd image of val_map (0, 2, 4…),
-# at most as many as the official list holds.
-SYNTHETIC_CALIBRATION_STRIDE = 2
 
 RECIPE_FP32 = "recipe_fp32.onnx"
 RANGES = "ranges.json"
-GUARD_REFERENCE = "guard_reference.json"
-MANIFEST = "artifact.json"  # written last: its presence marks a complete artifact
+MANIFEST = recipe.ARTIFACT_MANIFEST  # written last: its presence marks complete models
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,8 @@ class Encoding:
 
 
 ENCODINGS = {
-    "s8s8": Encoding(
-        name="s8s8",
+    recipe.TRT_ENCODING: Encoding(
+        name=recipe.TRT_ENCODING,
         target="TensorRT (strongly typed network)",
         activation_type="int8",
         activation_symmetric=True,
@@ -68,8 +67,8 @@ ENCODINGS = {
         bias="float",
         input_handling="int8 graph input feeds the first DequantizeLinear (scale 1, zero point 0)",
     ),
-    "u8s8": Encoding(
-        name="u8s8",
+    recipe.CPU_ENCODING: Encoding(
+        name=recipe.CPU_ENCODING,
         target="onnxruntime CPU execution provider",
         activation_type="uint8",
         activation_symmetric=False,
@@ -149,39 +148,23 @@ def official_calibration_set(dataset_dir: Path, list_path: Path) -> CalibrationS
 
 
 def synthetic_calibration_set(dataset_dir: Path) -> CalibrationSet:
-    """Every 2nd image of a synthetic dataset's val_map (a documented, fixed subset)."""
-    entries = read_val_map(dataset_dir)
-    chosen = entries[::SYNTHETIC_CALIBRATION_STRIDE][:CALIBRATION_LIST_SIZE]
+    """Every 2nd image of a synthetic dataset's own val_map (a documented, fixed subset), at
+    most as many as the official list holds."""
+    stride = recipe.SYNTHETIC_CALIBRATION_STRIDE
+    chosen = read_val_map(dataset_dir)[::stride][:CALIBRATION_LIST_SIZE]
     if not chosen:
         raise CalibrationSetError(f"{dataset_dir}/val_map.txt lists no images")
     relpaths = tuple(entry.relpath for entry in chosen)
-    source = f"synthetic: val_map[::{SYNTHETIC_CALIBRATION_STRIDE}][:{CALIBRATION_LIST_SIZE}]"
+    source = f"synthetic: val_map[::{stride}][:{CALIBRATION_LIST_SIZE}]"
     return CalibrationSet(relpaths, source, images_digest(dataset_dir, relpaths))
 
 
-def artifact_key(
-    model_sha256: str,
-    calibration_sha256: str,
-    method: str,
-    *,
-    rewrite_version: int = REWRITE_VERSION,
-    quantizer_version: int = QUANTIZER_VERSION,
-) -> str:
-    """Cache key of a prepared artifact: everything its three models depend on."""
-    if method not in METHODS:
-        raise ValueError(f"unknown calibration method {method!r} (known: {', '.join(METHODS)})")
-    payload = json.dumps(
-        {
-            "model": model_sha256,
-            "calibration": calibration_sha256,
-            "method": method,
-            "rewrite": rewrite_version,
-            "quantizer": quantizer_version,
-            "preprocess": PREPROCESS_VERSION,  # calibration reads the FP32 preprocessing
-        },
-        sort_keys=True,
+def guard_files(out_dir: Path, guard_tag: str) -> tuple[Path, Path]:
+    """(guard result, FP32 labels) of one guard sample set (`recipe.guard_tag`) of an artifact."""
+    return (
+        out_dir / recipe.GUARD_FILE.format(tag=guard_tag),
+        out_dir / recipe.FP32_LABELS_FILE.format(tag=guard_tag),
     )
-    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def read_manifest(artifact_dir: Path) -> dict[str, Any] | None:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from backends.common.layout import read_val_map
-from backends.dell_trt.artifact import GUARD_REFERENCE
 
 DEFAULT_SAMPLES = 300
 DEFAULT_THRESHOLD = 0.99
@@ -51,6 +50,15 @@ class GuardResult:
         return (
             f"top-1 agreement with FP32 {self.agree}/{self.n} = {self.fraction:.4f} "
             f"(threshold {self.threshold}) {verdict}"
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GuardResult:
+        return cls(
+            n=int(data["n"]),
+            agree=int(data["agree"]),
+            threshold=float(data["threshold"]),
+            disagreements=tuple(int(i) for i in data.get("disagreements", ())),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -162,9 +170,10 @@ def fp32_labels(
 def ort_labels_of(model_path: Path, encoding: str, threads: int = 0) -> LabelsOf:
     """The quantized model on onnxruntime CPU as a guard callable.
 
-    onnxruntime's CPU kernels run int8 activations (s8s8) through uint8 arithmetic; on x86
-    without VNNI the 16-bit intermediate sums can saturate, so the s8s8 check asks for the exact
-    (slower) path: the guard judges the model, not that shortcut.
+    u8s8 runs with the kernels the CPU twin uses (on x86 without VNNI their 16-bit pairwise
+    sums can saturate: the guard then judges what the twin will answer). s8s8 is TensorRT's
+    model; onnxruntime's CPU emulates its int8 activations through uint8, so its check asks for
+    the exact (slower) path: the guard judges the model, not that emulation.
     """
     config = {"session.x64quantprecision": "1"} if encoding == "s8s8" else {}
     session = cpu_session(model_path, threads, config)
@@ -176,16 +185,8 @@ def ort_labels_of(model_path: Path, encoding: str, threads: int = 0) -> LabelsOf
     return labels_of
 
 
-def load_reference(artifact_dir: Path) -> tuple[tuple[str, ...], np.ndarray]:
-    """(image relpaths, FP32 labels) a prepared artifact recorded for later guards."""
-    data = json.loads((artifact_dir / GUARD_REFERENCE).read_text())
-    return tuple(data["images"]), np.asarray(data["labels"], dtype=np.int32)
-
-
-def check_against_artifact(
-    labels_of: LabelsOf, artifact_dir: Path, dataset_dir: Path, threshold: float = DEFAULT_THRESHOLD
-) -> GuardResult:
-    """Guard a new build (e.g. a TensorRT engine) with the artifact's recorded FP32 labels."""
-    relpaths, reference = load_reference(artifact_dir)
-    samples = GuardSamples.from_relpaths(dataset_dir, relpaths)
-    return check(labels_of, samples.int8, reference, threshold)
+def load_fp32_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(QSL indices, FP32 labels) a prepared artifact recorded (`recipe.FP32_LABELS_FILE`), for
+    guarding later builds, e.g. a TensorRT engine fed the same samples from the INT8 cache."""
+    data = json.loads(path.read_text())
+    return np.asarray(data["indices"], np.int64), np.asarray(data["labels"], np.int32)

@@ -9,8 +9,8 @@ the input's quantization is pinned to scale 1 so the int8 cache feeds the first 
 exactly. The classifier's output is left unquantized, so the logits TopK compares are float
 (quantized logits tie and flip the top-1).
 
-`prepare_model` chains rewrite → calibrate → emit both → guard both on CPU, into one keyed,
-locked, atomically published artifact folder.
+`prepare_model` chains rewrite → calibrate → emit both → guard the CPU model, into the host's
+keyed artifact folder.
 """
 
 from __future__ import annotations
@@ -29,19 +29,17 @@ import numpy as np
 
 from backends.common.locks import atomic_write_text, exclusive
 from backends.common.resnet50 import INPUT_NAME
-from backends.dell_trt import guard
+from backends.dell_trt import guard, recipe
 from backends.dell_trt.artifact import (
-    DEFAULT_METHOD,
     ENCODINGS,
-    GUARD_REFERENCE,
     MANIFEST,
     METHODS,
     QUANTIZER_VERSION,
     RANGES,
     RECIPE_FP32,
     CalibrationSet,
-    artifact_key,
     file_sha256,
+    guard_files,
     read_manifest,
 )
 from backends.dell_trt.graph import REWRITE_VERSION, classifier_tail, rewrite
@@ -76,7 +74,7 @@ def _method(name: str) -> Any:
 def calibrate(
     recipe_fp32: Path,
     batches: Iterator[Any],
-    method: str = DEFAULT_METHOD,
+    method: str = recipe.CALIBRATION_METHOD,
     progress: Callable[[int], None] | None = None,
 ) -> Any:
     """Collect activation ranges (onnxruntime `TensorsData`) of `recipe_fp32` over `batches`.
@@ -282,11 +280,11 @@ def emit(
 
 @dataclass(frozen=True)
 class Artifact:
-    """A complete prepared-model folder (see `backends.dell_trt.artifact`)."""
+    """A prepared-model folder and the guard of its CPU model on one sample set."""
 
     directory: Path
-    key: str
     manifest: dict[str, Any]
+    guard: guard.GuardResult
 
     @property
     def recipe_fp32(self) -> Path:
@@ -296,16 +294,29 @@ class Artifact:
         return self.directory / ENCODINGS[encoding].file
 
 
-def _build(
+def _inputs(model_path: Path, calibration: CalibrationSet, method: str) -> dict[str, Any]:
+    """What the models in a folder were made from (a folder holding others is rebuilt)."""
+    return {
+        "model_sha256": file_sha256(model_path),
+        "calibration": {
+            "source": calibration.source,
+            "images": len(calibration.relpaths),
+            "sha256": calibration.sha256,
+        },
+        "method": method,
+        "rewrite_version": REWRITE_VERSION,
+        "quantizer_version": QUANTIZER_VERSION,
+    }
+
+
+def _build_models(
     work: Path,
     model_path: Path,
     dataset_dir: Path,
     calibration: CalibrationSet,
     method: str,
-    guard_count: int,
-    guard_threshold: float,
     log: Callable[[str], None],
-) -> dict[str, Any]:
+) -> None:
     import onnx
 
     fp32 = work / RECIPE_FP32
@@ -319,31 +330,15 @@ def _build(
 
     ranges = calibrate(fp32, calibration_batches(calibration.paths(dataset_dir)), method, progress)
     save_ranges(ranges, work / RANGES)
-    for name in ENCODINGS:
-        emit(fp32, ranges, name, work / ENCODINGS[name].file)
-        log(f"emitted {name}")
+    for name, spec in ENCODINGS.items():
+        emit(fp32, ranges, name, work / spec.file)
+        log(f"emitted {name} ({spec.target})")
 
-    samples = guard.GuardSamples.from_dataset(dataset_dir, guard_count)
-    reference = guard.fp32_labels(fp32, samples.fp32)
-    atomic_write_text(
-        work / GUARD_REFERENCE,
-        json.dumps({"images": list(samples.relpaths), "labels": reference.tolist()}) + "\n",
-    )
-    checks = {}
-    for name in ENCODINGS:
-        result = guard.check(
-            guard.ort_labels_of(work / ENCODINGS[name].file, name),
-            samples.int8,
-            reference,
-            guard_threshold,
-        )
-        log(f"guard {name}: {result.summary()}")
-        checks[name] = result.as_dict()
-        guard.require(result, f"{name} on onnxruntime CPU")
 
-    files = [RECIPE_FP32, RANGES, GUARD_REFERENCE, *(spec.file for spec in ENCODINGS.values())]
+def _manifest(inputs: dict[str, Any], directory: Path) -> dict[str, Any]:
+    files = [RECIPE_FP32, RANGES, *(spec.file for spec in ENCODINGS.values())]
     return {
-        "method": method,
+        **inputs,
         "encodings": {
             name: {
                 "file": spec.file,
@@ -358,73 +353,93 @@ def _build(
             }
             for name, spec in ENCODINGS.items()
         },
-        "calibration": {
-            "source": calibration.source,
-            "images": len(calibration.relpaths),
-            "sha256": calibration.sha256,
-        },
-        "guard": checks,
-        "files": {name: file_sha256(work / name) for name in files},
+        "files": {name: file_sha256(directory / name) for name in files},
     }
+
+
+def _ensure_models(
+    out_dir: Path,
+    model_path: Path,
+    dataset_dir: Path,
+    calibration: CalibrationSet,
+    method: str,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    inputs = _inputs(model_path, calibration, method)
+    manifest = read_manifest(out_dir)
+    if manifest is not None and {k: manifest.get(k) for k in inputs} == inputs:
+        log("the prepared models are complete")
+        return manifest
+    for stale in out_dir.iterdir():  # other inputs or an interrupted build: start over
+        if stale.is_file() and not stale.name.startswith("."):
+            stale.unlink()
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
+    try:
+        _build_models(work, model_path, dataset_dir, calibration, method, log)
+        manifest = _manifest(inputs, work)
+        for path in work.iterdir():
+            os.chmod(path, 0o644)  # readable by whichever uid runs the engines
+            os.replace(path, out_dir / path.name)
+        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _ensure_guard(
+    out_dir: Path,
+    dataset_dir: Path,
+    guard_images: Sequence[str],
+    guard_tag: str,
+    min_agreement: float,
+    log: Callable[[str], None],
+) -> guard.GuardResult:
+    result_file, labels_file = guard_files(out_dir, guard_tag)
+    if result_file.is_file():
+        return guard.GuardResult.from_dict(json.loads(result_file.read_text()))
+    samples = guard.GuardSamples.from_relpaths(dataset_dir, guard_images)
+    reference = guard.fp32_labels(out_dir / RECIPE_FP32, samples.fp32)
+    atomic_write_text(
+        labels_file,
+        json.dumps({"indices": list(range(len(reference))), "labels": reference.tolist()}) + "\n",
+    )
+    twin = recipe.CPU_ENCODING
+    result = guard.check(
+        guard.ort_labels_of(out_dir / ENCODINGS[twin].file, twin),
+        samples.int8,
+        reference,
+        min_agreement,
+    )
+    log(f"guard {twin}: {result.summary()}")
+    atomic_write_text(
+        result_file, json.dumps({"encoding": twin, "tag": guard_tag, **result.as_dict()}) + "\n"
+    )
+    return result
 
 
 def prepare_model(
     model_path: Path,
     dataset_dir: Path,
-    artifacts_root: Path,
+    out_dir: Path,
     calibration: CalibrationSet,
-    method: str = DEFAULT_METHOD,
-    guard_count: int = guard.DEFAULT_SAMPLES,
-    guard_threshold: float = guard.DEFAULT_THRESHOLD,
+    guard_images: Sequence[str],
+    guard_tag: str,
+    method: str = recipe.CALIBRATION_METHOD,
+    min_agreement: float = guard.DEFAULT_THRESHOLD,
     log: Callable[[str], None] = lambda line: None,
 ) -> Artifact:
-    """Rewrite, calibrate once, emit s8s8 and u8s8, guard both: `artifacts_root/<key>/`.
+    """Fill `out_dir` (the host's `models/<key>` folder): rewrite, calibrate once, emit s8s8 and
+    u8s8, then guard the CPU twin's u8s8 model against FP32 on `guard_images`.
 
-    A complete artifact under the same key is reused (its recorded guard must meet
-    `guard_threshold`). Concurrent callers serialize on a lock; the folder appears in one
-    rename, its manifest written last. Raises GuardFailed when an encoding disagrees with FP32.
+    `guard_images[i]` is the image at QSL index i (the first images of the run's val_map) and
+    `guard_tag` names that set (`recipe.guard_tag`). Models already made from the same inputs
+    are kept; a guard already run on the same set is read back. Files appear atomically, the
+    manifest after the models and the guard result after the FP32 labels, so the host's
+    completeness check never sees half an artifact. The guard's verdict is returned and recorded,
+    not raised: the host turns a failure into its accuracy-guard error (`guard.require` raises).
     """
-    model_sha256 = file_sha256(model_path)
-    key = artifact_key(model_sha256, calibration.sha256, method)
-    final = artifacts_root / key
-    with exclusive(artifacts_root / f".{key}.lock", on_wait=lambda: log("waiting for the lock")):
-        manifest = read_manifest(final)
-        if manifest is not None and manifest.get("key") == key:
-            log(f"prepared model {key[:16]} is cached")
-            for name, recorded in manifest["guard"].items():
-                if recorded["fraction"] < guard_threshold:
-                    raise guard.GuardFailed(
-                        f"cached {name}: top-1 agreement with FP32 {recorded['fraction']:.4f} "
-                        f"is below the requested threshold {guard_threshold}"
-                    )
-            return Artifact(final, key, manifest)
-        shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover
-        artifacts_root.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", dir=artifacts_root))
-        try:
-            facts = _build(
-                work,
-                model_path,
-                dataset_dir,
-                calibration,
-                method,
-                guard_count,
-                guard_threshold,
-                log,
-            )
-            manifest = {
-                "key": key,
-                "model_sha256": model_sha256,
-                "rewrite_version": REWRITE_VERSION,
-                "quantizer_version": QUANTIZER_VERSION,
-                **facts,
-            }
-            atomic_write_text(work / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-            for path in work.iterdir():  # readable by whichever uid runs the engine
-                os.chmod(path, 0o644)
-            os.chmod(work, 0o755)
-            os.replace(work, final)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-    return Artifact(final, key, manifest)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(out_dir / ".prepare.lock", on_wait=lambda: log("waiting for the lock")):
+        manifest = _ensure_models(out_dir, model_path, dataset_dir, calibration, method, log)
+        result = _ensure_guard(out_dir, dataset_dir, guard_images, guard_tag, min_agreement, log)
+    return Artifact(out_dir, manifest, result)

@@ -1,4 +1,4 @@
-"""The prepared-model cache key and calibration sets (standard library only, host-callable)."""
+"""The prepared-model key (host side, recipe.py) and calibration sets (standard library only)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from backends.dell_trt import artifact
+from backends.dell_trt import artifact, recipe
 from backends.dell_trt.artifact import (
     CalibrationSetError,
-    artifact_key,
     official_calibration_set,
     synthetic_calibration_set,
 )
+from backends.dell_trt.graph import REWRITE_VERSION
 
-_BASE = {"model_sha256": "a" * 64, "calibration_sha256": "b" * 64, "method": "minmax"}
+_BASE = {"model_sha256": "a" * 64, "calibration_id": "synthetic:abc:every-2", "method": "minmax"}
 
 
 def _dataset(root: Path, count: int) -> Path:
@@ -32,32 +32,38 @@ def _dataset(root: Path, count: int) -> Path:
 
 
 def test_key_is_stable_for_the_same_inputs() -> None:
-    assert artifact_key(**_BASE) == artifact_key(**_BASE)
-    assert len(artifact_key(**_BASE)) == 64
+    assert recipe.artifact_key(**_BASE) == recipe.artifact_key(**_BASE)
 
 
 @pytest.mark.parametrize(
     "change",
-    [
-        {"model_sha256": "c" * 64},
-        {"calibration_sha256": "d" * 64},
-        {"method": "entropy"},
-        {"rewrite_version": artifact.REWRITE_VERSION + 1},
-        {"quantizer_version": artifact.QUANTIZER_VERSION + 1},
-    ],
+    [{"model_sha256": "c" * 64}, {"calibration_id": "imagenet:" + "d" * 64}, {"method": "entropy"}],
 )
-def test_key_changes_with_each_input(change: dict[str, object]) -> None:
-    assert artifact_key(**{**_BASE, **change}) != artifact_key(**_BASE)  # type: ignore[arg-type]
+def test_key_changes_with_each_input(change: dict[str, str]) -> None:
+    assert recipe.artifact_key(**{**_BASE, **change}) != recipe.artifact_key(**_BASE)
 
 
-def test_key_refuses_an_unknown_method() -> None:
-    with pytest.raises(ValueError, match="calibration method"):
-        artifact_key(**{**_BASE, "method": "percentile"})
+def test_key_changes_with_the_recipe_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = recipe.artifact_key(**_BASE)
+    monkeypatch.setattr(recipe, "RECIPE_VERSION", recipe.RECIPE_VERSION + 1)
+    assert recipe.artifact_key(**_BASE) != before
+
+
+def test_recipe_version_moves_with_the_rewrite_and_the_quantizer() -> None:
+    """Bumping REWRITE_VERSION or QUANTIZER_VERSION without a new RECIPE_VERSION (the key) would
+    let hosts reuse models the new code would not make."""
+    assert artifact.RECIPE_VERSIONS[recipe.RECIPE_VERSION] == (
+        REWRITE_VERSION,
+        artifact.QUANTIZER_VERSION,
+    )
+    assert tuple(artifact.ENCODINGS) == recipe.ENCODINGS
+    assert artifact.ENCODINGS[recipe.TRT_ENCODING].activation_type == "int8"
+    assert artifact.ENCODINGS[recipe.CPU_ENCODING].activation_type == "uint8"
 
 
 def test_host_can_import_it_without_numerical_libraries() -> None:
     code = (
-        "import sys, backends.dell_trt.artifact\n"
+        "import sys, backends.dell_trt.artifact, backends.dell_trt.graph\n"
         "heavy = {'numpy', 'onnx', 'onnxruntime', 'cv2'} & set(sys.modules)\n"
         "assert not heavy, heavy"
     )

@@ -12,6 +12,7 @@ the guard and the engine are the real ones.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +21,17 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from backends.common.layout import read_val_map
+from backends.common.layout import read_val_map, val_map_digest
 from backends.common.preprocess import load_and_preprocess
 from backends.common.resnet50 import INPUT_NAME, NUM_CLASSES_WITH_BACKGROUND
-from backends.dell_trt import guard
+from backends.dell_trt import guard, recipe
 from backends.dell_trt.artifact import (
     ENCODINGS,
-    GUARD_REFERENCE,
     MANIFEST,
     RANGES,
     RECIPE_FP32,
-    artifact_key,
     file_sha256,
+    guard_files,
     synthetic_calibration_set,
 )
 from backends.dell_trt.quantize import load_ranges, prepare_model
@@ -74,15 +74,16 @@ def prepared(
     root = tmp_path_factory.mktemp("dell-prepare")
     model = root / "resnet50_prototype.onnx"
     prototype_head_model(synthetic_assets[0], dataset, model)
-    lines: list[str] = []
-    artifact = prepare_model(
-        model,
-        dataset,
-        root / "artifacts",
-        synthetic_calibration_set(dataset),
-        log=lines.append,
-    )
+    artifact = prepare_model(model, dataset, root / "models" / "key", **_prepare_args(dataset))
     return artifact, model, dataset
+
+
+def _prepare_args(dataset: Path) -> dict[str, object]:
+    return {
+        "calibration": synthetic_calibration_set(dataset),
+        "guard_images": [entry.relpath for entry in read_val_map(dataset)],
+        "guard_tag": recipe.guard_tag(val_map_digest(dataset), 64),
+    }
 
 
 def _initializers(path: Path) -> dict[str, np.ndarray]:
@@ -104,8 +105,8 @@ def test_artifact_folder_and_manifest(prepared: tuple) -> None:
     artifact, model, dataset = prepared
     manifest = json.loads((artifact.directory / MANIFEST).read_text())
     calibration = synthetic_calibration_set(dataset)
-    assert manifest["key"] == artifact.key == artifact.directory.name
-    assert artifact.key == artifact_key(file_sha256(model), calibration.sha256, "minmax")
+    assert manifest == artifact.manifest
+    assert manifest["model_sha256"] == file_sha256(model)
     assert manifest["calibration"] == {
         "source": calibration.source,
         "images": 32,
@@ -116,18 +117,20 @@ def test_artifact_folder_and_manifest(prepared: tuple) -> None:
     assert manifest["encodings"]["s8s8"]["activation_symmetric"] is True
     assert manifest["encodings"]["u8s8"]["activation_type"] == "uint8"
     assert manifest["encodings"]["u8s8"]["activation_symmetric"] is False
+    assert set(manifest["files"]) == {RECIPE_FP32, RANGES, "s8s8.onnx", "u8s8.onnx"}
     for name, digest in manifest["files"].items():
         assert file_sha256(artifact.directory / name) == digest
-    assert set(manifest["files"]) == {
-        RECIPE_FP32,
-        RANGES,
-        GUARD_REFERENCE,
-        "s8s8.onnx",
-        "u8s8.onnx",
-    }
-    for name in ENCODINGS:
-        assert manifest["guard"][name]["passed"] is True
-        assert manifest["guard"][name]["n"] == 64
+    # What the host reads: the guard of the CPU model and the FP32 labels of its samples.
+    result_file, labels_file = guard_files(artifact.directory, _prepare_args(dataset)["guard_tag"])
+    recorded = json.loads(result_file.read_text())
+    assert recorded["encoding"] == recipe.CPU_ENCODING
+    assert recorded["n"] == 64
+    assert recorded["fraction"] == artifact.guard.fraction >= 0.99
+    indices, labels = guard.load_fp32_labels(labels_file)
+    assert indices.tolist() == list(range(64))
+    assert labels.tolist() == list(range(64))  # image i → label i (the prototype head)
+    leftovers = [p.name for p in artifact.directory.iterdir() if p.name.startswith(".build")]
+    assert not leftovers
 
 
 def test_a_prepared_artifact_is_reused(prepared: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,14 +138,39 @@ def test_a_prepared_artifact_is_reused(prepared: tuple, monkeypatch: pytest.Monk
     from backends.dell_trt import quantize
 
     def must_not_run(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a cached artifact was rebuilt")
+        raise AssertionError("a complete artifact was rebuilt or re-guarded")
 
     monkeypatch.setattr(quantize, "calibrate", must_not_run)
-    again = prepare_model(
-        model, dataset, artifact.directory.parent, synthetic_calibration_set(dataset)
-    )
-    assert again.directory == artifact.directory
+    monkeypatch.setattr(guard, "fp32_labels", must_not_run)
+    again = prepare_model(model, dataset, artifact.directory, **_prepare_args(dataset))
     assert again.manifest == artifact.manifest
+    assert again.guard == artifact.guard
+
+
+def test_models_made_from_other_inputs_are_rebuilt(
+    prepared: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact, model, dataset = prepared
+    from backends.dell_trt import quantize
+
+    copy = tmp_path / "key"
+    shutil.copytree(artifact.directory, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["model_sha256"] = "0" * 64  # made from another model
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+
+    class Rebuilt(Exception):
+        pass
+
+    def build(*args: object, **kwargs: object) -> None:
+        raise Rebuilt
+
+    monkeypatch.setattr(quantize, "_build_models", build)
+    with pytest.raises(Rebuilt):
+        prepare_model(model, dataset, copy, **_prepare_args(dataset))
+    assert not (copy / MANIFEST).exists()  # the stale models went first
+    assert not (copy / "u8s8.onnx").exists()
+    assert not [p for p in copy.iterdir() if p.name.startswith(".build")]
 
 
 def test_both_encodings_take_int8_and_answer_int32(prepared: tuple) -> None:
@@ -241,16 +269,17 @@ def test_one_calibration_feeds_both_encodings(prepared: tuple) -> None:
 
 def test_guard_passes_both_encodings_on_cpu(prepared: tuple) -> None:
     artifact, _, dataset = prepared
-    relpaths, reference = guard.load_reference(artifact.directory)
-    assert reference.tolist() == list(range(64))  # image i → label i (the prototype head)
-    for name in ENCODINGS:  # as prepare_model ran it
-        assert artifact.manifest["guard"][name]["fraction"] >= 0.99
-    samples = guard.GuardSamples.from_relpaths(dataset, relpaths)
-    result = guard.check(
-        guard.ort_labels_of(artifact.model("u8s8"), "u8s8"), samples.int8, reference
-    )
-    assert result.passed, result.summary()
-    assert result.n == 64
+    assert artifact.guard.passed  # u8s8, as prepare_model ran it
+    _, labels_file = guard_files(artifact.directory, _prepare_args(dataset)["guard_tag"])
+    _, reference = guard.load_fp32_labels(labels_file)
+    samples = guard.GuardSamples.from_dataset(dataset)
+    for name in ENCODINGS:
+        result = guard.check(
+            guard.ort_labels_of(artifact.model(name), name), samples.int8, reference
+        )
+        assert result.passed, f"{name}: {result.summary()}"
+        assert result.fraction >= 0.99
+        assert result.n == 64
 
 
 def test_a_broken_quantized_model_fails_the_guard(prepared: tuple, tmp_path: Path) -> None:
@@ -266,13 +295,15 @@ def test_a_broken_quantized_model_fails_the_guard(prepared: tuple, tmp_path: Pat
     scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * 30, scale.name))
     broken = tmp_path / "broken.onnx"
     onnx.save(model, str(broken))
-    result = guard.check_against_artifact(
-        guard.ort_labels_of(broken, "u8s8"), artifact.directory, dataset
-    )
+    _, labels_file = guard_files(artifact.directory, _prepare_args(dataset)["guard_tag"])
+    indices, reference = guard.load_fp32_labels(labels_file)
+    relpaths = [read_val_map(dataset)[i].relpath for i in indices]
+    samples = guard.GuardSamples.from_relpaths(dataset, relpaths)
+    result = guard.check(guard.ort_labels_of(broken, "u8s8"), samples.int8, reference)
     assert not result.passed
     assert result.fraction < 0.9
     assert len(result.disagreements) == result.n - result.agree
-    with pytest.raises(guard.GuardFailed):
+    with pytest.raises(guard.GuardFailed, match="broken u8s8"):
         guard.require(result, "broken u8s8")
 
 

@@ -1,0 +1,42 @@
+"""Identity of the recipe's prepared model: what its cache key covers (standard library only).
+
+The host computes the key before starting the model container, so two runs with the same
+model, calibration set and recipe share one prepared model, and a change to any of them
+prepares a new one. Bump RECIPE_VERSION whenever the graph rewrite or the quantizer changes
+what they produce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+RECIPE_VERSION = 1
+CALIBRATION_METHOD = "minmax"
+ENCODINGS = ("s8s8", "u8s8")  # TensorRT wants symmetric int8; onnxruntime x86 asymmetric uint8
+TRT_ENCODING = "s8s8"
+CPU_ENCODING = "u8s8"
+SYNTHETIC_CALIBRATION_STRIDE = 2  # synthetic data: every 2nd image (the official list is real)
+
+ARTIFACT_MANIFEST = "artifact.json"  # written last: the prepared model is complete
+GUARD_FILE = "guard-{tag}.json"  # the FP32 agreement of the CPU model on one dataset sample set
+FP32_LABELS_FILE = "fp32-labels-{tag}.json"  # FP32 top-1 of the guard samples
+
+
+def artifact_key(model_sha256: str, calibration_id: str, method: str = CALIBRATION_METHOD) -> str:
+    """Key of a prepared model: model bytes, calibration set, method and recipe version."""
+    payload = json.dumps(
+        {
+            "model": model_sha256,
+            "calibration": calibration_id,
+            "method": method,
+            "recipe": RECIPE_VERSION,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def guard_tag(val_map_sha256: str, samples: int) -> str:
+    """Which images a guard ran on: the dataset's val_map and how many of its first images."""
+    return hashlib.sha256(f"{val_map_sha256}:{samples}".encode()).hexdigest()[:12]
