@@ -93,7 +93,8 @@ def _recipe_services(
     engines = engines_spec(
         backend, image, "compose", artifacts=recipe.artifacts, settings=recipe.settings,
         cache=Path("${MLORCH_CACHE}"), engines=recipe.engines, scenarios=tuple(Scenario),
-        count=0, min_agreement=0.99, user=user, gpu_access="hook",
+        count=0, guard_tag="${MLORCH_GUARD_TAG}", min_agreement=0.99, user=user,
+        gpu_access="hook",
     )  # fmt: skip
     engines_service = _service(engines, gpus=True)
     engines_service["command"] = [

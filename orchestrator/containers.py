@@ -189,6 +189,7 @@ def engines_spec(
     engines: Path,
     scenarios: tuple[Scenario, ...],
     count: int,
+    guard_tag: str,
     min_agreement: float,
     user: str,
     gpu_access: str,
@@ -197,7 +198,7 @@ def engines_spec(
     checked against the FP32 labels before any test uses it."""
     command = ("engines", "--artifacts", ARTIFACTS_MOUNT, "--settings", SETTINGS_MOUNT,
                "--cache", CACHE_MOUNT, "--count", str(count), "--engines", ENGINES_MOUNT,
-               "--scenarios", ",".join(s.value for s in scenarios),
+               "--scenarios", ",".join(s.value for s in scenarios), "--guard-tag", guard_tag,
                "--min-agreement", str(min_agreement))  # fmt: skip
     return ContainerSpec(
         image=image,

@@ -20,7 +20,6 @@ from backends.common.layout import (
     sample_file,
     val_map_digest,
 )
-from backends.common.locks import exclusive
 from backends.common.resnet50 import (
     CALIBRATION_LIST,
     CALIBRATION_LIST_SHA256,
@@ -305,10 +304,16 @@ class PreparedRecipe:
 
 
 def calibration_id(spec: RunSpec, assets: ResolvedAssets) -> tuple[str, Path | None]:
-    """What the calibration set is (part of the prepared model's key) and the list to mount."""
+    """What the calibration set is (its images' digest, part of the prepared model's key) and
+    the list to mount: the official list on real ImageNet, a fixed subset of synthetic data."""
+    from backends.dell_trt.artifact import (
+        CalibrationSetError,
+        official_calibration_set,
+        synthetic_calibration_set,
+    )
+
     if assets.synthetic:
-        stride = recipe.SYNTHETIC_CALIBRATION_STRIDE
-        return f"synthetic:{val_map_digest(assets.dataset)}:every-{stride}", None
+        return synthetic_calibration_set(assets.dataset).sha256, None
     if spec.calibration_list is None:
         raise ConfigError(
             "dell-trt on a real dataset needs the official calibration list",
@@ -317,16 +322,15 @@ def calibration_id(spec: RunSpec, assets: ResolvedAssets) -> tuple[str, Path | N
             f"calibration/ImageNet/; sha256 {CALIBRATION_LIST_SHA256[:12]}…)",
         )
     path = spec.calibration_list.resolve()
-    if not path.is_file():
-        raise ConfigError(f"calibration list not found: {path}", key="calibration_list")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != CALIBRATION_LIST_SHA256:
+    try:
+        return official_calibration_set(assets.dataset, path).sha256, path
+    except CalibrationSetError as exc:
         raise ConfigError(
-            f"{path} is not the official {CALIBRATION_LIST} (sha256 {digest[:12]}…)",
+            str(exc),
             key="calibration_list",
-            hint=f"the official list has sha256 {CALIBRATION_LIST_SHA256}",
-        )
-    return f"imagenet:{digest}", path
+            hint=f"the official list has sha256 {CALIBRATION_LIST_SHA256}; its 500 images must "
+            "be in the dataset's val_map.txt",
+        ) from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -366,10 +370,8 @@ def ensure_recipe(
     tag = recipe.guard_tag(val_map_digest(assets.dataset, assets.val_map), samples)
     guard_file = artifacts / recipe.GUARD_FILE.format(tag=tag)
     labels_file = artifacts / recipe.FP32_LABELS_FILE.format(tag=tag)
-    with exclusive(
-        artifacts.with_suffix(".lock"),
-        on_wait=lambda: terminal.info(f"waiting for another mlorch preparing model {key}"),
-    ):
+    what = f"preparing the INT8 model {key}"
+    with cache_lock("models", key, what, terminal, MODEL_TIMEOUT_S):
         complete = (artifacts / recipe.ARTIFACT_MANIFEST).is_file() and guard_file.is_file()
         if complete:
             terminal.success(f"prepared model {key} is complete (guarded on {samples} images)")
@@ -420,7 +422,7 @@ def ensure_recipe(
 
         container = engines_spec(
             backend, image, run_id, artifacts=artifacts, settings=settings_file, cache=cache,
-            engines=engines_dir, scenarios=spec.scenarios, count=samples,
+            engines=engines_dir, scenarios=spec.scenarios, count=samples, guard_tag=tag,
             min_agreement=spec.min_agreement, user=identity.container_user,
             gpu_access=gpu_access or "hook",
         )  # fmt: skip

@@ -146,7 +146,7 @@ def cache_is_complete(cache_dir: Path, count: int) -> bool:
 
 # Synthetic assets (generated in a backend image by backends.common.synthetic): where they live
 # under a cache root, and the marker written last when they are complete.
-SYNTHETIC_VERSION = 1
+SYNTHETIC_VERSION = 2  # 2: prototype classifier head (answers that survive INT8)
 SYNTHETIC_MARKER = "assets.json"
 SYNTHETIC_MODEL = Path("model") / "resnet50_v1.onnx"
 SYNTHETIC_DATASET = Path("imagenet")

@@ -34,6 +34,10 @@ def exclusive(
     """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    # Lock files live in folders that containers (another uid) and the host share and hand
+    # back and forth: keep them openable by both, whoever created them.
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o666)
     try:
         deadline = time.monotonic() + timeout_s
         told = False

@@ -1,6 +1,7 @@
 """A seeded stand-in for the ResNet50 model and ImageNet (runs inside a backend image).
 
-Writes `model/resnet50_v1.onnx` (ResNet50-v1.5 shape, random weights) and `imagenet/` in the
+Writes `model/resnet50_v1.onnx` (ResNet50-v1.5 shape: a seeded random-weight body and a
+classifier head built from the images' own features, see `prototype_head`) and `imagenet/` in the
 ImageNet validation layout (JPEGs + `val_map.txt`), then `assets.json` last as the completion
 marker (names and paths: `backends.common.layout`). Each image's label is the FP32 model's own
 top-1 answer (ArgMax − 1, as the reference decodes it), so an FP32 run scores 100 % by
@@ -26,16 +27,16 @@ from backends.common.layout import (
     synthetic_root,
 )
 from backends.common.locks import atomic_write_text
-from backends.common.preprocess import load_and_preprocess, preprocess_bgr
-from backends.common.resnet50 import INPUT_NAME, SOFTMAX_OUTPUT
-from backends.common.synthetic_model import FEATURES_NAME, build_resnet50, fc_weights
+from backends.common.preprocess import load_and_preprocess
+from backends.common.resnet50 import INPUT_NAME, NUM_CLASSES_WITH_BACKGROUND, SOFTMAX_OUTPUT
+from backends.common.synthetic_model import FEATURES_NAME, build_resnet50
 
 __all__ = ["SyntheticAssets", "load_existing", "make_synthetic_assets", "synthetic_root"]
-# Accept an image only when the top-1 probability beats the runner-up by this relative margin,
-# so numerically different (but correct) runtimes cannot flip a label.
+# Every image's top-1 probability must beat the runner-up by this relative margin, so
+# numerically different (but correct) runtimes cannot flip a label.
 MIN_RELATIVE_MARGIN = 0.02
 BATCH = 16
-CALIBRATION_IMAGES = 32
+CLASS_STRIDE = 389  # coprime with 1000: image i → class 1 + 389·i mod 1000, all distinct
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,36 @@ def _session(model: object) -> object:
     )
 
 
+def _class_of(position: int) -> int:
+    """The class (1..1000 in the 1001-class space) the head gives the image at `position`:
+    a permutation, so up to 1000 images get distinct classes spread over the whole range."""
+    return 1 + (position * CLASS_STRIDE) % 1000
+
+
+def prototype_head(features: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(weight, bias) of a classifier that answers image i with class `_class_of(i)`.
+
+    Random ResNet features of different images point in similar directions; a random head then
+    separates them by hair-thin margins that INT8 rounding flips. Here class `_class_of(i)`'s
+    weights are image i's centred, normalised features (its "prototype"), so each image's own
+    logit leads by a wide margin, and the bias centres the logits.
+    """
+    centre = features.mean(axis=0)
+    prototypes = features - centre
+    prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-12)
+    weight = rng.standard_normal((features.shape[1], NUM_CLASSES_WITH_BACKGROUND)) * 1e-3
+    for position, prototype in enumerate(prototypes):
+        weight[:, _class_of(position)] += prototype
+    return weight.astype(np.float32), (-(centre @ weight)).astype(np.float32)
+
+
+def _clear(probabilities: np.ndarray) -> tuple[int, bool]:
+    """(top-1 class, whether it beats the runner-up by the required margin)."""
+    order = np.argsort(probabilities)[::-1]
+    top1, top2 = float(probabilities[order[0]]), float(probabilities[order[1]])
+    return int(order[0]), top1 > 0 and (top1 - top2) / top1 >= MIN_RELATIVE_MARGIN
+
+
 def make_synthetic_assets(
     root: Path,
     images: int,
@@ -94,10 +125,14 @@ def make_synthetic_assets(
     """Generate (or regenerate) the synthetic model and dataset under `root`.
 
     `root` may be a mount point: its contents are replaced, and `assets.json` is written last.
+    The images come first; the classifier head is built from their features (a prototype per
+    image), and each image's label is what the final FP32 model answers for it.
     """
     import cv2
     import onnx
 
+    if not 0 < images <= 1000:
+        raise ValueError("synthetic datasets hold 1 to 1000 images (one class each)")
     rng = np.random.default_rng(seed + 1)
     root.mkdir(parents=True, exist_ok=True)
     (root / SYNTHETIC_MARKER).unlink(missing_ok=True)
@@ -107,59 +142,56 @@ def make_synthetic_assets(
     val_dir.mkdir(parents=True)
     (root / SYNTHETIC_MODEL.parent).mkdir()
 
-    # Random features share a large common component; cancelling its mean with the FC bias
-    # lets the image, not the weights, decide the top-1 class, so labels vary.
-    probe = build_resnet50(seed, with_features=True)
-    calibration = np.stack([preprocess_bgr(_random_image(rng)) for _ in range(CALIBRATION_IMAGES)])
-    features = _session(probe).run([FEATURES_NAME], {INPUT_NAME: calibration})[0]  # type: ignore[attr-defined]
-    bias = -(features.mean(axis=0) @ fc_weights(probe))
-    model = build_resnet50(seed, fc_bias=bias)
+    # The images, decoded as the SUT will decode them (JPEG round trip included).
+    names = [f"ILSVRC2012_val_{number:08d}.JPEG" for number in range(1, images + 1)]
+    batch: list[np.ndarray] = []
+    for name in names:
+        cv2.imwrite(str(val_dir / name), _random_image(rng), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        batch.append(load_and_preprocess(val_dir / name))
+        if progress and len(batch) % BATCH == 0:
+            progress(BATCH // 2)
+    samples = np.stack(batch)
+
+    probe = _session(build_resnet50(seed, with_features=True))
+    features = np.concatenate(
+        [
+            probe.run([FEATURES_NAME], {INPUT_NAME: samples[i : i + BATCH]})[0]  # type: ignore[attr-defined]
+            for i in range(0, images, BATCH)
+        ]
+    )
+    weight, bias = prototype_head(features, np.random.default_rng(seed + 2))
+    model = build_resnet50(seed, fc_bias=bias, fc_weight=weight)
     onnx.save(model, str(root / SYNTHETIC_MODEL))
     session = _session(model)
-
-    accepted: list[tuple[str, int]] = []
-    attempts = 0
-    while len(accepted) < images:
-        attempts += BATCH
-        if attempts > images * 20 + 200:
-            raise RuntimeError("synthetic dataset: too few images with a clear top-1 answer")
-        names: list[str] = []
-        batch: list[np.ndarray] = []
-        for _ in range(BATCH):
-            name = f"ILSVRC2012_val_{len(accepted) + len(names) + 1:08d}.JPEG"
-            path = val_dir / name
-            cv2.imwrite(str(path), _random_image(rng), [cv2.IMWRITE_JPEG_QUALITY, 90])
-            names.append(name)
-            batch.append(load_and_preprocess(path))  # label what the SUT will decode
-        probs = session.run([SOFTMAX_OUTPUT], {INPUT_NAME: np.stack(batch)})[0]  # type: ignore[attr-defined]
-        kept = 0
-        for name, p in zip(names, probs, strict=True):
-            order = np.argsort(p)[::-1]
-            top1, top2 = float(p[order[0]]), float(p[order[1]])
-            clear = (top1 - top2) / top1 >= MIN_RELATIVE_MARGIN
-            if order[0] == 0 or not clear or len(accepted) >= images:
-                (val_dir / name).unlink()
-                continue
-            final = f"ILSVRC2012_val_{len(accepted) + 1:08d}.JPEG"
-            (val_dir / name).rename(val_dir / f"{final}.keep")
-            accepted.append((final, int(order[0]) - 1))
-            kept += 1
-        for kept_file in val_dir.glob("*.keep"):
-            kept_file.rename(kept_file.with_suffix(""))
-        if progress and kept:
-            progress(kept)
+    probabilities = np.concatenate(
+        [
+            session.run([SOFTMAX_OUTPUT], {INPUT_NAME: samples[i : i + BATCH]})[0]  # type: ignore[attr-defined]
+            for i in range(0, images, BATCH)
+        ]
+    )
+    labels = []
+    for position, row in enumerate(probabilities):
+        top1, clear = _clear(row)
+        if top1 != _class_of(position) or not clear:
+            raise RuntimeError(
+                f"synthetic image {position} answers class {top1} (expected "
+                f"{_class_of(position)}, clear margin: {clear}): try another --seed"
+            )
+        labels.append(top1 - 1)  # the reference decodes ArgMax − 1
+    if progress:
+        progress(images - images // BATCH * (BATCH // 2))
 
     (root / SYNTHETIC_DATASET / VAL_MAP).write_text(
-        "".join(f"val/{name} {label}\n" for name, label in accepted)
+        "".join(f"val/{name} {label}\n" for name, label in zip(names, labels, strict=True))
     )
-    distinct = len({label for _, label in accepted})
     meta = {
         "kind": "synthetic",
-        "note": "random weights; labels are its own FP32 answers: accuracy is a plumbing check",
+        "note": "random-weight ResNet50 body, prototype head; labels are its own FP32 answers: "
+        "accuracy is a plumbing check",
         "images": images,
         "seed": seed,
         "generator_version": SYNTHETIC_VERSION,
-        "distinct_labels": distinct,
+        "distinct_labels": len(set(labels)),
         "min_relative_margin": MIN_RELATIVE_MARGIN,
     }
     atomic_write_text(root / SYNTHETIC_MARKER, json.dumps(meta, indent=2) + "\n")

@@ -83,9 +83,12 @@ class _GraphBuilder:
 
 
 def build_resnet50(
-    seed: int, fc_bias: np.ndarray | None = None, with_features: bool = False
+    seed: int,
+    fc_bias: np.ndarray | None = None,
+    with_features: bool = False,
+    fc_weight: np.ndarray | None = None,
 ) -> Any:
-    """Build the ONNX ModelProto (weights drawn from `seed`)."""
+    """Build the ONNX ModelProto (weights drawn from `seed`; the classifier's may be given)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -100,7 +103,7 @@ def build_resnet50(
     pooled = g.op("GlobalAveragePool", [x])
     features = g.op("Flatten", [pooled], axis=1)
     fc_w = g.rng.standard_normal((c_in, NUM_CLASSES_WITH_BACKGROUND)) * np.sqrt(1.0 / c_in)
-    w = g._const("fc/W", fc_w)
+    w = g._const("fc/W", fc_w if fc_weight is None else fc_weight)
     b = g._const("fc/B", fc_bias if fc_bias is not None else np.zeros(NUM_CLASSES_WITH_BACKGROUND))
     logits = g.op("Gemm", [features, w, b])
     g.nodes.append(helper.make_node("Softmax", [logits], [SOFTMAX_OUTPUT], axis=1))
@@ -129,12 +132,3 @@ def build_resnet50(
     model.doc_string = f"ResNet50 v1.5 shape, seeded random weights (seed={seed}); not a classifier"
     onnx.checker.check_model(model)
     return model
-
-
-def fc_weights(model: Any) -> np.ndarray:
-    from onnx import numpy_helper
-
-    for init in model.graph.initializer:
-        if init.name == "fc/W":
-            return np.asarray(numpy_helper.to_array(init))
-    raise KeyError("fc/W")

@@ -144,15 +144,18 @@ PROFILES: tuple[Profile, ...] = (
 )
 # fmt: on
 
-# The CPU twin (onnxruntime CPU provider): one slot using every core, moderate batches. Rates
-# are per core (a 2-core host with AVX-512 VNNI did ~30 samples/s per core on the U8S8 model).
-CPU_RATE_PER_CORE = 25.0
-CPU_SS_LATENCY_MS = 40.0
+# The CPU twin (onnxruntime CPU provider). Throughput scenarios run one single-threaded slot per
+# core (measured fastest per CPU-second); latency scenarios one slot using every core. Rates are
+# per core: a 2-core AVX2 host (no VNNI) did ~18 samples/s per core on the U8S8 model.
+CPU_RATE_PER_CORE = 17.0
+CPU_SS_LATENCY_MS = 60.0
 CPU_PROFILE_NAME = "cpu-twin"
 
 
+# fmt: off
 def cpu_profile(cores: int) -> Profile:
-    rate = CPU_RATE_PER_CORE * max(1, cores)
+    cores = max(1, cores)
+    rate = CPU_RATE_PER_CORE * cores
     return Profile(
         CPU_PROFILE_NAME,
         "mlorch CPU twin (onnxruntime CPU, U8S8), rates per core measured on a 2-core host",
@@ -160,17 +163,25 @@ def cpu_profile(cores: int) -> Profile:
         (),
         {
             "SingleStream": ScenarioSettings(
-                1, 1, 1, 0, use_graphs=False, expected_latency_ms=CPU_SS_LATENCY_MS
+                batch_size=1, copy_streams=1, inference_streams=1, deque_timeout_us=0,
+                use_graphs=False, threads_per_slot=cores, expected_latency_ms=CPU_SS_LATENCY_MS,
             ),
             "MultiStream": ScenarioSettings(
-                8, 1, 1, 0, use_graphs=False, expected_latency_ms=8 * 1000.0 / rate
+                batch_size=8, copy_streams=1, inference_streams=1, deque_timeout_us=0,
+                use_graphs=False, threads_per_slot=cores,
+                expected_latency_ms=round(8 * 1000.0 / rate, 1),
             ),
             "Server": ScenarioSettings(
-                8, 1, 1, 20_000, use_graphs=False, expected_qps=round(rate * 0.5, 1)
+                batch_size=4, copy_streams=cores, inference_streams=1, deque_timeout_us=20_000,
+                use_graphs=False, threads_per_slot=1, expected_qps=round(rate * 0.5, 1),
             ),
-            "Offline": ScenarioSettings(64, 1, 1, 0, use_graphs=False, expected_qps=rate),
+            "Offline": ScenarioSettings(
+                batch_size=32, copy_streams=cores, inference_streams=1, deque_timeout_us=0,
+                use_graphs=False, threads_per_slot=1, expected_qps=rate,
+            ),
         },
     )
+# fmt: on
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,351 @@
+"""Container entry point of the Dell/NVIDIA recipe:
+`python -m backends.dell_trt prepare|synthetic|model|engines|run|throughput ...`.
+
+- `prepare`, `synthetic`: the shared commands (backends.common.cli); the dataset is cached as
+  INT8 linear NCHW.
+- `model`: NVIDIA's graph changes, one calibration, the S8S8 (TensorRT) and U8S8 (CPU twin)
+  Q/DQ models, and the FP32 agreement guard of the CPU model, into the host's models/<key>.
+- `engines` (cuda): the TensorRT engines of the run's scenarios, built once per key into the
+  engine cache, each guarded against the FP32 labels; one `mlorch-guard {json}` line per engine.
+- `run`: one LoadGen test (one per process) through the LWIS harness, on the TensorRT engines
+  (cuda) or on onnxruntime's CPU provider (cpu, the twin).
+- `throughput`: the raw engine's samples/s at the scenario's batch, no LoadGen (benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
+
+GUARD_PREFIX = "mlorch-guard "
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def _model(args: argparse.Namespace) -> int:
+    """Prepare the recipe's models into --out (the host's models/<key> folder)."""
+    from backends.common.layout import read_val_map, val_map_digest
+    from backends.dell_trt import artifact, quantize, recipe
+
+    if args.calibration_list is not None:
+        calibration = artifact.official_calibration_set(args.dataset, args.calibration_list)
+    else:
+        calibration = artifact.synthetic_calibration_set(args.dataset)
+    entries = read_val_map(args.dataset, args.val_map)[: args.guard_samples]
+    tag = recipe.guard_tag(val_map_digest(args.dataset, args.val_map), len(entries))
+    prepared = quantize.prepare_model(
+        args.model,
+        args.dataset,
+        args.out,
+        calibration,
+        [entry.relpath for entry in entries],
+        tag,
+        min_agreement=args.min_agreement,
+        log=_log,
+    )
+    _log(f"prepared model in {prepared.directory}: {prepared.guard.summary()}")
+    return 0
+
+
+def _settings(path: Path, scenario: str) -> Any:
+    from backends.dell_trt.settings import from_json
+
+    return from_json(path.read_text(), scenario)
+
+
+def _gpu_config(settings: Any, device: int) -> Any:
+    from backends.dell_trt.gpu_device import GpuDeviceConfig
+
+    return GpuDeviceConfig(
+        device=device,
+        batch_size=settings.batch_size,
+        copy_streams=settings.copy_streams,
+        inference_streams=min(settings.inference_streams, settings.copy_streams),
+        use_graphs=settings.use_graphs,
+        start_from_device=settings.start_from_device,
+    )
+
+
+def _engines(args: argparse.Namespace) -> int:
+    """Build (or find) the engine of each scenario on each visible GPU, and guard each one."""
+    import numpy as np
+
+    from backends.common.dataset import Int8Samples
+    from backends.dell_trt import cuda_rt, guard, recipe
+    from backends.dell_trt.artifact import ENCODINGS, guard_files
+    from backends.dell_trt.engine_cache import EngineCache
+    from backends.dell_trt.trt_engine import TrtRunner, cached_engine
+
+    onnx_path = args.artifacts / ENCODINGS[recipe.TRT_ENCODING].file
+    _, labels_file = guard_files(args.artifacts, args.guard_tag)
+    indices, reference = guard.load_fp32_labels(labels_file)
+    store = Int8Samples(args.cache, args.count, args.count)
+    store.load(indices.tolist())
+    samples = np.take(store.array, store.rows(indices), axis=0)
+    cache = EngineCache(args.engines)
+    for device in range(cuda_rt.device_count()):
+        cuda_rt.set_device(device)
+        gpu = cuda_rt.device_info(device)
+        built: set[tuple[int, int]] = set()
+        for scenario in args.scenarios.split(","):
+            settings = _settings(args.settings, scenario)
+            shape = (settings.batch_size, settings.copy_streams)
+            if shape in built:
+                continue
+            built.add(shape)
+            entry = cached_engine(
+                cache, onnx_path, gpu, settings.batch_size, settings.copy_streams,
+                on_wait=lambda: _log("waiting for another build of the same engine"),
+            )  # fmt: skip
+            runner = TrtRunner(entry.plan_path.read_bytes(), settings.copy_streams)
+            try:
+                result = guard.check(
+                    _runner_labels(runner, device, settings.batch_size),
+                    samples,
+                    reference,
+                    args.min_agreement,
+                    batch=settings.batch_size,
+                )
+            finally:
+                runner.close()
+            record = {
+                "engine": entry.key.digest()[:16],
+                "gpu": f"{device} {gpu.name}",
+                "scenario": scenario,
+                "batch_size": settings.batch_size,
+                "profiles": settings.copy_streams,
+                "encoding": recipe.TRT_ENCODING,
+                **result.as_dict(),
+            }
+            _log(f"engine {record['engine']} ({scenario}, gpu {device}): {result.summary()}")
+            print(GUARD_PREFIX + json.dumps(record), flush=True)
+    return 0
+
+
+def _runner_labels(runner: Any, device: int, capacity: int) -> Any:
+    """labels_of(int8 batch) on a TensorRT runner's first context, for the engine guard: the
+    same engine the tests run, fed through pinned buffers on one stream."""
+    import numpy as np
+
+    from backends.common.resnet50 import SAMPLE_ELEMENTS, SAMPLE_SHAPE
+    from backends.dell_trt import cuda_rt
+
+    stream = cuda_rt.Stream()
+    h_input = cuda_rt.PinnedHostBuffer(capacity * SAMPLE_ELEMENTS)
+    h_output = cuda_rt.PinnedHostBuffer(capacity * 4)
+    d_input = cuda_rt.DeviceBuffer(capacity * SAMPLE_ELEMENTS)
+    d_output = cuda_rt.DeviceBuffer(capacity * 4)
+    inputs = h_input.array(np.int8, (capacity, *SAMPLE_SHAPE))
+    outputs = h_output.array(np.int32, (capacity,))
+
+    def labels_of(batch: np.ndarray) -> np.ndarray:
+        n = len(batch)
+        cuda_rt.set_device(device)
+        inputs[:n] = batch
+        runner.prepare_shape(0, n, stream.handle)
+        cuda_rt.copy_htod_async(d_input.handle, h_input.handle, n * SAMPLE_ELEMENTS, stream.handle)
+        runner.enqueue(0, n, d_input.handle, d_output.handle, stream.handle)
+        cuda_rt.copy_dtoh_async(h_output.handle, d_output.handle, n * 4, stream.handle)
+        stream.synchronize()
+        return outputs[:n].copy()
+
+    return labels_of
+
+
+class _StoreWithDevices:
+    """The INT8 store as LoadGen's sample library; after each load/unload the GPU devices that
+    keep the samples in device memory (start_from_device) copy them again."""
+
+    def __init__(self, store: Any, devices: Sequence[Any]) -> None:
+        self.store = store
+        self.devices = devices
+        self.total_count = store.total_count
+        self.performance_count = store.performance_count
+
+    def load(self, indices: list[int]) -> None:
+        self.store.load(indices)
+        for device in self.devices:
+            device.samples_loaded()
+
+    def unload(self, indices: list[int]) -> None:
+        self.store.unload(indices)
+        for device in self.devices:
+            device.samples_loaded()
+
+
+def _open_devices(args: argparse.Namespace, settings: Any, store: Any) -> list[Any]:
+    """The engines this test runs on: one TensorRT device per GPU, or the CPU twin."""
+    from backends.dell_trt import recipe
+    from backends.dell_trt.artifact import ENCODINGS
+
+    if args.device == "cuda":
+        from backends.dell_trt import cuda_rt
+        from backends.dell_trt.trt_engine import open_gpu_device
+
+        count = cuda_rt.device_count()
+        if count == 0:
+            raise RuntimeError("--device cuda but no GPU is visible inside the container")
+        onnx_path = args.artifacts / ENCODINGS[recipe.TRT_ENCODING].file
+        return [
+            open_gpu_device(onnx_path, args.engines, store, _gpu_config(settings, device))
+            for device in range(count)
+        ]
+    from backends.dell_trt.ort_engine import OrtCpuDevice
+
+    device = OrtCpuDevice(
+        args.artifacts / ENCODINGS[recipe.CPU_ENCODING].file,
+        store,
+        slots=settings.copy_streams,
+        threads_per_slot=settings.threads_per_slot,
+        capacity=settings.batch_size,
+    )
+    device.warm_up((1, settings.batch_size))
+    return [device]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from backends.common.dataset import Int8Samples
+    from backends.common.loadgen_driver import TestRequest, run_test
+    from backends.dell_trt.sut import LwisSUT, fail_process
+
+    settings = _settings(args.settings, args.scenario)
+    store = Int8Samples(args.cache, args.count, args.performance_count)
+    devices = _open_devices(args, settings, store)
+    qsl: Any = store
+    if args.device == "cuda" and settings.start_from_device:
+        qsl = _StoreWithDevices(store, devices)
+    facts = {
+        "backend": "dell-trt",
+        "engine": "tensorrt" if args.device == "cuda" else "onnxruntime-cpu (twin)",
+        "device": args.device,
+        "devices": [getattr(device, "name", "?") for device in devices],
+        "settings": json.loads(args.settings.read_text()),
+        "device_facts": [getattr(device, "facts", {}) for device in devices],
+    }
+    _log(
+        f"dell-trt SUT: {args.scenario}/{args.mode} on {facts['engine']}, "
+        f"{len(devices)} device(s), batch {settings.batch_size}, "
+        f"{settings.copy_streams} copy / {settings.inference_streams} inference stream(s), "
+        f"graphs {'on' if settings.use_graphs else 'off'}, samples={store.total_count}"
+    )
+    request = TestRequest(
+        scenario=args.scenario,
+        mode=args.mode,
+        user_conf=args.user_conf,
+        output_dir=args.output,
+        audit_config=args.audit_config,
+    )
+    try:
+        run_test(
+            request,
+            qsl,
+            lambda: LwisSUT(devices, settings.batch_size, settings.deque_timeout_us, fail_process),
+            facts,
+            coalesce_server=True,
+        )
+    finally:
+        for device in devices:
+            device.close()
+    _log("LoadGen test finished")
+    return 0
+
+
+def _throughput(args: argparse.Namespace) -> int:
+    """Raw samples/s of the engine at the scenario's batch size (no LoadGen)."""
+    from backends.common.dataset import Int8Samples
+    from backends.dell_trt.throughput import raw_throughput
+
+    settings = _settings(args.settings, args.scenario)
+    store = Int8Samples(args.cache, args.count, args.count)
+    indices = list(range(args.count))
+    store.load(indices)
+    devices = _open_devices(args, settings, store)
+    try:
+        results = [
+            raw_throughput(device, indices, settings.batch_size, args.seconds) for device in devices
+        ]
+    finally:
+        for device in devices:
+            device.close()
+    record = {
+        "samples_per_second": sum(r.samples_per_s for r in results),
+        "batch": settings.batch_size,
+        "devices": len(devices),
+        "results": [
+            {"samples": r.samples, "seconds": r.seconds, "slots": r.slots} for r in results
+        ],
+        "device_facts": [getattr(device, "facts", {}) for device in devices],
+    }
+    print("MLORCH_THROUGHPUT " + json.dumps(record), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from backends.common.cli import add_common_commands
+
+    parser = argparse.ArgumentParser(prog="python -m backends.dell_trt")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands = add_common_commands(sub)
+
+    model = sub.add_parser("model", help="prepare the INT8 models and guard them against FP32")
+    model.add_argument("--model", type=Path, required=True)
+    model.add_argument("--dataset", type=Path, required=True)
+    model.add_argument("--val-map", type=Path, default=None)
+    model.add_argument("--count", type=int, required=True)
+    model.add_argument("--out", type=Path, required=True)
+    model.add_argument("--calibration-list", type=Path, default=None)
+    model.add_argument("--guard-samples", type=int, required=True)
+    model.add_argument("--min-agreement", type=float, default=0.99)
+
+    engines = sub.add_parser("engines", help="build and guard the TensorRT engines (cuda)")
+    engines.add_argument("--artifacts", type=Path, required=True)
+    engines.add_argument("--settings", type=Path, required=True)
+    engines.add_argument("--cache", type=Path, required=True)
+    engines.add_argument("--count", type=int, required=True)
+    engines.add_argument("--engines", type=Path, required=True)
+    engines.add_argument("--scenarios", required=True)
+    engines.add_argument("--guard-tag", required=True)
+    engines.add_argument("--min-agreement", type=float, default=0.99)
+
+    for name, helptext in (
+        ("run", "run one LoadGen test"),
+        ("throughput", "raw engine throughput (benchmark baseline)"),
+    ):
+        command = sub.add_parser(name, help=helptext)
+        command.add_argument("--scenario", required=True)
+        command.add_argument("--cache", type=Path, required=True)
+        command.add_argument("--count", type=int, required=True)
+        command.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+        command.add_argument("--artifacts", type=Path, required=True)
+        command.add_argument("--settings", type=Path, required=True)
+        command.add_argument("--engines", type=Path, default=None)
+        if name == "run":
+            command.add_argument("--mode", required=True)
+            command.add_argument("--model", type=Path, default=None)  # provenance only
+            command.add_argument("--performance-count", type=int, default=PERFORMANCE_SAMPLE_COUNT)
+            command.add_argument("--user-conf", type=Path, required=True)
+            command.add_argument("--output", type=Path, required=True)
+            command.add_argument("--audit-config", type=Path, default=None)
+        else:
+            command.add_argument("--seconds", type=float, default=20.0)
+
+    args = parser.parse_args(argv)
+    needs_engines = args.command in ("run", "throughput") and args.device == "cuda"
+    if needs_engines and args.engines is None:
+        parser.error("--device cuda needs --engines")
+    commands.update(model=_model, engines=_engines, run=_run, throughput=_throughput)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # onnxruntime manages its own threads
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
