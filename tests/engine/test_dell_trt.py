@@ -1,0 +1,102 @@
+"""`mlorch up dell-trt --device cpu --quick`: the Dell/NVIDIA recipe's CPU twin end to end in real
+containers: INT8 preprocessing, the model step (graph rewrite, one calibration, two Q/DQ
+encodings, FP32 guard), all four scenarios through the LWIS harness and real LoadGen, both modes,
+and the accuracy runs reporting their agreement with FP32."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.engine.client import DockerEngine
+from tests.engine.conftest import mlorch
+
+pytestmark = pytest.mark.engine
+
+SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+
+
+@pytest.fixture(scope="module")
+def twin_run(
+    tmp_path_factory: pytest.TempPathFactory, engine: DockerEngine
+) -> tuple[subprocess.CompletedProcess[str], Path, dict[str, Any]]:
+    work = tmp_path_factory.mktemp("dell-trt")
+    result = mlorch("up", "dell-trt", "--device", "cpu", "--quick", cwd=work, timeout=1500)
+    manifests = sorted((work / "runs").glob("*/manifest.json"))
+    assert len(manifests) == 1, result.stderr[-4000:]
+    return result, manifests[0].parent, json.loads(manifests[0].read_text())
+
+
+def test_all_scenarios_and_modes_complete(
+    twin_run: tuple[subprocess.CompletedProcess[str], Path, dict[str, Any]],
+) -> None:
+    result, run_dir, manifest = twin_run
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert manifest["status"] == "complete"
+    assert len(manifest["tests"]) == 8
+    for scenario in SCENARIOS:
+        for mode in ("performance", "accuracy"):
+            folder = run_dir / "dell-trt" / scenario / mode
+            for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "harness.json"):
+                assert (folder / name).stat().st_size > 0, folder / name
+            harness = json.loads((folder / "harness.json").read_text())
+            assert harness["engine"] == "onnxruntime-cpu (twin)"
+            assert harness["issue_path"] == "fast"  # ConstructFastSUT
+            assert harness["harness_stats"]["samples"] > 0
+        accuracy = (run_dir / "dell-trt" / scenario / "accuracy" / "accuracy.txt").read_text()
+        assert accuracy.strip() == "accuracy=100.000%, good=64, total=64"
+    assert "Traceback" not in result.stderr
+
+
+def test_recipe_is_recorded_and_guarded(
+    twin_run: tuple[subprocess.CompletedProcess[str], Path, dict[str, Any]],
+) -> None:
+    _, run_dir, manifest = twin_run
+    harness = manifest["spec"]["harness"]
+    assert harness["profile"] == "cpu-twin"
+    assert harness["scenarios"]["Offline"]["batch_size"] >= 1
+    recipe = manifest["recipe"]
+    (cpu_guard,) = recipe["guards"]
+    assert cpu_guard["encoding"] == "u8s8"
+    assert cpu_guard["fraction"] >= 0.99
+    artifacts = Path(recipe["artifacts"])
+    prepared = json.loads((artifacts / "artifact.json").read_text())
+    assert set(prepared["encodings"]) == {"s8s8", "u8s8"}  # one calibration, two encodings
+    settings = json.loads((run_dir / "dell-trt" / "settings.json").read_text())
+    assert settings["profile"] == "cpu-twin"
+    # The preprocessed cache is INT8 linear: 150 528 bytes a sample (plus the .npy header).
+    offline = next(t for t in manifest["tests"] if t["scenario"] == "Offline")
+    assert offline["harness"]["settings"]["profile"] == "cpu-twin"
+
+
+def test_accuracy_runs_report_fp32_agreement(
+    twin_run: tuple[subprocess.CompletedProcess[str], Path, dict[str, Any]],
+) -> None:
+    _, run_dir, _ = twin_run
+    for scenario in SCENARIOS:
+        result = json.loads(
+            (run_dir / "dell-trt" / scenario / "accuracy" / "result.json").read_text()
+        )
+        assert result["fp32_agreement"] == {"agree": 64, "total": 64, "percent": 100.0}
+
+
+def test_second_run_reuses_the_prepared_model(
+    twin_run: tuple[subprocess.CompletedProcess[str], Path, dict[str, Any]],
+    tmp_path: Path,
+    engine: DockerEngine,
+) -> None:
+    result = mlorch(
+        "up", "dell-trt", "--device", "cpu", "--quick", "-s", "Offline", "-m", "PerformanceOnly",
+        "--set", "Offline.batch_size=16", cwd=tmp_path, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "prepared model" in result.stderr
+    assert "is complete" in result.stderr  # no second calibration
+    assert "calibrating" not in result.stderr
+    manifest = json.loads(next((tmp_path / "runs").glob("*/manifest.json")).read_text())
+    assert manifest["spec"]["harness"]["scenarios"]["Offline"]["batch_size"] == 16
+    assert manifest["spec"]["harness"]["overrides"] == ["Offline.batch_size=16"]
