@@ -314,16 +314,25 @@ def throughput_spec(
     device: Device,
     seconds: float,
     user: str,
+    recipe: RecipeInputs | None = None,
+    scenario: Scenario = Scenario.OFFLINE,
 ) -> ContainerSpec:
-    """Raw inference throughput in the SUT image, no LoadGen (the benchmarks' baseline)."""
-    command = ("throughput", "--model", MODEL_MOUNT, "--cache", CACHE_MOUNT, "--count", str(count),
-               "--seconds", str(seconds), "--device", device.value)  # fmt: skip
+    """Raw inference throughput in the SUT image, no LoadGen (the benchmarks' baseline); a
+    recipe backend measures its engine with the scenario's settings."""
+    command: tuple[str, ...] = ("throughput", "--cache", CACHE_MOUNT, "--count", str(count),
+                                "--seconds", str(seconds), "--device", device.value)  # fmt: skip
+    mounts = [Mount(model, MODEL_MOUNT), Mount(cache, CACHE_MOUNT)]
+    if recipe is None:
+        command = (*command, "--model", MODEL_MOUNT)
+    else:
+        command = (*command, "--scenario", scenario.value, *recipe.args())
+        mounts += recipe.mounts()
     return ContainerSpec(
         image=image,
         command=command,
         name=f"mlorch-bench-{os.getpid()}",
         user=user,
-        mounts=(Mount(model, MODEL_MOUNT), Mount(cache, CACHE_MOUNT)),
+        mounts=tuple(mounts),
         labels=L.base_labels(backend=backend.name, role="benchmark"),
         gpus=device is Device.CUDA,
     )
