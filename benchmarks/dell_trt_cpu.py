@@ -72,7 +72,7 @@ def raw(engine: DockerEngine, backend: str, run: dict[str, Any], seconds: float)
     return dict(json.loads(line.removeprefix("MLORCH_THROUGHPUT ")))
 
 
-def offline(backend: str, rate: float, seconds: float, cwd: Path) -> dict[str, Any]:
+def offline(backend: str, rate: float, seconds: float, cwd: Path, *extra: str) -> dict[str, Any]:
     """One Offline performance test lasting about `seconds` at the expected `rate`."""
     config = cwd / "offline.toml"
     config.write_text(
@@ -80,7 +80,7 @@ def offline(backend: str, rate: float, seconds: float, cwd: Path) -> dict[str, A
         f"[run.tuning]\noffline_expected_qps = {rate:.2f}\n"
         f"[run.quick]\nmin_duration_ms = {int(seconds * 1000)}\n"
     )
-    run = mlorch_up(backend, "--quick", "--config", str(config), cwd=cwd)
+    run = mlorch_up(backend, "--quick", "--config", str(config), *extra, cwd=cwd)
     return dict(run["tests"][0])
 
 
@@ -89,7 +89,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each measurement")
+    parser.add_argument(
+        "--set", action="append", default=[], help="dell-trt harness setting (key=value)"
+    )
     args = parser.parse_args()
+    twin_set = [arg for item in args.set for arg in ("--set", item)]
     engine = DockerEngine.connect()
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,7 +103,8 @@ def main() -> None:
             (work / f"warm-{backend}").mkdir()
             warm[backend] = mlorch_up(
                 backend, "--quick", "-s", "Offline", "-s", "SingleStream", "-m",
-                "PerformanceOnly", cwd=work / f"warm-{backend}",
+                "PerformanceOnly", *(twin_set if backend == "dell-trt" else ()),
+                cwd=work / f"warm-{backend}",
             )  # fmt: skip
         # Interleaved, so both see the same machine load.
         raw_ref = raw(engine, "reference", warm["reference"], args.seconds)
@@ -107,7 +112,9 @@ def main() -> None:
         (work / "ref").mkdir()
         (work / "twin").mkdir()
         lg_ref = offline("reference", raw_ref["samples_per_second"], args.seconds, work / "ref")
-        lg_twin = offline("dell-trt", raw_twin["samples_per_second"], args.seconds, work / "twin")
+        lg_twin = offline(
+            "dell-trt", raw_twin["samples_per_second"], args.seconds, work / "twin", *twin_set
+        )
 
     ref_qps = float(lg_ref["result"]["value"])
     twin_qps = float(lg_twin["result"]["value"])

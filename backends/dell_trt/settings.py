@@ -176,7 +176,7 @@ def cpu_profile(cores: int) -> Profile:
                 use_graphs=False, threads_per_slot=1, expected_qps=round(rate * 0.5, 1),
             ),
             "Offline": ScenarioSettings(
-                batch_size=32, copy_streams=cores, inference_streams=1, deque_timeout_us=0,
+                batch_size=8, copy_streams=cores, inference_streams=1, deque_timeout_us=0,
                 use_graphs=False, threads_per_slot=1, expected_qps=rate,
             ),
         },
