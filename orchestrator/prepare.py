@@ -293,9 +293,20 @@ class PreparedRecipe:
     artifact_key: str
     guards: list[dict[str, Any]]  # the CPU model's, then one per TensorRT engine
     fp32_labels: dict[int, int]  # FP32 top-1 of the guard samples (qsl index → label)
+    device: Device
+
+    @property
+    def engine(self) -> str:
+        return "tensorrt" if self.device is Device.CUDA else "onnxruntime-cpu (twin)"
+
+    @property
+    def encoding(self) -> str:
+        return recipe.TRT_ENCODING if self.device is Device.CUDA else recipe.CPU_ENCODING
 
     def record(self) -> dict[str, Any]:
         return {
+            "engine": self.engine,
+            "encoding": self.encoding,
             "artifact_key": self.artifact_key,
             "artifacts": str(self.inputs.artifacts),
             "engines": str(self.inputs.engines) if self.inputs.engines else None,
@@ -438,7 +449,9 @@ def ensure_recipe(
         for engine_guard in found:
             guards.append(engine_guard)
             _check_guard(engine_guard, spec.min_agreement, f"engine {engine_guard['engine']}")
-    return PreparedRecipe(RecipeInputs(artifacts, settings_file, engines_dir), key, guards, fp32)
+    return PreparedRecipe(
+        RecipeInputs(artifacts, settings_file, engines_dir), key, guards, fp32, spec.device
+    )
 
 
 def file_sha256(path: Path) -> str:

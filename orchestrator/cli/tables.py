@@ -57,7 +57,9 @@ def results_table(outcome: RunOutcome) -> Table:
     """scenario · mode · metric · value · verdict for one run (fits 80 columns)."""
     manifest = outcome.manifest
     spec = manifest.spec
-    table = Table(title=Text(f"{manifest.run_id} · {spec.get('backend')} · {spec.get('device')}"))
+    engine = f" · {manifest.recipe['engine']}" if manifest.recipe else ""
+    title = f"{manifest.run_id} · {spec.get('backend')} · {spec.get('device')}{engine}"
+    table = Table(title=Text(title))
     table.add_column("scenario", no_wrap=True)
     table.add_column("mode", no_wrap=True)
     table.add_column("metric", overflow="fold")
