@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from backends.common.digest import file_sha256
 from backends.common.locks import atomic_write_text
 from orchestrator import __version__
 from orchestrator.cachelock import cache_lock
@@ -351,12 +352,9 @@ def _file_sha256(path: Path) -> str:
         saved_stamp, _, saved = memo.read_text().partition(" ")
         if saved_stamp == stamp:
             return saved.strip()
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    atomic_write_text(memo, f"{stamp} {digest.hexdigest()}\n")
-    return digest.hexdigest()
+    digest = file_sha256(path)
+    atomic_write_text(memo, f"{stamp} {digest}\n")
+    return digest
 
 
 def ensure_image(

@@ -4,7 +4,6 @@ mlorch filling the same entry is waited for) and reused when complete."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from backends.common.digest import file_sha256
 from backends.common.layout import (
     BAD_IMAGES_EXIT,
     cache_is_complete,
@@ -452,11 +452,3 @@ def ensure_recipe(
     return PreparedRecipe(
         RecipeInputs(artifacts, settings_file, engines_dir), key, guards, fp32, spec.device
     )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -59,6 +59,25 @@ def _synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_test_arguments(parser: argparse.ArgumentParser, *, loadgen: bool) -> None:
+    """The arguments every backend's `run` (loadgen=True: one LoadGen test) and `throughput`
+    (loadgen=False: the raw engine) take; each backend adds its own engine options."""
+    from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
+
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    if not loadgen:
+        parser.add_argument("--seconds", type=float, default=20.0)
+        return
+    parser.add_argument("--scenario", required=True)
+    parser.add_argument("--mode", required=True)
+    parser.add_argument("--performance-count", type=int, default=PERFORMANCE_SAMPLE_COUNT)
+    parser.add_argument("--user-conf", type=Path, required=True)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--audit-config", type=Path, default=None)
+
+
 def add_common_commands(sub: argparse._SubParsersAction) -> dict[str, Command]:  # type: ignore[type-arg]
     prepare = sub.add_parser("prepare", help="preprocess the dataset into the cache")
     prepare.add_argument("--dataset", type=Path, required=True)

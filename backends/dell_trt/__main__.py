@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
-
 GUARD_PREFIX = "mlorch-guard "
 
 
@@ -290,7 +288,7 @@ def _throughput(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backends.common.cli import add_common_commands
+    from backends.common.cli import add_common_commands, add_test_arguments
 
     parser = argparse.ArgumentParser(prog="python -m backends.dell_trt")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -321,22 +319,14 @@ def main(argv: list[str] | None = None) -> int:
         ("throughput", "raw engine throughput (benchmark baseline)"),
     ):
         command = sub.add_parser(name, help=helptext)
-        command.add_argument("--scenario", required=True)
-        command.add_argument("--cache", type=Path, required=True)
-        command.add_argument("--count", type=int, required=True)
-        command.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+        add_test_arguments(command, loadgen=name == "run")
         command.add_argument("--artifacts", type=Path, required=True)
         command.add_argument("--settings", type=Path, required=True)
         command.add_argument("--engines", type=Path, default=None)
         if name == "run":
-            command.add_argument("--mode", required=True)
             command.add_argument("--model", type=Path, default=None)  # provenance only
-            command.add_argument("--performance-count", type=int, default=PERFORMANCE_SAMPLE_COUNT)
-            command.add_argument("--user-conf", type=Path, required=True)
-            command.add_argument("--output", type=Path, required=True)
-            command.add_argument("--audit-config", type=Path, default=None)
-        else:
-            command.add_argument("--seconds", type=float, default=20.0)
+        else:  # the raw engine runs with the settings of one scenario
+            command.add_argument("--scenario", default="Offline")
 
     args = parser.parse_args(argv)
     needs_engines = args.command in ("run", "throughput") and args.device == "cuda"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backends.common.digest import file_sha256
 from backends.common.layout import read_val_map
 from backends.common.resnet50 import (
     CALIBRATION_LIST,
@@ -97,14 +98,6 @@ class CalibrationSet:
 
     def paths(self, dataset_dir: Path) -> list[Path]:
         return [dataset_dir / relpath for relpath in self.relpaths]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def images_digest(dataset_dir: Path, relpaths: tuple[str, ...]) -> str:

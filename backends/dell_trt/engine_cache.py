@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from backends.common.digest import file_sha256
 from backends.common.locks import atomic_write_bytes, atomic_write_text, exclusive
 
 # The TensorRT of the pinned base image (nvcr.io/nvidia/tensorrt:26.03-py3). The API conformance
@@ -84,14 +85,6 @@ class EngineKey:
         """sha256 of the canonical JSON of the fields (sorted keys, no whitespace)."""
         canonical = json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ import os
 import sys
 from pathlib import Path
 
-from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
-
 
 def warm_up_batch_sizes(scenario: str, max_batchsize: int, total: int) -> tuple[int, ...]:
     """The batch shapes a scenario will run: warming others would only cost time."""
@@ -106,36 +104,22 @@ def _throughput(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backends.common.cli import add_common_commands
+    from backends.common.cli import add_common_commands, add_test_arguments
 
     parser = argparse.ArgumentParser(prog="python -m backends.reference")
     sub = parser.add_subparsers(dest="command", required=True)
     commands = add_common_commands(sub)
 
-    run = sub.add_parser("run", help="run one LoadGen test")
-    run.add_argument("--scenario", required=True)
-    run.add_argument("--mode", required=True)
-    run.add_argument("--model", type=Path, required=True)
-    run.add_argument("--cache", type=Path, required=True)
-    run.add_argument("--count", type=int, required=True)
-    run.add_argument("--performance-count", type=int, default=PERFORMANCE_SAMPLE_COUNT)
-    run.add_argument("--user-conf", type=Path, required=True)
-    run.add_argument("--output", type=Path, required=True)
-    run.add_argument("--audit-config", type=Path, default=None)
-    run.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    run.add_argument("--threads", type=int, default=0)
-    run.add_argument("--intra-op-threads", type=int, default=0)
-    run.add_argument("--max-batchsize", type=int, default=32)
-
-    raw = sub.add_parser("throughput", help="raw onnxruntime throughput (benchmark baseline)")
-    raw.add_argument("--model", type=Path, required=True)
-    raw.add_argument("--cache", type=Path, required=True)
-    raw.add_argument("--count", type=int, required=True)
-    raw.add_argument("--seconds", type=float, default=20.0)
-    raw.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    raw.add_argument("--threads", type=int, default=0)
-    raw.add_argument("--intra-op-threads", type=int, default=0)
-    raw.add_argument("--max-batchsize", type=int, default=32)
+    for name, helptext in (
+        ("run", "run one LoadGen test"),
+        ("throughput", "raw onnxruntime throughput (benchmark baseline)"),
+    ):
+        command = sub.add_parser(name, help=helptext)
+        add_test_arguments(command, loadgen=name == "run")
+        command.add_argument("--model", type=Path, required=True)
+        command.add_argument("--threads", type=int, default=0)
+        command.add_argument("--intra-op-threads", type=int, default=0)
+        command.add_argument("--max-batchsize", type=int, default=32)
 
     args = parser.parse_args(argv)
     commands.update(run=_run, throughput=_throughput)
