@@ -50,6 +50,7 @@ from orchestrator.prepare import (
     line_printer,
 )
 from orchestrator.results.accuracy import fp32_agreement, logged_labels, score_accuracy_log
+from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import RunManifest, utc_now
 from orchestrator.userconf import render_user_conf
@@ -369,7 +370,7 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
     if agreement is not None:
         result_data["fp32_agreement"] = agreement
     (test_dir / "result.json").write_text(json.dumps(result_data, indent=2) + "\n")
-    harness = _read_json(test_dir / "harness.json")
+    harness = read_json_object(test_dir / "harness.json")
     record = {
         "scenario": scenario.value,
         "mode": mode.value,
@@ -407,11 +408,3 @@ def _score(
             f"{accuracy.percent:.3f} %)"
         )
     return replace(result, value=round(accuracy.percent, 3)), agreement
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}

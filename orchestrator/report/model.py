@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from orchestrator.errors import ConfigError, ResultError
 from orchestrator.report.telemetry import TelemetryData, read_telemetry
+from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import (
     DETAIL,
     DetailLog,
@@ -325,14 +326,6 @@ class _Run:
         return scenario in (spec.get("scenarios") or ()) and mode in (spec.get("modes") or ())
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _host_line(host: dict[str, Any]) -> str:
     parts = [str(host.get("cpu_model") or "?")]
     if host.get("cpu_count"):
@@ -364,7 +357,7 @@ def _load_test(run_dir: Path, record: dict[str, Any]) -> _Test:
             test.accuracy = parse_accuracy_line((folder / "accuracy.txt").read_text())
         except (OSError, ResultError) as exc:
             test.problem = f"accuracy.txt: {exc}"
-        result = record.get("result") or _read_json(folder / "result.json")
+        result = record.get("result") or read_json_object(folder / "result.json")
         agreement = result.get("fp32_agreement") if isinstance(result, dict) else None
         test.agreement = agreement if isinstance(agreement, dict) else None
     try:
@@ -817,7 +810,7 @@ def _scenario_settings(run: _Run, scenario: str) -> dict[str, str]:
         test = run.tests.get((scenario, mode))
         if test is None:
             continue
-        record = test.record.get("harness") or _read_json(test.folder / "harness.json")
+        record = test.record.get("harness") or read_json_object(test.folder / "harness.json")
         if isinstance(record, dict) and record:
             _flat("harness", {k: v for k, v in record.items() if k not in VOLATILE_HARNESS_KEYS},
                   out)  # fmt: skip
