@@ -23,6 +23,7 @@ from pydantic import (
 
 from orchestrator.engine.client import BUILD_TIMEOUT_S
 from orchestrator.errors import ConfigError
+from orchestrator.telemetry import DEFAULT_HZ, MAX_HZ
 
 
 class Scenario(StrEnum):
@@ -137,6 +138,8 @@ class RunSpec(StrictModel):
     test_timeout_s: int = Field(default=7200, gt=0)  # each container: a test, prepare, synthetic
     build_timeout_s: int = Field(default=BUILD_TIMEOUT_S, gt=0)  # the whole image build
     memory: str | None = None  # memory limit of each container ("8g"); None: unlimited
+    # GPU (NVML) and host telemetry per test container, samples a second; 0: none.
+    telemetry_hz: float = Field(default=DEFAULT_HZ, ge=0, le=MAX_HZ)
     runs_dir: Path = Path("runs")
     wheelhouse: Path | None = None
     # dell-trt: `--set key=value` overrides, a forced profile, and the resolved settings
@@ -195,6 +198,7 @@ class FileConfig(StrictModel):
     test_timeout_s: int | None = None
     build_timeout_s: int | None = None
     memory: str | None = None
+    telemetry_hz: float | None = None
     runs_dir: Path | None = None
     wheelhouse: Path | None = None
     tuning: dict[str, float] | None = None

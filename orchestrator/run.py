@@ -53,6 +53,7 @@ from orchestrator.results.accuracy import fp32_agreement, logged_labels, score_a
 from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import RunManifest, utc_now
+from orchestrator.telemetry import NvmlSampler, record_telemetry
 from orchestrator.userconf import render_user_conf
 
 
@@ -78,6 +79,7 @@ class RunContext:
     terminal: Terminal
     gpu_access: GpuAccess | None = None  # how GPUs reach containers on cuda
     recipe: PreparedRecipe | None = None  # dell-trt: prepared model, engines, settings
+    nvml: Any = None  # the NVML API telemetry reads (None: nvidia-ml-py's pynvml)
 
 
 def new_run_id(backend: str) -> str:
@@ -351,7 +353,13 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
         threads=ctx.spec.threads, max_batchsize=ctx.spec.max_batchsize,
         gpu_access=ctx.gpu_access, recipe=ctx.recipe.inputs if ctx.recipe else None,
     )  # fmt: skip
+    hz = ctx.spec.telemetry_hz
+    sampler = NvmlSampler(hz, ctx.nvml) if hz > 0 else None
+    telemetry = None
+    failing = True
     try:
+        if sampler is not None:
+            sampler.start()  # just before the container: a baseline, zeroed when it starts
         outcome = run_to_completion(
             ctx.engine,
             replace(container, mem_limit=ctx.spec.memory_bytes),
@@ -359,9 +367,17 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
             log_file=test_dir / "container.log",
             on_line=line_printer(ctx.terminal, f"{scenario.value}/{mode.short}"),
             what=f"{scenario.value} {mode.value} test",
+            on_started=sampler.mark_zero if sampler is not None else None,
         )
+        failing = False
     finally:
+        recording = sampler.stop() if sampler is not None else None  # bounded
         ctx.identity.reclaim(test_dir)
+        if recording is not None:
+            # A failed, timed-out or interrupted test keeps what was sampled beside its logs;
+            # failing to write it then must not replace the error on its way out.
+            with contextlib.suppress(*((Exception,) if failing else ())):
+                telemetry = record_telemetry(recording, test_dir, mode is Mode.PERFORMANCE)
     result = result_from_logs(test_dir, scenario.value, mode.value)
     agreement = None
     if mode is Mode.ACCURACY:
@@ -380,7 +396,10 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
         "loadgen_seconds": harness.get("test_seconds"),
         "harness": harness,
         "result": result_data,
+        "telemetry": telemetry,
     }
+    for problem in (telemetry or {}).get("problems", ()):
+        ctx.terminal.warn(f"{scenario.value} {mode.value} telemetry: {problem}")
     return result, record
 
 

@@ -89,6 +89,17 @@ def up(
             show_default=False,
         ),
     ] = None,
+    telemetry_hz: Annotated[
+        float | None,
+        typer.Option(
+            "--telemetry-hz",
+            help="GPU (NVML) and host samples a second while each test runs; 0: none "
+            "[default: 10].",
+            min=0.0,
+            max=100.0,
+            show_default=False,
+        ),
+    ] = None,
     runs_dir: Annotated[
         Path | None,
         typer.Option(
@@ -154,6 +165,7 @@ def up(
         "test_timeout_s": timeout,
         "build_timeout_s": build_timeout,
         "memory": memory,
+        "telemetry_hz": telemetry_hz,
         "set_overrides": tuple(set_values) if set_values else None,
         "harness_profile": harness_profile,
         "calibration_list": calibration_list,

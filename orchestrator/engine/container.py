@@ -163,8 +163,11 @@ def run_to_completion(
     log_file: Path,
     on_line: Callable[[str], None],
     what: str,
+    on_started: Callable[[], None] | None = None,
 ) -> ContainerOutcome:
-    """Run `spec` to its end within `timeout_s`; the container never outlives this call."""
+    """Run `spec` to its end within `timeout_s`; the container never outlives this call.
+
+    `on_started` is called as soon as the engine has started the container (telemetry's zero)."""
     from docker.errors import DockerException
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +179,8 @@ def run_to_completion(
             container = engine.client.containers.create(**spec.create_kwargs())
             pump = _LogPump(container, log_file, on_line)
             container.start()
+            if on_started is not None:
+                on_started()
             pump.start()
         deadline = started + timeout_s
         state: dict[str, Any] = {}

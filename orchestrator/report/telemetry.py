@@ -1,4 +1,4 @@
-"""Reading a test's `telemetry/` folder (written while the SUT container runs).
+"""Reading a test's `telemetry/` folder (written by orchestrator/telemetry.py).
 
 The contract, per test folder (`runs/<id>/<backend>/<Scenario>/<mode>/telemetry/`):
 - `gpu.csv`: one row per GPU per sample, t_s = seconds since the container started;
@@ -21,16 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ResultError
+from orchestrator.telemetry import (  # the contract is the sampler's
+    GPU_COLUMNS,
+    GPU_CSV,
+    HOST_COLUMNS,
+    HOST_CSV,
+    SUMMARY_JSON,
+    TELEMETRY_DIR,
+)
 
-TELEMETRY_DIR = "telemetry"
-GPU_CSV = "gpu.csv"
-HOST_CSV = "host.csv"
-SUMMARY_JSON = "summary.json"
-GPU_COLUMNS = (
-    "t_s", "gpu", "power_w", "energy_mj", "sm_util_pct", "mem_util_pct", "mem_used_mib",
-    "sm_clock_mhz", "mem_clock_mhz", "temp_c", "throttle_reasons",
-)  # fmt: skip
-HOST_COLUMNS = ("t_s", "cpu_util_pct", "mem_used_mib")
 MAX_POINTS = 400  # per plotted series: enough for a 640-px wide plot, small HTML
 
 

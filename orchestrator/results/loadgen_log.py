@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,35 @@ def parse_accuracy_line(text: str) -> tuple[float, int, int]:
     if not match:
         raise ResultError("accuracy.txt has no 'accuracy=XX.XXX%, good=N, total=M' line")
     return float(match["acc"]), int(match["good"]), int(match["total"])
+
+
+# LoadGen writes power_begin/power_end as UTC wall-clock times, milliseconds truncated
+# (DateTimeStringForPower in loadgen/utils.cc: "%m-%d-%Y %H:%M:%S" + ".mmm", gmtime).
+POWER_TIME_FORMAT = "%m-%d-%Y %H:%M:%S.%f"
+
+
+def power_window(log: DetailLog) -> tuple[float, float] | None:
+    """LoadGen's power window (from the test's start to its last completion) as POSIX seconds;
+    None when the log has no power_begin/power_end (LoadGen did not finish the test)."""
+    begin, end = log.get("power_begin"), log.get("power_end")
+    if begin is None or end is None:
+        return None
+    times = []
+    for key, value in (("power_begin", begin), ("power_end", end)):
+        try:
+            moment = datetime.strptime(str(value), POWER_TIME_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            raise ResultError(f"{DETAIL}: {key} {value!r} is not a LoadGen power time") from None
+        times.append(moment.timestamp())
+    if times[1] < times[0]:
+        raise ResultError(f"{DETAIL}: power_end {end!r} precedes power_begin {begin!r}")
+    return times[0], times[1]
+
+
+def completed_samples(log: DetailLog) -> int | None:
+    """Samples a performance run completed: queries × samples per query (all complete before
+    LoadGen ends its power window)."""
+    queries, per_query = log.get("result_query_count"), log.get("generated_samples_per_query")
+    if isinstance(queries, int) and isinstance(per_query, int):
+        return queries * per_query
+    return None
