@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from orchestrator.results.loadgen_log import TestResult
     from orchestrator.results.manifest import RunListing
     from orchestrator.run import RunOutcome
+    from orchestrator.submission.tree import SubmissionOutcome
 
 RUN_STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 CHECK_STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
@@ -224,3 +225,20 @@ def doctor_list(checks: Sequence[Check]) -> Table:
             body.append(f"\nhint: {check.hint}", style="yellow")
         grid.add_row(Text(check.verdict, style=CHECK_STYLE[check.verdict]), body)
     return grid
+
+
+def submission_lines(outcome: SubmissionOutcome) -> Group:
+    """Each system of a tree just written, and where each of its scenarios comes from."""
+    plan = outcome.plan
+    lines = [Text(f"{plan.division}/{plan.submitter}", style="bold")]
+    for system in plan.systems:
+        description = system.description
+        head = Text(f"  {description.system_id}")
+        head.append(f"  {system.system_type}", style="cyan")
+        lines.append(head)
+        for entry in system.scenarios:
+            source = f"inferred from {entry.source}, " if entry.inferred else ""
+            lines.append(Text(f"    {entry.scenario}: {source}run {entry.run.run_id}"))
+        if description.supplied:
+            lines.append(Text(f"    from --system-facts: {', '.join(description.supplied)}"))
+    return Group(*lines)
