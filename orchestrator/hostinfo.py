@@ -127,4 +127,230 @@ def host_facts() -> dict[str, Any]:
         "gpus": [asdict(gpu) for gpu in gpus],
         "nvidia_driver": driver,
         "nvml": why or "ok",
+        "system": system_facts(),
+    }
+
+
+# --- system facts for a submission's systems/<id>.json -------------------------------------------
+# Read at `up` time (recorded in the manifest) from /proc, /sys and NVML; every probe returns None
+# (or nothing) where the host does not tell, so `submit` can ask for exactly those fields.
+
+SYS = Path("/sys")
+PROC = Path("/proc")
+# /sys/class/dmi/id/chassis_type (SMBIOS 3.x table 17) → what kind of system it is
+CHASSIS_TYPES = {
+    3: "desktop", 4: "low-profile desktop", 6: "mini tower", 7: "tower", 8: "portable",
+    9: "laptop", 10: "notebook", 13: "all-in-one", 17: "main server chassis",
+    23: "rack mount chassis", 24: "sealed-case PC", 28: "blade", 29: "blade enclosure",
+    30: "tablet", 31: "convertible", 35: "mini PC", 36: "stick PC",
+}  # fmt: skip
+NIC_TYPES = {1: "Ethernet", 32: "InfiniBand"}  # /sys/class/net/<nic>/type (ARPHRD_*)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _cpuinfo(proc: Path) -> list[dict[str, str]]:
+    """/proc/cpuinfo as one dict per logical CPU."""
+    text = _read(proc / "cpuinfo") or ""
+    cpus: list[dict[str, str]] = []
+    for block in text.split("\n\n"):
+        entry = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                entry[key.strip()] = value.strip()
+        if entry:
+            cpus.append(entry)
+    return cpus
+
+
+def cpu_topology(proc: Path = PROC) -> dict[str, Any]:
+    """Sockets, physical cores per socket and logical CPUs, from /proc/cpuinfo."""
+    cpus = _cpuinfo(proc)
+    sockets = {cpu["physical id"] for cpu in cpus if "physical id" in cpu}
+    cores = {(cpu.get("physical id"), cpu["core id"]) for cpu in cpus if "core id" in cpu}
+    mhz = [float(cpu["cpu MHz"]) for cpu in cpus if _is_number(cpu.get("cpu MHz"))]
+    return {
+        "sockets": len(sockets) or None,
+        "cores_per_socket": len(cores) // len(sockets) if sockets and cores else None,
+        "logical_cpus": len(cpus) or None,
+        "cpu_mhz": round(max(mhz)) if mhz else None,
+    }
+
+
+def _is_number(text: str | None) -> bool:
+    try:
+        float(text or "")
+    except ValueError:
+        return False
+    return True
+
+
+def cpu_max_mhz(sys_root: Path = SYS) -> int | None:
+    """The highest frequency cpufreq reports for CPU 0 (kHz in sysfs)."""
+    text = _read(sys_root / "devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    return int(text) // 1000 if text and text.isdigit() else None
+
+
+def cpu_caches(sys_root: Path = SYS) -> list[dict[str, Any]]:
+    """CPU 0's caches: level, type, size, and how many logical CPUs share each."""
+    caches = []
+    for index in sorted((sys_root / "devices/system/cpu/cpu0/cache").glob("index*")):
+        level, kind, size = (_read(index / name) for name in ("level", "type", "size"))
+        shared = _read(index / "shared_cpu_list")
+        if not (level and kind and size):
+            continue
+        caches.append(
+            {"level": int(level), "type": kind, "size": size, "shared_by": _count_cpus(shared)}
+        )
+    return caches
+
+
+def _count_cpus(cpu_list: str | None) -> int | None:
+    """How many CPUs a sysfs cpu list like `0-3,8` names."""
+    if not cpu_list:
+        return None
+    count = 0
+    for part in cpu_list.split(","):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            return None
+        count += int(last) - int(first) + 1 if last else 1
+    return count
+
+
+def block_devices(sys_root: Path = SYS) -> list[dict[str, Any]]:
+    """Physical disks (no loop, RAM or other virtual block devices): name, bytes, kind."""
+    disks = []
+    for device in sorted((sys_root / "block").glob("*")):
+        target = (device / "device").resolve() if (device / "device").exists() else None
+        if target is None or "/virtual/" in str(target):
+            continue
+        sectors = _read(device / "size")
+        if not sectors or not sectors.isdigit() or int(sectors) == 0:
+            continue
+        rotational = _read(device / "queue/rotational")
+        if device.name.startswith("nvme"):
+            kind = "NVMe SSD"
+        elif device.name.startswith("vd") or "virtio" in str(target):
+            kind = "virtio disk (virtual machine)"
+        else:
+            kind = "HDD" if rotational == "1" else "SSD"
+        disks.append({"name": device.name, "bytes": int(sectors) * 512, "kind": kind})
+    return disks
+
+
+def network_cards(sys_root: Path = SYS) -> list[dict[str, Any]]:
+    """Physical network interfaces (those backed by a device): name, kind, driver, speed."""
+    cards = []
+    for nic in sorted((sys_root / "class/net").glob("*")):
+        if not (nic / "device").exists():
+            continue
+        driver_link = nic / "device/driver"
+        driver = driver_link.resolve().name if driver_link.exists() else None
+        kind = _read(nic / "type")
+        speed = _read(nic / "speed")
+        known = kind is not None and kind.isdigit()
+        cards.append(
+            {
+                "name": nic.name,
+                "kind": NIC_TYPES.get(int(kind), f"type {kind}") if known and kind else None,
+                "driver": driver,
+                "speed_mbps": int(speed) if speed and speed.isdigit() and int(speed) > 0 else None,
+            }
+        )
+    return cards
+
+
+def os_release(etc: Path = Path("/etc")) -> str | None:
+    for line in (_read(etc / "os-release") or "").splitlines():
+        key, _, value = line.partition("=")
+        if key == "PRETTY_NAME":
+            return value.strip().strip('"') or None
+    return None
+
+
+def dmi_facts(sys_root: Path = SYS) -> dict[str, str | None]:
+    """Vendor, product and chassis kind from DMI (absent in most containers and some VMs)."""
+    dmi = sys_root / "class/dmi/id"
+    chassis = _read(dmi / "chassis_type")
+    return {
+        "vendor": _read(dmi / "sys_vendor") or None,
+        "product": _read(dmi / "product_name") or None,
+        "chassis": CHASSIS_TYPES.get(int(chassis)) if chassis and chassis.isdigit() else None,
+    }
+
+
+def nvml_accelerator_facts() -> tuple[list[dict[str, Any]], str | None]:
+    """(per GPU: name, memory, max clocks, PCIe link, active NVLinks; the CUDA version the driver
+    supports). Each figure NVML cannot give is None; no NVML: ([], None)."""
+    try:
+        import pynvml
+    except ImportError:
+        return [], None
+    try:
+        pynvml.nvmlInit()
+    except Exception:
+        return [], None
+    try:
+        cuda = _nvml(lambda: pynvml.nvmlSystemGetCudaDriverVersion())
+        gpus = [
+            _gpu_facts(pynvml, pynvml.nvmlDeviceGetHandleByIndex(index))
+            for index in range(pynvml.nvmlDeviceGetCount())
+        ]
+        version = f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) else None
+        return gpus, version
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _nvml(call: Any) -> Any:
+    try:
+        return call()
+    except Exception:  # NVMLError_NotSupported and friends: the figure is unknown
+        return None
+
+
+def _gpu_facts(pynvml: Any, handle: Any) -> dict[str, Any]:
+    memory = _nvml(lambda: pynvml.nvmlDeviceGetMemoryInfo(handle))
+    links = [
+        _nvml(lambda link=link: pynvml.nvmlDeviceGetNvLinkState(handle, link))
+        for link in range(int(getattr(pynvml, "NVML_NVLINK_MAX_LINKS", 0)))
+    ]
+    return {
+        "name": _text(_nvml(lambda: pynvml.nvmlDeviceGetName(handle)) or "") or None,
+        "memory_mib": int(memory.total // (1 << 20)) if memory is not None else None,
+        "max_sm_clock_mhz": _nvml(
+            lambda: pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM)
+        ),
+        "max_memory_clock_mhz": _nvml(
+            lambda: pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_MEM)
+        ),
+        "pcie_generation": _nvml(lambda: pynvml.nvmlDeviceGetMaxPcieLinkGeneration(handle)),
+        "pcie_width": _nvml(lambda: pynvml.nvmlDeviceGetMaxPcieLinkWidth(handle)),
+        "nvlinks_active": sum(1 for state in links if state == pynvml.NVML_FEATURE_ENABLED),
+    }
+
+
+def system_facts(sys_root: Path = SYS, proc: Path = PROC) -> dict[str, Any]:
+    """What a submission's systems/<id>.json can say about this host without asking."""
+    gpus, cuda = nvml_accelerator_facts()
+    return {
+        "cpu_model": cpu_model(),
+        **cpu_topology(proc),
+        "cpu_max_mhz": cpu_max_mhz(sys_root),
+        "caches": cpu_caches(sys_root),
+        "memory_gib": memory_gib(),
+        "disks": block_devices(sys_root),
+        "network_cards": network_cards(sys_root),
+        "os_release": os_release(),
+        "kernel": platform.release(),
+        "dmi": dmi_facts(sys_root),
+        "accelerators": gpus,
+        "cuda_driver_version": cuda,
     }

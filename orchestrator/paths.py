@@ -9,6 +9,11 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 _REPO_ROOT = _PACKAGE_DIR.parent
 
 
+def source_root() -> Path:
+    """The folder holding the `orchestrator` package (a git checkout, or site-packages)."""
+    return _REPO_ROOT
+
+
 def cache_dir() -> Path:
     """Root of mlorch's caches (assets, wheelhouses, preprocessed data): $MLORCH_CACHE."""
     env = os.environ.get("MLORCH_CACHE")

@@ -53,6 +53,7 @@ from orchestrator.results.accuracy import fp32_agreement, logged_labels, score_a
 from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import RunManifest, utc_now
+from orchestrator.results.validity import judge_run
 from orchestrator.telemetry import NvmlSampler, record_telemetry
 from orchestrator.userconf import render_user_conf
 
@@ -146,10 +147,9 @@ def up(
         mlorch_version=__version__,
         spec=json.loads(spec.model_dump_json()),
         host=host_facts(),
-        submission_valid=not spec.quick_run,
     )
     if spec.quick_run:
-        manifest.invalid_because.append("--quick: shortened durations and counts")
+        manifest.invalid_because.append("quick: --quick profile: shortened durations and counts")
     manifest.write()
     if on_run_dir is not None:
         on_run_dir(run_dir)
@@ -227,10 +227,19 @@ def up(
         manifest.finished = utc_now()
         manifest.wall_seconds = round(time.monotonic() - started, 2)
         # While an error is on its way out, failing to record it must not replace it.
+        with contextlib.suppress(*((Exception,) if failing else ())):
+            _judge(manifest)
         with contextlib.suppress(*((OSError,) if failing else ())):
             manifest.write()
             identity.reclaim(run_dir)
     return RunOutcome(manifest, results)
+
+
+def _judge(manifest: RunManifest) -> None:
+    """Submission validity from the rules the run's folder shows met (closed division)."""
+    verdict = judge_run(manifest.run_dir, manifest.to_dict(), "closed")
+    manifest.submission_valid = verdict.valid
+    manifest.invalid_because = verdict.reasons()
 
 
 def cuda_preflight(
@@ -312,9 +321,9 @@ def _record_assets(manifest: RunManifest, assets: ResolvedAssets) -> None:
     if assets.skipped:
         manifest.assets["skipped"] = skipped_record(assets.skipped)
         manifest.submission_valid = False
-        reason = f"--skip-bad: {len(assets.skipped)} damaged dataset entries left out"
+        reason = f"dataset: --skip-bad: {len(assets.skipped)} damaged dataset entries left out"
         manifest.invalid_because = [
-            *(r for r in manifest.invalid_because if not r.startswith("--skip-bad")),
+            *(r for r in manifest.invalid_because if not r.startswith("dataset: --skip-bad")),
             reason,
         ]
     manifest.write()

@@ -20,6 +20,7 @@ from orchestrator.cli.doctor import doctor
 from orchestrator.cli.down import down
 from orchestrator.cli.render import render
 from orchestrator.cli.runs import runs
+from orchestrator.cli.submit import submit
 from orchestrator.cli.up import up
 from orchestrator.cli.wheelhouse import wheelhouse
 from orchestrator.console import Terminal
@@ -65,6 +66,7 @@ app.command()(build)
 app.command()(down)
 app.command()(runs)
 app.command()(compare)
+app.command()(submit)
 app.command()(doctor)
 app.command()(compose)
 app.command()(wheelhouse)

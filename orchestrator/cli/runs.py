@@ -19,12 +19,14 @@ def runs(
         typer.Option(
             "--json",
             help="Print a JSON array (one object per run: id, status, backend, device, profile, "
-            "started, tests, path) for scripts.",
+            "started, tests, path, submission_valid, invalid_because) for scripts.",
         ),
     ] = False,
 ) -> None:
     """List runs with their verdicts (complete, failed, interrupted)."""
-    from orchestrator.cli.tables import runs_list, runs_table
+    from rich.text import Text
+
+    from orchestrator.cli.tables import RUNS_LEGEND, runs_list, runs_table
     from orchestrator.results.manifest import list_runs
 
     app: Application = ctx.obj
@@ -40,6 +42,8 @@ def runs(
                 "started": item.started,
                 "tests": item.tests,
                 "path": str(item.path.resolve()),
+                "submission_valid": item.submission_valid,
+                "invalid_because": list(item.invalid_because),
             }
             for item in listings
         ]
@@ -48,4 +52,4 @@ def runs(
     if not listings:
         app.terminal.info(f"no runs under {runs_dir}")
         return
-    app.terminal.table(runs_table(listings), narrow=runs_list(listings))
+    app.terminal.table(runs_table(listings), narrow=runs_list(listings), legend=[Text(RUNS_LEGEND)])

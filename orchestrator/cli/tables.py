@@ -15,11 +15,14 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.results.validity import rule_code
+
 if TYPE_CHECKING:
     from orchestrator.doctor import Check
     from orchestrator.results.loadgen_log import TestResult
     from orchestrator.results.manifest import RunListing
     from orchestrator.run import RunOutcome
+    from orchestrator.submission.tree import SubmissionOutcome
 
 RUN_STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 CHECK_STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
@@ -74,6 +77,9 @@ def results_table(outcome: RunOutcome) -> Table:
             _value(result),
             Text(code, style=VERDICTS[code][0]),
         )
+        if result.percentile_metric is not None:
+            raw = f"raw {result.percentile_metric} (ms)"
+            table.add_row("", "", Text(raw, style="dim"), _number(result.percentile_ms), "")
     return table
 
 
@@ -83,13 +89,19 @@ def results_list(outcome: RunOutcome) -> Group:
     for result in outcome.results:
         code = verdict_code(result)
         line = Text(f"  {result.scenario} {_mode(result)}: {_metric(result)} {_value(result)} ")
+        if result.percentile_metric is not None:
+            line.append(f"(raw {result.percentile_metric} {_number(result.percentile_ms)}) ")
         line.append(code, style=VERDICTS[code][0])
         lines.append(line)
     return Group(*lines)
 
 
 def _value(result: TestResult) -> str:
-    return "—" if result.value is None else f"{result.value:,.3f}"
+    return _number(result.value)
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.3f}"
 
 
 def results_legend(outcome: RunOutcome) -> list[Text]:
@@ -109,14 +121,40 @@ def results_legend(outcome: RunOutcome) -> list[Text]:
             lines.append(Text(f"{row} ERR: {error}"))
         for warning in result.warnings:
             lines.append(Text(f"{row} warning: {warning}"))
-    if outcome.manifest.spec.get("profile") == "quick":
-        lines.append(Text("--quick: shortened runs, not submission-valid"))
+    if any(result.percentile_metric for result in outcome.results):
+        lines.append(
+            Text(
+                "latency: the early-stopping estimate is the result the checker reads; "
+                "the raw percentile is below it"
+            )
+        )
     if outcome.manifest.assets.get("synthetic"):
         lines.append(Text("synthetic assets: accuracy is a plumbing check"))
-    skipped = outcome.manifest.assets.get("skipped")
-    if skipped:
-        lines.append(Text(f"--skip-bad: {skipped['count']} dataset entries left out"))
+    manifest = outcome.manifest
+    lines.extend(validity_lines(manifest.submission_valid, manifest.invalid_because))
     return lines
+
+
+def validity_lines(valid: bool | None, reasons: Sequence[str]) -> list[Text]:
+    """Whether a run is submission-valid (closed division), and each rule it does not meet."""
+    if valid:
+        return [Text("submission-valid (closed division): every rule met", style="green")]
+    if valid is None:
+        return [Text("submission validity: not judged")]
+    lines = [Text("NOT submission-valid (closed division):", style="yellow")]
+    lines.extend(Text(f"  {reason}") for reason in reasons)
+    return lines
+
+
+def submit_code(item: RunListing) -> str:
+    """The run's submission verdict in a few characters: `valid`, `—` (not judged), or its first
+    unmet rule and how many other rules it misses (`quick +6`)."""
+    if item.submission_valid is None:
+        return "—"
+    if item.submission_valid:
+        return "valid"
+    codes = list(dict.fromkeys(rule_code(reason) for reason in item.invalid_because)) or ["?"]
+    return codes[0] + (f" +{len(codes) - 1}" if len(codes) > 1 else "")
 
 
 def runs_table(listings: Sequence[RunListing]) -> Table:
@@ -126,14 +164,23 @@ def runs_table(listings: Sequence[RunListing]) -> Table:
     for column in ("backend", "device", "profile", "tests", "started"):
         table.add_column(column, overflow="fold")
     table.add_column("verdict", no_wrap=True)
+    table.add_column("submit", no_wrap=True)
     for item in listings:
+        code = submit_code(item)
         table.add_row(
             *(Text(cell) for cell in (item.run_id, item.backend, item.device, item.profile)),
             str(item.tests),
             Text(item.started),
             Text(item.status, style=RUN_STYLE.get(item.status, "white")),
+            Text(code, style="green" if code == "valid" else "yellow"),
         )
     return table
+
+
+RUNS_LEGEND = (
+    "submit: `valid`, or the first rule the run does not meet (+ how many more); "
+    "`mlorch runs --json` lists every reason"
+)
 
 
 def runs_list(listings: Sequence[RunListing]) -> Group:
@@ -142,6 +189,8 @@ def runs_list(listings: Sequence[RunListing]) -> Group:
     for item in listings:
         head = Text(item.run_id)
         head.append(f"  {item.status}", style=RUN_STYLE.get(item.status, "white"))
+        code = submit_code(item)
+        head.append(f"  submit {code}", style="green" if code == "valid" else "yellow")
         lines.append(head)
         tests = f"{item.tests} test" + ("" if item.tests == 1 else "s")
         details = [item.backend, item.device, item.profile, tests]
@@ -178,3 +227,20 @@ def doctor_list(checks: Sequence[Check]) -> Table:
             body.append(f"\nhint: {check.hint}", style="yellow")
         grid.add_row(Text(check.verdict, style=CHECK_STYLE[check.verdict]), body)
     return grid
+
+
+def submission_lines(outcome: SubmissionOutcome) -> Group:
+    """Each system of a tree just written, and where each of its scenarios comes from."""
+    plan = outcome.plan
+    lines = [Text(f"{plan.division}/{plan.submitter}", style="bold")]
+    for system in plan.systems:
+        description = system.description
+        head = Text(f"  {description.system_id}")
+        head.append(f"  {system.system_type}", style="cyan")
+        lines.append(head)
+        for entry in system.scenarios:
+            source = f"inferred from {entry.source}, " if entry.inferred else ""
+            lines.append(Text(f"    {entry.scenario}: {source}run {entry.run.run_id}"))
+        if description.supplied:
+            lines.append(Text(f"    from --system-facts: {', '.join(description.supplied)}"))
+    return Group(*lines)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -10,13 +10,30 @@ from orchestrator.cli.options import (
     BackendsArg,
     BaseImageOpt,
     BuildTimeoutOpt,
+    CalibrationListOpt,
     ConfigOpt,
+    CountOpt,
+    DatasetOpt,
     DeviceOpt,
+    HarnessProfileOpt,
+    MaxBatchsizeOpt,
+    MemoryOpt,
+    MinAgreementOpt,
+    ModelOpt,
+    ModesOpt,
     QuickOpt,
+    RunsDirOpt,
+    ScenariosOpt,
+    SetOpt,
+    SkipBadOpt,
+    TelemetryHzOpt,
+    ThreadsOpt,
+    TimeoutOpt,
     WheelhouseOpt,
+    run_overrides,
 )
 from orchestrator.cli.tables import results_legend, results_list, results_table
-from orchestrator.config import Device, Mode, Scenario
+from orchestrator.config import Device
 
 
 def up(
@@ -27,121 +44,23 @@ def up(
     quick: QuickOpt = False,
     config: ConfigOpt = None,
     wheelhouse: WheelhouseOpt = None,
-    scenario: Annotated[
-        list[Scenario] | None,
-        typer.Option(
-            "--scenario",
-            "-s",
-            help="Scenario to run (repeatable) [default: all four].",
-            show_default=False,
-        ),
-    ] = None,
-    mode: Annotated[
-        list[Mode] | None,
-        typer.Option(
-            "--mode", "-m", help="Mode to run (repeatable) [default: both].", show_default=False
-        ),
-    ] = None,
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", help="resnet50_v1.onnx [default: synthetic].", dir_okay=False),
-    ] = None,
-    dataset: Annotated[
-        Path | None,
-        typer.Option(
-            "--dataset",
-            help="ImageNet folder with val_map.txt [default: synthetic].",
-            file_okay=False,
-        ),
-    ] = None,
-    count: Annotated[
-        int | None, typer.Option("--count", help="Use only the first N images.", min=1)
-    ] = None,
-    skip_bad: Annotated[
-        bool,
-        typer.Option(
-            "--skip-bad",
-            help="Run without damaged dataset entries instead of refusing (NOT submission-valid).",
-        ),
-    ] = False,
-    threads: Annotated[
-        int | None,
-        typer.Option("--threads", help="SUT worker threads [default: CPU count].", min=1),
-    ] = None,
-    max_batchsize: Annotated[
-        int | None, typer.Option("--max-batchsize", help="Largest batch [default: 32].", min=1)
-    ] = None,
-    timeout: Annotated[
-        int | None,
-        typer.Option(
-            "--timeout",
-            help="Seconds each container may take: one test, the preprocessing, the synthetic "
-            "assets [default: 7200].",
-            min=1,
-        ),
-    ] = None,
+    scenario: ScenariosOpt = None,
+    mode: ModesOpt = None,
+    model: ModelOpt = None,
+    dataset: DatasetOpt = None,
+    count: CountOpt = None,
+    skip_bad: SkipBadOpt = False,
+    threads: ThreadsOpt = None,
+    max_batchsize: MaxBatchsizeOpt = None,
+    timeout: TimeoutOpt = None,
     build_timeout: BuildTimeoutOpt = None,
-    memory: Annotated[
-        str | None,
-        typer.Option(
-            "--memory",
-            help="Memory limit of each container, e.g. 8g or 512m [default: none].",
-            show_default=False,
-        ),
-    ] = None,
-    telemetry_hz: Annotated[
-        float | None,
-        typer.Option(
-            "--telemetry-hz",
-            help="GPU (NVML) and host samples a second while each test runs; 0: none "
-            "[default: 10].",
-            min=0.0,
-            max=100.0,
-            show_default=False,
-        ),
-    ] = None,
-    runs_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--runs-dir", help="Where runs are written [default: ./runs].", file_okay=False
-        ),
-    ] = None,
-    set_values: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            help="dell-trt harness setting, key=value or Scenario.key=value (repeatable), "
-            "e.g. --set Offline.batch_size=1024 --set use_graphs=false.",
-            show_default=False,
-        ),
-    ] = None,
-    calibration_list: Annotated[
-        Path | None,
-        typer.Option(
-            "--calibration-list",
-            help="dell-trt on real ImageNet: the official cal_image_list_option_1.txt "
-            "(500 names, sha256-checked).",
-            dir_okay=False,
-        ),
-    ] = None,
-    min_agreement: Annotated[
-        float | None,
-        typer.Option(
-            "--min-agreement",
-            help="dell-trt: top-1 agreement with FP32 every engine must reach [default: 0.99].",
-            min=0.0,
-            max=1.0,
-        ),
-    ] = None,
-    harness_profile: Annotated[
-        str | None,
-        typer.Option(
-            "--harness-profile",
-            help="dell-trt: use this named settings profile instead of the one matching "
-            "the GPUs (e.g. nvidia-h100-sxm, dell-r750xa-a100-pcie-80gb, cpu-twin).",
-            show_default=False,
-        ),
-    ] = None,
+    memory: MemoryOpt = None,
+    telemetry_hz: TelemetryHzOpt = None,
+    runs_dir: RunsDirOpt = None,
+    set_values: SetOpt = None,
+    calibration_list: CalibrationListOpt = None,
+    min_agreement: MinAgreementOpt = None,
+    harness_profile: HarnessProfileOpt = None,
 ) -> None:
     """Build the BACKEND image and run its LoadGen scenarios, one test per container.
 
@@ -153,26 +72,14 @@ def up(
     from orchestrator.run import up as run_up
 
     app: Application = ctx.obj
-    overrides: dict[str, Any] = {
-        "scenarios": tuple(scenario) if scenario else None,
-        "modes": tuple(mode) if mode else None,
-        "model": model,
-        "dataset": dataset,
-        "dataset_count": count,
-        "skip_bad": skip_bad or None,
-        "threads": threads,
-        "max_batchsize": max_batchsize,
-        "test_timeout_s": timeout,
-        "build_timeout_s": build_timeout,
-        "memory": memory,
-        "telemetry_hz": telemetry_hz,
-        "set_overrides": tuple(set_values) if set_values else None,
-        "harness_profile": harness_profile,
-        "calibration_list": calibration_list,
-        "min_agreement": min_agreement,
-        "runs_dir": runs_dir,
-        "wheelhouse": wheelhouse,
-    }
+    overrides = run_overrides(
+        scenario=scenario, mode=mode, model=model, dataset=dataset, count=count,
+        skip_bad=skip_bad, threads=threads, max_batchsize=max_batchsize, timeout=timeout,
+        build_timeout=build_timeout, memory=memory, telemetry_hz=telemetry_hz,
+        runs_dir=runs_dir, set_values=set_values,
+        harness_profile=harness_profile, calibration_list=calibration_list,
+        min_agreement=min_agreement, wheelhouse=wheelhouse,
+    )  # fmt: skip
     if len(backends) > 1:
         _campaign(app, backends, device, base_image, quick, config, overrides)
         return

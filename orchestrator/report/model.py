@@ -500,10 +500,20 @@ PerfFigure = Callable[[_Test], Cell]
 
 
 def _headline(test: _Test) -> Cell:
-    result = test.result
+    """The result the checker reads: SingleStream/MultiStream the early-stopping estimate (the
+    raw percentile is a Latency row and the note), Server/Offline the throughput."""
+    result, detail = test.result, test.detail
     assert result is not None
+    assert detail is not None
     badge = "" if result.valid is None else ("VALID" if result.valid else "INVALID")
-    note = "; ".join(reasons_of(test)) if result.valid is False else ""
+    notes = list(reasons_of(test)) if result.valid is False else []
+    if result.percentile_metric is not None and result.percentile_ms is not None:
+        raw = f"{result.percentile_metric} {fmt(result.percentile_ms)} ms"
+        notes.append(f"early-stopping estimate; raw {raw}")
+    note = "; ".join(notes)
+    if result.value is None and result.percentile_metric is not None:
+        why = _early_stopping_text(detail) or "LoadGen logged no early-stopping estimate"
+        return Cell("no estimate", None, "; ".join([why, *notes]), "bad", badge)
     return number(result.value, note=note, badge=badge, why="no result logged")
 
 
@@ -558,16 +568,8 @@ def _early_stopping(scenario: str) -> PerfFigure:
         assert detail is not None
         met = detail.get("early_stopping_met")
         text = _early_stopping_text(detail)
-        if scenario in ("SingleStream", "MultiStream"):
-            if met is False:
-                return Cell("not met", None, text, "bad")
-            key = (
-                "early_stopping_latency_ss"
-                if scenario == "SingleStream"
-                else ("early_stopping_latency_ms")
-            )
-            return number(_ns_to_ms(detail.get(key)), why=f"{key} not logged")
-        if scenario == "Server":
+        if scenario in ("SingleStream", "MultiStream", "Server"):
+            # SingleStream/MultiStream: the estimate itself is the headline result
             if met is None:
                 return missing(DASH, "early_stopping_met not logged")
             return Cell("met", None, text, "good") if met else Cell("not met", None, text, "bad")
@@ -643,15 +645,8 @@ def _perf_rows(scenario: str, metric: str, better: Better) -> list[_RowSpec]:
         figure = _latency(scenario, _percentile_name(percentile))
         label = f"p{percentile:g} latency (ms)"
         rows.append(_RowSpec(f"p{percentile:g}", label, figure, "lower", latency))
-    estimates = scenario in ("SingleStream", "MultiStream")
     rows += [
-        _RowSpec(
-            "early_stopping",
-            "Early-stopping estimate (ms)" if estimates else "Early stopping",
-            _early_stopping(scenario),
-            "lower" if estimates else None,
-            latency,
-        ),
+        _RowSpec("early_stopping", "Early stopping", _early_stopping(scenario), None, latency),
         _RowSpec(
             "queries", "Queries", _detail_number("result_query_count", integer=True), None, test
         ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,16 +77,23 @@ def parse_summary_text(text: str) -> dict[str, str]:
     return pairs
 
 
-# scenario → (detail key, label, unit, scale applied to the raw value)
+# scenario → (detail key, label, unit, scale applied to the raw value): the headline result, the
+# figure the official checker reads (round v6.1). SingleStream and MultiStream report LoadGen's
+# early-stopping estimate of the percentile, not the percentile itself.
 METRICS: dict[str, tuple[str, str, str, float]] = {
-    "SingleStream": ("result_90.00_percentile_latency_ns", "p90 latency", "ms", 1e-6),
-    "MultiStream": ("result_99.00_percentile_latency_ns", "p99 latency", "ms", 1e-6),
+    "SingleStream": ("early_stopping_latency_ss", "early-stopping p90", "ms", 1e-6),
+    "MultiStream": ("early_stopping_latency_ms", "early-stopping p99", "ms", 1e-6),
     "Server": ("result_completed_samples_per_sec", "completed samples/s", "samples/s", 1.0),
     "Offline": ("result_samples_per_second", "samples/s", "samples/s", 1.0),
 }
 EARLY_STOPPING = {
     "SingleStream": "early_stopping_latency_ss",
     "MultiStream": "early_stopping_latency_ms",
+}
+# scenario → (detail key, label) of the raw percentile shown beside the early-stopping estimate
+PERCENTILES: dict[str, tuple[str, str]] = {
+    "SingleStream": ("result_90.00_percentile_latency_ns", "p90 latency"),
+    "MultiStream": ("result_99.00_percentile_latency_ns", "p99 latency"),
 }
 
 
@@ -108,6 +116,9 @@ class TestResult:
     errors: tuple[str, ...]
     warnings: tuple[str, ...]
     unmet: tuple[str, ...] = ()  # constraints the summary reports as not satisfied
+    # SingleStream/MultiStream: the raw percentile beside the early-stopping headline
+    percentile_metric: str | None = None
+    percentile_ms: float | None = None
 
     @property
     def display_value(self) -> str:
@@ -121,7 +132,7 @@ class TestResult:
         return data
 
 
-def unmet_constraints(summary: dict[str, str]) -> tuple[str, ...]:
+def unmet_constraints(summary: Mapping[str, str]) -> tuple[str, ...]:
     """Names of the '<constraint> satisfied : NO' lines of a summary, e.g. 'early stopping'."""
     return tuple(
         key.removesuffix(" satisfied").strip().lower()
@@ -152,12 +163,21 @@ def result_from_logs(folder: Path, scenario: str, mode: str) -> TestResult:
     ns_to_ms = 1e-6
     early_key = EARLY_STOPPING.get(scenario)
     early = _float(log.get(early_key)) if early_key else None
+    if not early:  # LoadGen logs 0 when too few queries ran for an estimate
+        early = None
+    percentile_metric, percentile_ms = None, None
     if mode == "AccuracyOnly":
         metric, value, unit, valid = "accuracy", None, "%", None
     else:
         key, metric, unit, scale = METRICS[scenario]
         raw = _float(log.get(key))
+        if scenario in EARLY_STOPPING and not raw:
+            raw = None  # 0: too few queries for an estimate, which the checker rejects
         value = raw * scale if raw is not None else None
+        if scenario in PERCENTILES:
+            percentile_key, percentile_metric = PERCENTILES[scenario]
+            percentile = _float(log.get(percentile_key))
+            percentile_ms = percentile * ns_to_ms if percentile is not None else None
         validity = log.get("result_validity")
         valid = None if validity is None else validity == "VALID"
     if log.errors:  # LoadGen's own verdict does not account for the errors it logged
@@ -193,6 +213,8 @@ def result_from_logs(folder: Path, scenario: str, mode: str) -> TestResult:
         errors=tuple(log.errors),
         warnings=tuple(log.warnings),
         unmet=unmet_constraints(summary) if mode != "AccuracyOnly" else (),
+        percentile_metric=percentile_metric,
+        percentile_ms=percentile_ms,
     )
 
 

@@ -79,6 +79,8 @@ class RunListing:
     started: str
     tests: int
     path: Path
+    submission_valid: bool | None = None  # None: not judged (an older mlorch, or still running)
+    invalid_because: tuple[str, ...] = ()
 
 
 def _alive(pid: int) -> bool:
@@ -109,16 +111,22 @@ def list_runs(runs_dir: Path) -> list[RunListing]:
         except (OSError, json.JSONDecodeError):
             continue
         spec = data.get("spec", {})
+        status = effective_status(data)
+        valid = data.get("submission_valid")
+        # a run that never finished (still going, or killed) was never judged
+        judged = isinstance(valid, bool) and data.get("status") != "running"
         listings.append(
             RunListing(
                 run_id=str(data.get("run_id", path.parent.name)),
-                status=effective_status(data),
+                status=status,
                 backend=str(spec.get("backend", "?")),
                 device=str(spec.get("device", "?")),
                 profile=str(spec.get("profile", "?")),
                 started=str(data.get("started", "")),
                 tests=len(data.get("tests", [])),
                 path=path.parent,
+                submission_valid=valid if judged else None,
+                invalid_because=tuple(str(r) for r in data.get("invalid_because") or ()),
             )
         )
     return listings

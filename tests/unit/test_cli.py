@@ -213,14 +213,24 @@ def _write_runs(runs: Path) -> list[str]:
                     "tests": [{}] * tests,
                     "pid": 2**22 + 7,
                     "host_id": os.uname().nodename,
+                    "submission_valid": False,
+                    "invalid_because": INVALID_BECAUSE if status == "complete" else [],
                 }
             )
         )
     return ids
 
 
+INVALID_BECAUSE = [
+    "quick: --quick profile: shortened durations and query counts",
+    "model: synthetic random-weight model, not the official resnet50_v1.onnx",
+    "duration: min_duration 1.5 s, the rules need 600 s (SingleStream, Offline)",
+]
+
+
 def test_runs_in_80_columns_keeps_whole_ids(tmp_path: Path) -> None:
-    """A pipe is 80 columns: the ids `compare` and `submit` take are printed whole."""
+    """A pipe is 80 columns: the ids `compare` and `submit` take are printed whole, and each
+    run's submission verdict: its first unmet rule and how many more."""
     ids = _write_runs(tmp_path)
     result = mlorch("runs", "--runs-dir", str(tmp_path), env={"COLUMNS": "80"})
     assert result.returncode == 0, result.stderr
@@ -230,6 +240,9 @@ def test_runs_in_80_columns_keeps_whole_ids(tmp_path: Path) -> None:
             result.stdout
         )
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "submit quick +2" in result.stdout  # quick, model, duration
+    assert "submit —" in result.stdout  # the run still going is not judged
+    assert "`mlorch runs --json` lists every reason" in " ".join(result.stdout.split())
 
 
 def test_runs_json_for_scripts(tmp_path: Path) -> None:
@@ -249,6 +262,8 @@ def test_runs_json_for_scripts(tmp_path: Path) -> None:
         "started": "2026-11-23T10:10:10+00:00",
         "tests": 8,
         "path": str((tmp_path / "runs" / ids[0]).resolve()),
+        "submission_valid": False,
+        "invalid_because": INVALID_BECAUSE,
     }
     assert rows[2]["status"] == "interrupted"  # 'running' whose process is gone
     assert rows[2]["backend"] == "dell-trt"

@@ -118,7 +118,7 @@ def test_manifest_records_what_was_skipped(
     _record_assets(manifest, assets)
     data = json.loads((tmp_path / "manifest.json").read_text())
     assert data["submission_valid"] is False
-    assert data["invalid_because"] == ["--skip-bad: 13 damaged dataset entries left out"]
+    assert data["invalid_because"] == ["dataset: --skip-bad: 13 damaged dataset entries left out"]
     skipped = data["assets"]["skipped"]
     assert skipped["count"] == 13
     assert skipped["by_kind"] == EXPECTED

@@ -133,6 +133,11 @@ def _outcome(golden: Path) -> RunOutcome:
         spec={"backend": "reference", "device": "cpu", "profile": "quick"},
         host={},
         assets={"synthetic": True},
+        invalid_because=[
+            "quick: --quick profile: shortened durations and query counts",
+            "duration: min_duration 1.5 s, the rules need 600 s (SingleStream, MultiStream, "
+            "Server, Offline)",
+        ],
     )
     return RunOutcome(manifest, results)
 
@@ -169,7 +174,14 @@ def test_results_table_fits_80_columns_with_its_legend(golden: Path, console: Co
     assert "Offline performance ERR: error_runtime: Attempted to complete a sample twice." in (
         legend
     )
-    assert "--quick: shortened runs, not submission-valid" in legend
+    assert "NOT submission-valid (closed division):" in legend
+    assert "  quick: --quick profile: shortened durations and query counts" in legend
+    # SingleStream/MultiStream: the early-stopping estimate, the raw percentile on the next row
+    lines = text.splitlines()
+    single = next(i for i, line in enumerate(lines) if "SingleStream │ performance" in line)
+    assert "early-stopping p90 (ms)" in lines[single]
+    assert "raw p90 latency (ms)" in lines[single + 1]
+    assert "111.381" in lines[single + 1]  # the golden log's p90 (its estimate is 0: none)
 
 
 def test_results_list_when_narrower_than_the_table(golden: Path) -> None:
