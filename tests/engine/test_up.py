@@ -28,8 +28,11 @@ def _manifest(runs: Path) -> dict[str, Any]:
     return dict(json.loads(manifests[0].read_text()))
 
 
-def _mlorch_containers(engine: DockerEngine) -> list[str]:
-    return [c.name for c in engine.labelled_containers()]
+def _mlorch_containers(engine: DockerEngine, run_id: str) -> list[str]:
+    """The containers mlorch labelled for run `run_id` (other runs may share this engine)."""
+    from orchestrator.engine import labels as L
+
+    return [c.name for c in engine.labelled_containers({L.RUN_ID: run_id})]
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +137,8 @@ def test_results_belong_to_the_invoking_user(
 def test_no_container_left(
     quick_run: tuple[subprocess.CompletedProcess[str], Path], engine: DockerEngine
 ) -> None:
-    assert _mlorch_containers(engine) == []
+    _, runs = quick_run
+    assert _mlorch_containers(engine, _manifest(runs)["run_id"]) == []
 
 
 def test_second_up_builds_nothing(
@@ -214,8 +218,8 @@ def test_sigint_removes_container_and_keeps_partial_logs(
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
-    assert _mlorch_containers(engine) == []
     manifest = _manifest(tmp_path / "runs")
+    assert _mlorch_containers(engine, manifest["run_id"]) == []
     assert manifest["status"] == "interrupted"
     assert "reference SUT" in _sut_log(tmp_path, manifest)
 
@@ -228,8 +232,8 @@ def test_docker_kill_of_sut_fails_cleanly(
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 6, stderr
     assert "exited with status 137" in stderr
-    assert _mlorch_containers(engine) == []
     manifest = _manifest(tmp_path / "runs")
+    assert _mlorch_containers(engine, manifest["run_id"]) == []
     assert manifest["status"] == "failed"
     assert manifest["tests"][-1]["status"] == "failed"
     assert "reference SUT" in _sut_log(tmp_path, manifest)
@@ -252,8 +256,9 @@ def test_timeout_kills_and_removes_the_container(
     )
     assert result.returncode == 7, result.stderr[-3000:]
     assert "did not finish within 8 s" in result.stderr
-    assert _mlorch_containers(engine) == []
-    assert _manifest(tmp_path / "runs")["status"] == "failed"
+    manifest = _manifest(tmp_path / "runs")
+    assert _mlorch_containers(engine, manifest["run_id"]) == []
+    assert manifest["status"] == "failed"
 
 
 def test_build_bootstraps_a_missing_local_base(engine: DockerEngine, tmp_path: Path) -> None:
@@ -300,7 +305,7 @@ def test_down_removes_orphans(engine: DockerEngine, tmp_path: Path) -> None:
         result = mlorch("down", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert orphan.name in result.stderr
-        assert _mlorch_containers(engine) == []
+        assert _mlorch_containers(engine, "orphan") == []
         unrelated.reload()
         assert unrelated.status == "running"  # only mlorch's containers are touched
     finally:
@@ -315,8 +320,8 @@ def test_sighup_removes_container_and_marks_interrupted(
     process.send_signal(signal.SIGHUP)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
-    assert _mlorch_containers(engine) == []
     manifest = _manifest(tmp_path / "runs")
+    assert _mlorch_containers(engine, manifest["run_id"]) == []
     assert manifest["status"] == "interrupted"
     assert manifest["tests"][-1]["status"] == "interrupted"
 
@@ -327,11 +332,12 @@ def test_next_up_reaps_the_container_of_a_sigkilled_mlorch(
     process, name = _start_long_run(engine, tmp_path)
     process.kill()  # no clean-up can run: its SUT container keeps going
     process.communicate(timeout=60)
-    assert name in _mlorch_containers(engine)
+    killed_run = _manifest(tmp_path / "runs")["run_id"]
+    assert name in _mlorch_containers(engine, killed_run)
     later = tmp_path / "later"
     later.mkdir()
     result = mlorch("up", "reference", "--device", "cpu", "--quick", "-s", "Offline",
                     "-m", "PerformanceOnly", cwd=later)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"removed {name}, left behind: its mlorch (pid {process.pid} on" in result.stderr
-    assert _mlorch_containers(engine) == []
+    assert _mlorch_containers(engine, killed_run) == []
