@@ -9,6 +9,7 @@ codes, explained in a legend underneath that also says why each row is not VALID
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Group
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from orchestrator.results.loadgen_log import TestResult
     from orchestrator.results.manifest import RunListing
     from orchestrator.run import RunOutcome
+    from orchestrator.submission.official import OfficialVerdict
+    from orchestrator.submission.preflight import CheckReport
     from orchestrator.submission.tree import SubmissionOutcome
 
 RUN_STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
@@ -244,3 +247,27 @@ def submission_lines(outcome: SubmissionOutcome) -> Group:
         if description.supplied:
             lines.append(Text(f"    from --system-facts: {', '.join(description.supplied)}"))
     return Group(*lines)
+
+
+def check_lines(report: CheckReport) -> list[str]:
+    """`mlorch check`'s problems as plain lines (whole paths, greppable), grouped under the
+    scenario folder or spec item each concerns."""
+    from orchestrator.submission.preflight import problems_by_where
+
+    if report.ok:
+        return [f"{report.target}: every check passed"]
+    lines = [f"{report.target}: {len(report.problems)} problem(s)"]
+    for where, messages in problems_by_where(report):
+        lines.append(f"✗ {where}")
+        lines.extend(f"    {message}" for message in messages)
+    return lines
+
+
+def official_lines(verdict: OfficialVerdict, tree: Path) -> list[str]:
+    """The MLCommons checker's verdict and its error lines (paths relative to the tree)."""
+    prefix = f"{tree.resolve()}/"
+    lines = [f"MLCommons checker: {verdict.summary}"]
+    lines.extend(f"  {error.replace(prefix, '')}" for error in verdict.errors)
+    if not verdict.errors and not verdict.passed:
+        lines.append(verdict.output_tail)
+    return lines
