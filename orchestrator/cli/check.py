@@ -38,11 +38,20 @@ def check(
     target: Annotated[
         str,
         typer.Argument(
-            help="A submission tree (a folder), or a BACKEND: then the run `mlorch up BACKEND` "
-            "would start with the same options is checked.",
+            help="A submission tree (a folder); a run spec (a TOML file as `up --config` "
+            "takes, with --backend); or a BACKEND: then the run `mlorch up BACKEND` would start "
+            "with the same options is checked.",
             show_default=False,
         ),
     ],
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="The backend a run spec TOML is for (the BACKEND of `mlorch up`).",
+            show_default=False,
+        ),
+    ] = None,
     division: Annotated[
         Division,
         typer.Option("--division", help="The division to judge a spec for.", case_sensitive=False),
@@ -90,7 +99,7 @@ def check(
     With a tree folder: files, system fields, seeds, durations and counts from the detail logs,
     dataset size, truncation, compliance verdicts, each named with its path; --official also
     runs the MLCommons checker. Exit status 12 when anything is wrong."""
-    from orchestrator.cli.tables import check_lines, official_lines
+    from orchestrator.cli.tables import check_lines, official_lines, wrap_lines
     from orchestrator.errors import ConfigError, PreflightFailed
     from orchestrator.submission.official import run_official_checker
     from orchestrator.submission.preflight import check_spec, check_tree
@@ -102,26 +111,29 @@ def check(
     else:
         if official is not None:
             raise ConfigError("--official checks a tree: pass the tree's folder", key="official")
+        target, config = _spec_source(target, backend, config)
         overrides = run_overrides(
             scenario=scenario, mode=mode, model=model, dataset=dataset, count=count,
             skip_bad=skip_bad, threads=threads, max_batchsize=max_batchsize, timeout=timeout,
-            build_timeout=build_timeout, memory=memory, runs_dir=runs_dir, set_values=set_values,
+            build_timeout=build_timeout, memory=memory, telemetry_hz=None, runs_dir=runs_dir,
+            set_values=set_values,
             harness_profile=harness_profile, calibration_list=calibration_list,
             min_agreement=min_agreement, wheelhouse=wheelhouse,
         )  # fmt: skip
         spec = app.spec(
             target, device, base_image=base_image, quick=quick, config=config, overrides=overrides
         )
-        report = check_spec(spec, division.value)
-    for line in check_lines(report):
+        report = check_spec(spec, division.value, config)
+    width = app.terminal.out.width
+    for line in check_lines(report, width):
         app.terminal.data(line)
     for note in report.notes:
-        app.terminal.info(note)
+        app.terminal.info("\n".join(wrap_lines(note, width - 2)))
     verdict = None
     if official is not None:
         with app.terminal.status(f"running the MLCommons checker of {official}"):
             verdict = run_official_checker(official, tree, timeout_s=official_timeout)
-        for line in official_lines(verdict, tree):
+        for line in official_lines(verdict, tree, width):
             app.terminal.data(line)
     failed_official = verdict is not None and not verdict.passed
     if report.ok and not failed_official:
@@ -130,4 +142,26 @@ def check(
     parts = [f"{len(report.problems)} problem(s)"] if report.problems else []
     if failed_official:
         parts.append("the MLCommons checker refuses the tree")
-    raise PreflightFailed(f"{report.target}: {' and '.join(parts)} (listed above)")
+    raise PreflightFailed(f"check failed: {' and '.join(parts)} (listed above)")
+
+
+def _spec_source(target: str, backend: str | None, config: Path | None) -> tuple[str, Path | None]:
+    """(backend, config file) of `mlorch check TARGET`: a TOML file is the run spec itself."""
+    from orchestrator.errors import ConfigError
+
+    path = Path(target)
+    if path.suffix == ".toml" or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"run spec not found: {path}", key="target")
+        if config is not None:
+            raise ConfigError("pass the run spec once: as TARGET or as --config", key="config")
+        if backend is None:
+            raise ConfigError(
+                f"{path} is a run spec: name its backend",
+                key="backend",
+                hint=f"mlorch check {path} --backend reference (or dell-trt)",
+            )
+        return backend, path
+    if backend is not None and backend != target:
+        raise ConfigError(f"--backend {backend} and BACKEND {target} differ", key="backend")
+    return target, config

@@ -249,9 +249,23 @@ def submission_lines(outcome: SubmissionOutcome) -> Group:
     return Group(*lines)
 
 
-def check_lines(report: CheckReport) -> list[str]:
+def wrap_lines(text: str, width: int, indent: str = "") -> list[str]:
+    """`text` wrapped at spaces to `width` columns (paths and long words are never broken)."""
+    import textwrap
+
+    return textwrap.wrap(
+        text,
+        width=max(width, 40),
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [indent]
+
+
+def check_lines(report: CheckReport, width: int = 80) -> list[str]:
     """`mlorch check`'s problems as plain lines (whole paths, greppable), grouped under the
-    scenario folder or spec item each concerns."""
+    scenario folder or spec item each concerns, wrapped to `width`."""
     from orchestrator.submission.preflight import problems_by_where
 
     if report.ok:
@@ -259,15 +273,23 @@ def check_lines(report: CheckReport) -> list[str]:
     lines = [f"{report.target}: {len(report.problems)} problem(s)"]
     for where, messages in problems_by_where(report):
         lines.append(f"✗ {where}")
-        lines.extend(f"    {message}" for message in messages)
+        for message in messages:
+            lines.extend(wrap_lines(message, width, "    "))
     return lines
 
 
-def official_lines(verdict: OfficialVerdict, tree: Path) -> list[str]:
-    """The MLCommons checker's verdict and its error lines (paths relative to the tree)."""
+def official_lines(verdict: OfficialVerdict, tree: Path, width: int = 80) -> list[str]:
+    """The MLCommons checker's verdict and its error lines (paths relative to the tree; the same
+    message for several files is shown once, with the count)."""
     prefix = f"{tree.resolve()}/"
-    lines = [f"MLCommons checker: {verdict.summary}"]
-    lines.extend(f"  {error.replace(prefix, '')}" for error in verdict.errors)
+    lines = wrap_lines(f"MLCommons checker: {verdict.summary}", width)
+    counted: dict[str, int] = {}
+    for error in verdict.errors:
+        message = error.replace(prefix, "")
+        counted[message] = counted.get(message, 0) + 1
+    for message, count in counted.items():
+        shown = f"{message} (×{count})" if count > 1 else message
+        lines.extend(wrap_lines(shown, width, "  "))
     if not verdict.errors and not verdict.passed:
-        lines.append(verdict.output_tail)
+        lines.extend(verdict.output_tail.splitlines())
     return lines

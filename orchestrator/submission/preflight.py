@@ -86,9 +86,10 @@ class CheckReport:
 # --- a run spec --------------------------------------------------------------------------------
 
 
-def check_spec(spec: RunSpec, division: str = "closed") -> CheckReport:
+def check_spec(spec: RunSpec, division: str = "closed", config: Path | None = None) -> CheckReport:
     """The rules the run `mlorch up` would start with this spec breaks, before it starts."""
-    report = CheckReport(f"mlorch up {spec.backend} --device {spec.device.value}")
+    source = f" --config {config}" if config else ""
+    report = CheckReport(f"mlorch up {spec.backend} --device {spec.device.value}{source}")
     if spec.quick_run:
         report.add("profile", "--quick shortens durations and query counts: never valid")
     count = _spec_model_and_dataset(spec, division, report)
@@ -164,24 +165,36 @@ def _spec_scenarios(spec: RunSpec, division: str, report: CheckReport) -> None:
 
 
 def _estimate(spec: RunSpec, count: int, compliance: bool, report: CheckReport) -> None:
-    tests = [(s, m) for s in spec.scenarios for m in spec.modes]
-    total = sum(estimate_seconds(spec, s, m, count) for s, m in tests)
-    audits = 0.0
-    if compliance:  # TEST01 and TEST04 each run as long as the performance test
-        audits = 2 * sum(estimate_seconds(spec, s, Mode.PERFORMANCE, count) for s in spec.scenarios)
-    extra = f" + {human_duration(audits)} of compliance runs" if audits else ""
-    report.notes.append(
-        f"estimated LoadGen time: {human_duration(total)} for {len(tests)} tests on {count:,} "
-        f"images{extra}, at the tuning's expected rates"
+    """LoadGen time from the rule minimums (600 s and the query counts of each performance
+    test, every image once per accuracy test) at the tuning's expected rates."""
+    scenarios = list(spec.scenarios)
+    performance = (
+        [estimate_seconds(spec, s, Mode.PERFORMANCE, count) for s in scenarios]
+        if Mode.PERFORMANCE in spec.modes
+        else []
     )
-    for scenario in spec.scenarios:
-        if Mode.PERFORMANCE in spec.modes and scenario is not Scenario.SERVER:
-            seconds = estimate_seconds(spec, scenario, Mode.PERFORMANCE, count)
-            if seconds > 3 * 600:
-                report.notes.append(
-                    f"{scenario.value}: the minimum query count, not the 600 s, sets its "
-                    f"length (≈ {human_duration(seconds)})"
-                )
+    accuracy = (
+        [estimate_seconds(spec, s, Mode.ACCURACY, count) for s in scenarios]
+        if Mode.ACCURACY in spec.modes
+        else []
+    )
+    # TEST01 and TEST04 each run as long as the scenario's performance test
+    audits = 2 * sum(performance) if compliance else 0.0
+    parts = [f"{len(performance)} performance {human_duration(sum(performance))}"]
+    parts.append(f"{len(accuracy)} accuracy {human_duration(sum(accuracy))} ({count:,} images)")
+    if compliance:
+        parts.append(f"{2 * len(performance)} compliance {human_duration(audits)}")
+    total = sum(performance) + sum(accuracy) + audits
+    report.notes.append(
+        f"estimated LoadGen time {human_duration(total)}: {', '.join(parts)}, at the tuning's "
+        "expected rates (container starts and warm-up not counted)"
+    )
+    for scenario, seconds in zip(scenarios, performance, strict=False):
+        if scenario is not Scenario.SERVER and seconds > 3 * 600:
+            report.notes.append(
+                f"{scenario.value}: the minimum query count, not the 600 s, sets its "
+                f"length (≈ {human_duration(seconds)})"
+            )
 
 
 # --- a tree ------------------------------------------------------------------------------------
