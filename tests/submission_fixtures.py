@@ -8,6 +8,7 @@ The LoadGen logs hold only the keys the checks read, written as LoadGen writes t
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,48 @@ def set_log_values(detail: Path, **values: Any) -> None:
     """Append MLLOG lines to a detail log: the last value of a key wins."""
     with detail.open("a") as handle:
         handle.write(mllog(values))
+
+
+# --- run folders made from the golden runs (tests/golden/runs) -----------------------------
+
+GOLDEN_RUN = "20261123-171232-reference-0375"  # every scenario, both modes (quick, synthetic)
+SYSTEM = {  # what `up` records under manifest["host"]["system"] (orchestrator/hostinfo.py)
+    "cpu_model": "AMD EPYC 9654 96-Core Processor",
+    "sockets": 1,
+    "cores_per_socket": 96,
+    "logical_cpus": 192,
+    "cpu_mhz": 2400,
+    "cpu_max_mhz": 3700,
+    "caches": [{"level": 3, "type": "Unified", "size": "384M", "shared_by": 192}],
+    "memory_gib": 755.0,
+    "disks": [{"name": "nvme0n1", "bytes": 3_840_000_000_000, "kind": "NVMe SSD"}],
+    "network_cards": [{"name": "eth0", "kind": "Ethernet", "driver": "mlx5", "speed_mbps": 100000}],
+    "os_release": "Debian GNU/Linux 12 (bookworm)",
+    "kernel": "6.1.0",
+    "dmi": {"vendor": "Dell Inc.", "product": "PowerEdge R7615", "chassis": "Rack Mount Chassis"},
+    "accelerators": [],
+}
+# what the SYSTEM facts above cannot tell
+FACTS = """
+[system]
+status = "available"
+cooling = "air"
+host_memory_configuration = "12x 64 GB DDR5-4800"
+"""
+
+
+def make_run(golden: Path, runs: Path, backend: str = "reference", name: str = GOLDEN_RUN) -> Path:
+    """A copy of a golden run folder, with recorded system facts, run as `backend`."""
+    run = runs / f"{name}-{backend}"
+    shutil.copytree(golden / "runs" / name, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["run_id"] = run.name
+    manifest["host"]["hostname"] = "lab1"
+    manifest["host"]["system"] = SYSTEM
+    if backend != "reference":
+        (run / "reference").rename(run / backend)
+        manifest["spec"]["backend"] = backend
+        for test in manifest["tests"]:
+            test["dir"] = test["dir"].replace("reference/", f"{backend}/", 1)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run

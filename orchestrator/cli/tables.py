@@ -279,17 +279,16 @@ def check_lines(report: CheckReport, width: int = 80) -> list[str]:
 
 
 def official_lines(verdict: OfficialVerdict, tree: Path, width: int = 80) -> list[str]:
-    """The MLCommons checker's verdict and its error lines (paths relative to the tree; the same
-    message for several files is shown once, with the count)."""
-    prefix = f"{tree.resolve()}/"
+    """The MLCommons checker's verdict and its error lines, each message once (the scenario
+    folders it occurs in listed after it), wrapped to `width`."""
+    from orchestrator.submission.official import summarize_errors
+
     lines = wrap_lines(f"MLCommons checker: {verdict.summary}", width)
-    counted: dict[str, int] = {}
-    for error in verdict.errors:
-        message = error.replace(prefix, "")
-        counted[message] = counted.get(message, 0) + 1
-    for message, count in counted.items():
-        shown = f"{message} (×{count})" if count > 1 else message
-        lines.extend(wrap_lines(shown, width, "  "))
+    errors, left_out = summarize_errors(verdict.errors, tree)
+    for message in errors:
+        lines.extend(wrap_lines(message, width, "  "))
+    if left_out:
+        lines.append(f"  (+ {left_out} lines that repeat these: 'Some checks failed for ...')")
     if not verdict.errors and not verdict.passed:
         lines.extend(verdict.output_tail.splitlines())
     return lines

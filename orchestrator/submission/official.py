@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,3 +109,41 @@ def read_verdict(
             errors.append(f"{where}: {message}" if where else message)
     tail = "\n".join(lines[-20:])
     return OfficialVerdict(command, returncode, summary, tuple(errors), tail)
+
+
+# lines that only repeat an error already shown ("Some ... checks failed for: X")
+_FOLLOW_UP = re.compile(
+    r"^(Some .*[Cc]hecks? failed for|Execution occurred in running check|NoResults |SUMMARY:)"
+)
+_WHERE_PREFIX = re.compile(r"^\S+\.py:\d+: ")
+_SCENARIO_PATH = re.compile(
+    r"(?:\S*/)?(?:closed|open|network)/[^/\s]+/results/(?P<system>[^/\s]+)/[^/\s]+/"
+    r"(?P<scenario>[^/\s]+)/?"
+)
+SCENARIO_MARK = "<scenario>/"
+
+
+def summarize_errors(errors: Sequence[str], tree: Path) -> tuple[list[str], int]:
+    """The checker's error lines, each message once: paths relative to the tree, the scenario
+    folder replaced by `<scenario>/` and the scenarios it occurs in listed after it; lines that
+    only repeat an earlier error are left out. Returns (lines, how many were left out)."""
+    prefixes = (f"{tree.resolve()}/", f"{tree}/")
+    grouped: dict[str, list[str]] = {}
+    left_out = 0
+    systems: set[str] = set()
+    for error in errors:
+        message = _WHERE_PREFIX.sub("", error)
+        for prefix in prefixes:
+            message = message.replace(prefix, "")
+        if _FOLLOW_UP.match(message):
+            left_out += 1
+            continue
+        found = [(m["system"], m["scenario"]) for m in _SCENARIO_PATH.finditer(message)]
+        systems.update(system for system, _ in found)
+        template = _SCENARIO_PATH.sub(SCENARIO_MARK, message)
+        grouped.setdefault(template, []).extend(f"{a}/{b}" for a, b in found[:1])
+    lines = []
+    for template, places in grouped.items():
+        shown = [p if len(systems) > 1 else p.split("/", 1)[1] for p in dict.fromkeys(places)]
+        lines.append(f"{template} [{', '.join(shown)}]" if shown else template)
+    return lines, left_out

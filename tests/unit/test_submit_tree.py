@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,48 +21,7 @@ from orchestrator.submission.layout import (
 from orchestrator.submission.preflight import check_tree
 from orchestrator.submission.system import SYSTEM_FIELDS, MissingSystemFields
 from orchestrator.submission.tree import build_submission
-
-GOLDEN_RUN = "20261123-171232-reference-0375"  # every scenario, both modes (quick, synthetic)
-SYSTEM = {  # what `up` records under manifest["host"]["system"] (orchestrator/hostinfo.py)
-    "cpu_model": "AMD EPYC 9654 96-Core Processor",
-    "sockets": 1,
-    "cores_per_socket": 96,
-    "logical_cpus": 192,
-    "cpu_mhz": 2400,
-    "cpu_max_mhz": 3700,
-    "caches": [{"level": 3, "type": "Unified", "size": "384M", "shared_by": 192}],
-    "memory_gib": 755.0,
-    "disks": [{"name": "nvme0n1", "bytes": 3_840_000_000_000, "kind": "NVMe SSD"}],
-    "network_cards": [{"name": "eth0", "kind": "Ethernet", "driver": "mlx5", "speed_mbps": 100000}],
-    "os_release": "Debian GNU/Linux 12 (bookworm)",
-    "kernel": "6.1.0",
-    "dmi": {"vendor": "Dell Inc.", "product": "PowerEdge R7615", "chassis": "Rack Mount Chassis"},
-    "accelerators": [],
-}
-# what the SYSTEM facts above cannot tell
-FACTS = """
-[system]
-status = "available"
-cooling = "air"
-host_memory_configuration = "12x 64 GB DDR5-4800"
-"""
-
-
-def make_run(golden: Path, runs: Path, backend: str = "reference", name: str = GOLDEN_RUN) -> Path:
-    """A copy of a golden run folder, with recorded system facts, run as `backend`."""
-    run = runs / f"{name}-{backend}"
-    shutil.copytree(golden / "runs" / name, run)
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["run_id"] = run.name
-    manifest["host"]["hostname"] = "lab1"
-    manifest["host"]["system"] = SYSTEM
-    if backend != "reference":
-        (run / "reference").rename(run / backend)
-        manifest["spec"]["backend"] = backend
-        for test in manifest["tests"]:
-            test["dir"] = test["dir"].replace("reference/", f"{backend}/", 1)
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
+from tests.submission_fixtures import FACTS, SYSTEM, make_run
 
 
 @pytest.fixture
