@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -323,3 +325,33 @@ def test_open_division_needs_no_compliance_nor_every_scenario(tmp_path: Path) ->
     shutil.rmtree(offline.test("TEST01"))
     shutil.rmtree(offline.test("TEST04"))
     assert problems(check_tree(tmp_path)) == []
+
+
+def _check_cli(tree: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "check", str(tree)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "80"},
+        check=False,
+    )
+
+
+def test_cli_exit_status_and_80_columns(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    paths = make_tree(tree)
+    passed = _check_cli(tree)
+    assert passed.returncode == 0, passed.stderr
+    assert "every check passed" in passed.stdout
+    set_log_values(perf_detail(paths), effective_min_duration_ms=60_000)
+    (scenario(paths, "Offline").test("TEST04") / "verify_performance.txt").write_text("FAIL\n")
+    failed = _check_cli(tree)
+    assert failed.returncode == 12, failed.stderr
+    assert f"✗ {SS}\n    performance/run_1/mlperf_log_detail.txt: min_duration 60 s" in (
+        failed.stdout
+    )
+    assert f"✗ {OFFLINE}\n    TEST04/verify_performance.txt: TEST04 did not pass" in failed.stdout
+    assert "error: check failed: 2 problem(s)" in failed.stderr
+    lines = (failed.stdout + failed.stderr).splitlines()
+    assert all(len(line) <= 80 for line in lines if str(tree) not in line), lines
