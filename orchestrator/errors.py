@@ -138,6 +138,12 @@ class AccuracyGuardFailed(MlorchError):
     exit_code = 11
 
 
+class PreflightFailed(MlorchError):
+    """`mlorch check` found rules a run would break, or problems in a submission tree."""
+
+    exit_code = 12
+
+
 class BackendsFailed(MlorchError):
     """Some backends of a multi-backend `up` failed; the others ran and the comparison was
     written. Exits with the first failure's own code (3 engine, 6 container, ...)."""

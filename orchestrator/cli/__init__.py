@@ -14,6 +14,7 @@ from orchestrator import __version__
 from orchestrator.cli.application import Application
 from orchestrator.cli.assets import assets_app
 from orchestrator.cli.build import build
+from orchestrator.cli.check import check
 from orchestrator.cli.compare import compare
 from orchestrator.cli.compose import compose
 from orchestrator.cli.doctor import doctor
@@ -67,6 +68,7 @@ app.command()(down)
 app.command()(runs)
 app.command()(compare)
 app.command()(submit)
+app.command()(check)
 app.command()(doctor)
 app.command()(compose)
 app.command()(wheelhouse)

@@ -9,6 +9,7 @@ codes, explained in a legend underneath that also says why each row is not VALID
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Group
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from orchestrator.results.loadgen_log import TestResult
     from orchestrator.results.manifest import RunListing
     from orchestrator.run import RunOutcome
+    from orchestrator.submission.official import OfficialVerdict
+    from orchestrator.submission.preflight import CheckReport
     from orchestrator.submission.tree import SubmissionOutcome
 
 RUN_STYLE = {"complete": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
@@ -244,3 +247,48 @@ def submission_lines(outcome: SubmissionOutcome) -> Group:
         if description.supplied:
             lines.append(Text(f"    from --system-facts: {', '.join(description.supplied)}"))
     return Group(*lines)
+
+
+def wrap_lines(text: str, width: int, indent: str = "") -> list[str]:
+    """`text` wrapped at spaces to `width` columns (paths and long words are never broken)."""
+    import textwrap
+
+    return textwrap.wrap(
+        text,
+        width=max(width, 40),
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [indent]
+
+
+def check_lines(report: CheckReport, width: int = 80) -> list[str]:
+    """`mlorch check`'s problems as plain lines (whole paths, greppable), grouped under the
+    scenario folder or spec item each concerns, wrapped to `width`."""
+    from orchestrator.submission.preflight import problems_by_where
+
+    if report.ok:
+        return [f"{report.target}: every check passed"]
+    lines = [f"{report.target}: {len(report.problems)} problem(s)"]
+    for where, messages in problems_by_where(report):
+        lines.append(f"✗ {where}")
+        for message in messages:
+            lines.extend(wrap_lines(message, width, "    "))
+    return lines
+
+
+def official_lines(verdict: OfficialVerdict, tree: Path, width: int = 80) -> list[str]:
+    """The MLCommons checker's verdict and its error lines, each message once (the scenario
+    folders it occurs in listed after it), wrapped to `width`."""
+    from orchestrator.submission.official import summarize_errors
+
+    lines = wrap_lines(f"MLCommons checker: {verdict.summary}", width)
+    errors, left_out = summarize_errors(verdict.errors, tree)
+    for message in errors:
+        lines.extend(wrap_lines(message, width, "  "))
+    if left_out:
+        lines.append(f"  (+ {left_out} lines that repeat these: 'Some checks failed for ...')")
+    if not verdict.errors and not verdict.passed:
+        lines.extend(verdict.output_tail.splitlines())
+    return lines

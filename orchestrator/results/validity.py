@@ -219,6 +219,7 @@ class ComplianceVerdict:
     test: str
     passed: bool
     reasons: tuple[str, ...]
+    ran: bool = True  # False: recorded as skipped (e.g. --no-compliance), not as failed
 
 
 def compliance_verdicts(run_dir: Path, manifest: Mapping[str, Any]) -> list[ComplianceVerdict]:
@@ -248,13 +249,14 @@ def _verdict(record: Mapping[str, Any]) -> ComplianceVerdict:
         test=str(record.get("test", "?")),
         passed=record.get("passed") is True,
         reasons=tuple(str(reason) for reason in reasons),
+        ran=record.get("status") not in ("skipped", "not run"),
     )
 
 
 def compliance_findings(scenario: str, verdicts: Sequence[ComplianceVerdict]) -> list[Finding]:
     found: list[Finding] = []
     for test in COMPLIANCE_TESTS:
-        mine = [v for v in verdicts if v.scenario == scenario and v.test == test]
+        mine = [v for v in verdicts if v.scenario == scenario and v.test == test and v.ran]
         if not mine:
             found.append(("compliance", f"{test} not run"))
         elif not any(v.passed for v in mine):

@@ -199,7 +199,7 @@ def compliance_lines(verdicts: Sequence[Any], scenario: str) -> list[str]:
     for verdict in verdicts:
         if verdict.scenario != scenario:
             continue
-        state = "passed" if verdict.passed else "FAILED"
+        state = "passed" if verdict.passed else ("FAILED" if verdict.ran else "not run")
         why = f": {'; '.join(verdict.reasons)}" if verdict.reasons and not verdict.passed else ""
         lines.append(f"{verdict.test} {state}{why}")
     return lines

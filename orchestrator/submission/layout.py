@@ -130,18 +130,22 @@ class ScenarioPaths:
     def test_accuracy(self, name: str) -> Path:
         return self.root / name / "accuracy"
 
-    def required_files(self, compliance: bool) -> list[Path]:
-        """Every file the checker needs in this scenario folder (compliance: closed division)."""
+    def required_files(self) -> list[Path]:
+        """Every file the checker needs in this scenario folder, compliance tests aside."""
         files = [self.measurements, self.user_conf, self.readme]
         files += [self.performance / name for name in LOG_FILES]
         files += [self.accuracy / name for name in ACCURACY_FILES]
-        if compliance:
-            test01 = self.test("TEST01")
-            files += [test01 / VERIFY_ACCURACY, test01 / VERIFY_PERFORMANCE]
-            files += [self.test_performance("TEST01") / name for name in LOG_FILES]
-            files += [self.test_accuracy("TEST01") / ACCURACY_LOG]
-            files += [self.test("TEST04") / VERIFY_PERFORMANCE]
-            files += [self.test_performance("TEST04") / name for name in LOG_FILES]
+        return files
+
+    def compliance_files(self, test: str) -> list[Path]:
+        """The files of one compliance test folder (closed division)."""
+        verdicts = (
+            (VERIFY_ACCURACY, VERIFY_PERFORMANCE) if test == "TEST01" else (VERIFY_PERFORMANCE,)
+        )
+        files = [self.test(test) / name for name in verdicts]
+        files += [self.test_performance(test) / name for name in LOG_FILES]
+        if test == "TEST01":
+            files.append(self.test_accuracy(test) / ACCURACY_LOG)
         return files
 
 

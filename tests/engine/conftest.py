@@ -57,3 +57,17 @@ def mlorch_background(*args: str, cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+@pytest.fixture(scope="session")
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory, engine: DockerEngine
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """One `mlorch up reference --device cpu --quick` (every scenario and mode) for the session:
+    test_up checks the run, test_submit_engine builds a tree from it. Read it, never change it."""
+    work = tmp_path_factory.mktemp("up")
+    # COLUMNS=80: what a pipe (CI log) or a small terminal gets
+    result = mlorch(
+        "up", "reference", "--device", "cpu", "--quick", cwd=work, env={"COLUMNS": "80"}
+    )
+    return result, work / "runs"

@@ -35,18 +35,6 @@ def _mlorch_containers(engine: DockerEngine, run_id: str) -> list[str]:
     return [c.name for c in engine.labelled_containers({L.RUN_ID: run_id})]
 
 
-@pytest.fixture(scope="module")
-def quick_run(
-    tmp_path_factory: pytest.TempPathFactory, engine: DockerEngine
-) -> tuple[subprocess.CompletedProcess[str], Path]:
-    work = tmp_path_factory.mktemp("up")
-    # COLUMNS=80: what a pipe (CI log) or a small terminal gets
-    result = mlorch(
-        "up", "reference", "--device", "cpu", "--quick", cwd=work, env={"COLUMNS": "80"}
-    )
-    return result, work / "runs"
-
-
 def test_quick_run_writes_every_scenario_and_mode(
     quick_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli.application import Application
+from orchestrator.cli.options import (
+    BaseImageOpt,
+    BuildTimeoutOpt,
+    CalibrationListOpt,
+    ConfigOpt,
+    CountOpt,
+    DatasetOpt,
+    DeviceOpt,
+    HarnessProfileOpt,
+    MaxBatchsizeOpt,
+    MemoryOpt,
+    MinAgreementOpt,
+    ModelOpt,
+    ModesOpt,
+    QuickOpt,
+    RunsDirOpt,
+    ScenariosOpt,
+    SetOpt,
+    SkipBadOpt,
+    ThreadsOpt,
+    TimeoutOpt,
+    WheelhouseOpt,
+    run_overrides,
+)
+from orchestrator.submission.layout import Division
+
+
+def check(
+    ctx: typer.Context,
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A submission tree (a folder); a run spec (a TOML file as `up --config` "
+            "takes, with --backend); or a BACKEND: then the run `mlorch up BACKEND` would start "
+            "with the same options is checked.",
+            show_default=False,
+        ),
+    ],
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="The backend a run spec TOML is for (the BACKEND of `mlorch up`).",
+            show_default=False,
+        ),
+    ] = None,
+    division: Annotated[
+        Division,
+        typer.Option("--division", help="The division to judge a spec for.", case_sensitive=False),
+    ] = Division.CLOSED,
+    official: Annotated[
+        Path | None,
+        typer.Option(
+            "--official",
+            help="A checkout of mlcommons/inference: also run its submission checker (v6.1) "
+            "on the tree.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    official_timeout: Annotated[
+        int,
+        typer.Option("--official-timeout", help="Seconds the official checker may take.", min=1),
+    ] = 600,
+    device: DeviceOpt = None,
+    base_image: BaseImageOpt = None,
+    quick: QuickOpt = False,
+    config: ConfigOpt = None,
+    wheelhouse: WheelhouseOpt = None,
+    scenario: ScenariosOpt = None,
+    mode: ModesOpt = None,
+    model: ModelOpt = None,
+    dataset: DatasetOpt = None,
+    count: CountOpt = None,
+    skip_bad: SkipBadOpt = False,
+    threads: ThreadsOpt = None,
+    max_batchsize: MaxBatchsizeOpt = None,
+    timeout: TimeoutOpt = None,
+    build_timeout: BuildTimeoutOpt = None,
+    memory: MemoryOpt = None,
+    runs_dir: RunsDirOpt = None,
+    set_values: SetOpt = None,
+    calibration_list: CalibrationListOpt = None,
+    min_agreement: MinAgreementOpt = None,
+    harness_profile: HarnessProfileOpt = None,
+) -> None:
+    """Preflight: the rules a run would break, or what a submission tree lacks.
+
+    With a BACKEND and `up`'s options (nothing runs): quick profile, model md5, dataset size,
+    the user.conf it would write, compliance, modes and scenarios, and the estimated duration.
+    With a tree folder: files, system fields, seeds, durations and counts from the detail logs,
+    dataset size, truncation, compliance verdicts, each named with its path; --official also
+    runs the MLCommons checker. Exit status 12 when anything is wrong."""
+    from orchestrator.cli.tables import check_lines, official_lines, wrap_lines
+    from orchestrator.errors import ConfigError, PreflightFailed
+    from orchestrator.submission.official import run_official_checker
+    from orchestrator.submission.preflight import check_spec, check_tree
+
+    app: Application = ctx.obj
+    tree = Path(target)
+    if tree.is_dir():
+        report = check_tree(tree)
+    else:
+        if official is not None:
+            raise ConfigError("--official checks a tree: pass the tree's folder", key="official")
+        target, config = _spec_source(target, backend, config)
+        overrides = run_overrides(
+            scenario=scenario, mode=mode, model=model, dataset=dataset, count=count,
+            skip_bad=skip_bad, threads=threads, max_batchsize=max_batchsize, timeout=timeout,
+            build_timeout=build_timeout, memory=memory, telemetry_hz=None, runs_dir=runs_dir,
+            set_values=set_values,
+            harness_profile=harness_profile, calibration_list=calibration_list,
+            min_agreement=min_agreement, wheelhouse=wheelhouse,
+        )  # fmt: skip
+        spec = app.spec(
+            target, device, base_image=base_image, quick=quick, config=config, overrides=overrides
+        )
+        report = check_spec(spec, division.value, config)
+    width = app.terminal.out.width
+    for line in check_lines(report, width):
+        app.terminal.data(line)
+    for note in report.notes:
+        app.terminal.info("\n".join(wrap_lines(note, width - 2)))
+    verdict = None
+    if official is not None:
+        with app.terminal.status(f"running the MLCommons checker of {official}"):
+            verdict = run_official_checker(official, tree, timeout_s=official_timeout)
+        for line in official_lines(verdict, tree, width):
+            app.terminal.data(line)
+    failed_official = verdict is not None and not verdict.passed
+    if report.ok and not failed_official:
+        app.terminal.success(f"{report.target}: no problem found")
+        return
+    parts = [f"{len(report.problems)} problem(s)"] if report.problems else []
+    if failed_official:
+        parts.append("the MLCommons checker refuses the tree")
+    raise PreflightFailed(f"check failed: {' and '.join(parts)} (listed above)")
+
+
+def _spec_source(target: str, backend: str | None, config: Path | None) -> tuple[str, Path | None]:
+    """(backend, config file) of `mlorch check TARGET`: a TOML file is the run spec itself."""
+    from orchestrator.errors import ConfigError
+
+    path = Path(target)
+    if path.suffix == ".toml" or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"run spec not found: {path}", key="target")
+        if config is not None:
+            raise ConfigError("pass the run spec once: as TARGET or as --config", key="config")
+        if backend is None:
+            raise ConfigError(
+                f"{path} is a run spec: name its backend",
+                key="backend",
+                hint=f"mlorch check {path} --backend reference (or dell-trt)",
+            )
+        return backend, path
+    if backend is not None and backend != target:
+        raise ConfigError(f"--backend {backend} and BACKEND {target} differ", key="backend")
+    return target, config
