@@ -48,14 +48,18 @@ def _table(title: str, runs: Sequence[RunSummary], rows: Sequence[Row], first: s
 
 
 def _runs_table(comparison: Comparison) -> Table:
+    """The runs compared; a run id is what `compare` and `submit` take, so it is never cut."""
     table = Table(title=comparison.title, title_justify="left", title_style="bold")
-    for column in ("run", "id", "backend", "device", "profile", "status"):
-        table.add_column(column, overflow="fold")
+    table.add_column("run")
+    table.add_column("id", no_wrap=True)
+    table.add_column("backend (device, profile)")
+    table.add_column("status")
     for run in comparison.runs:
         style = {"complete": "green", "failed": "red"}.get(run.status, "yellow")
         table.add_row(
-            run.label, escape(run.run_id), escape(run.backend), escape(run.device),
-            escape(run.profile), f"[{style}]{escape(run.status)}[/]",
+            run.label, escape(run.run_id),
+            f"{escape(run.backend)} ({escape(run.device)}, {escape(run.profile)})",
+            f"[{style}]{escape(run.status)}[/]",
         )  # fmt: skip
     return table
 
@@ -88,7 +92,7 @@ def render_terminal(comparison: Comparison, *, detailed: bool = True) -> list[Ta
         settings.add_column("")
         settings.add_row(f"all {len(comparison.settings)} run settings are the same")
         return [*tables, settings]
-    settings.add_column("setting", overflow="fold")
+    settings.add_column("setting", no_wrap=True)  # a key is read whole
     for run in comparison.runs:
         settings.add_column(run.label, overflow="fold")
     for setting in differing:
