@@ -146,3 +146,18 @@ def test_nice_ticks() -> None:
     assert log_ticks(3, 40)[2] == [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
     assert nines(90) == pytest.approx(1.0)
     assert nines(99.9) == pytest.approx(3.0)
+
+
+def test_terminal_keeps_run_ids_and_setting_keys_whole_in_80_columns(
+    comparison: Comparison,
+) -> None:
+    console = Console(record=True, width=80, color_system=None)
+    for table in render_terminal(comparison, detailed=False):
+        console.print(table)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    lines = text.splitlines()
+    for run in comparison.runs:
+        assert any(run.run_id in line for line in lines), run.run_id  # on one line, uncut
+    for setting in comparison.differing_settings:
+        assert any(setting.key in line for line in lines), setting.key
