@@ -122,6 +122,15 @@ def up(
             max=1.0,
         ),
     ] = None,
+    compliance: Annotated[
+        bool | None,
+        typer.Option(
+            "--compliance/--no-compliance",
+            help="Run the MLPerf compliance audits TEST01 and TEST04 for each scenario and "
+            "verify them [default: on, off with --quick].",
+            show_default=False,
+        ),
+    ] = None,
     harness_profile: Annotated[
         str | None,
         typer.Option(
@@ -158,6 +167,7 @@ def up(
         "harness_profile": harness_profile,
         "calibration_list": calibration_list,
         "min_agreement": min_agreement,
+        "compliance": compliance,
         "runs_dir": runs_dir,
         "wheelhouse": wheelhouse,
     }
