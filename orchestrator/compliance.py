@@ -94,11 +94,15 @@ class AuditPlan:
     skipped: tuple[tuple[AuditTest, str], ...] = ()
 
 
+OFF_REASON = "compliance audits off (--no-compliance, or the --quick default)"
+
+
 def plan_audits(spec: RunSpec) -> AuditPlan:
     """Both audits compare with the scenario's performance run; TEST01 also with its accuracy
-    run. An audit with nothing to compare with is not run (it could only fail)."""
+    run. An audit with nothing to compare with is not run (it could only fail); every audit not
+    run is listed with the reason."""
     if not spec.compliance:
-        return AuditPlan(())
+        return AuditPlan((), tuple((test, OFF_REASON) for test in AuditTest))
     if Mode.PERFORMANCE not in spec.modes:
         why = "needs the performance run to compare with (-m PerformanceOnly)"
         return AuditPlan((), tuple((test, why) for test in AuditTest))

@@ -314,13 +314,34 @@ def _compare_scores(
         report.lines.append(PASS_LINE)
         return report
     report.lines.append("TEST FAIL: Test score invalid")
-    change = (test.score / reference.score - 1) * 100 if reference.score else float("inf")
-    allowed = f"±{threshold:.0%}" if within else f"at most {threshold:.0%} above"
-    report.reasons.append(
-        f"audit score {test.score:g} is {change:+.1f} % of the performance run's "
-        f"{reference.score:g} (allowed: {allowed})"
-    )
+    report.reasons.append(_score_reason(reference, test, threshold, within=within))
     return report
+
+
+def _score_reason(reference: _Scored, test: _Scored, threshold: float, *, within: bool) -> str:
+    """Why a score fails, in the metric's own units (TEST04's stream score is 1e9 / latency)."""
+    streams = reference.scenario in RELAXED_BELOW
+    what = "early-stopping latency" if streams else "samples/s"
+
+    def shown(score: float) -> str:
+        if not streams:
+            return f"{score:,.2f} {what}"
+        latency_ns = score if within else (1e9 / score if score else float("inf"))
+        return f"{latency_ns / 1e6:,.3f} ms"
+
+    audit, performance = shown(test.score), shown(reference.score)
+    change = (test.score / reference.score - 1) * 100 if reference.score else float("inf")
+    if streams:
+        audit = f"{what} {audit}"
+    if within:
+        return (
+            f"audit {audit} is {change:+.1f} % off the performance run's {performance} "
+            f"(allowed: ±{threshold:.0%})"
+        )
+    return (
+        f"audit {audit} is {change:.1f} % faster than the performance run's {performance} "
+        f"(allowed: at most {threshold:.0%} faster)"
+    )
 
 
 def _summary_score(path: Path) -> tuple[_Scored | None, bool | None, int]:

@@ -219,6 +219,7 @@ class ComplianceVerdict:
     test: str
     passed: bool
     reasons: tuple[str, ...]
+    status: str = "verified"  # or "skipped" (not run, reasons say why), "failed", "interrupted"
 
 
 def compliance_verdicts(run_dir: Path, manifest: Mapping[str, Any]) -> list[ComplianceVerdict]:
@@ -248,6 +249,7 @@ def _verdict(record: Mapping[str, Any]) -> ComplianceVerdict:
         test=str(record.get("test", "?")),
         passed=record.get("passed") is True,
         reasons=tuple(str(reason) for reason in reasons),
+        status=str(record.get("status") or "verified"),
     )
 
 
@@ -255,10 +257,12 @@ def compliance_findings(scenario: str, verdicts: Sequence[ComplianceVerdict]) ->
     found: list[Finding] = []
     for test in COMPLIANCE_TESTS:
         mine = [v for v in verdicts if v.scenario == scenario and v.test == test]
-        if not mine:
-            found.append(("compliance", f"{test} not run"))
-        elif not any(v.passed for v in mine):
+        ran = [v for v in mine if v.status != "skipped"]
+        if not ran:
             why = "; ".join(reason for v in mine for reason in v.reasons)
+            found.append(("compliance", f"{test} not run" + (f" ({why})" if why else "")))
+        elif not any(v.passed for v in ran):
+            why = "; ".join(reason for v in ran for reason in v.reasons)
             found.append(("compliance", f"{test} failed" + (f": {why}" if why else "")))
     return found
 
