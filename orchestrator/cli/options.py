@@ -216,9 +216,10 @@ def run_overrides(
     calibration_list: Path | None,
     min_agreement: float | None,
     wheelhouse: Path | None,
-    compliance: bool | None,
+    compliance: bool | None = None,
 ) -> dict[str, Any]:
-    """The RunSpec keys the run options set (None: not given, the config file or default)."""
+    """The RunSpec keys the run options set (None: not given, the config file or default).
+    `compliance` None: the config file's, else on for the full profile and off for --quick."""
     return {
         "scenarios": tuple(scenario) if scenario else None,
         "modes": tuple(mode) if mode else None,
