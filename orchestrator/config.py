@@ -152,6 +152,18 @@ class RunSpec(StrictModel):
     calibration_list: Path | None = None
     min_agreement: float = Field(default=0.99, ge=0.0, le=1.0)
     guard_samples: int = Field(default=500, gt=0)
+    # MLPerf compliance audits (TEST01, TEST04) per scenario; unset: on for the full profile,
+    # off for --quick (whose audits could not make a run submission-valid anyway).
+    compliance: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _compliance_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("compliance") is None:
+            profile = data.get("profile", Profile.FULL)
+            quick = profile is Profile.QUICK or profile == Profile.QUICK.value
+            data = {**data, "compliance": not quick}
+        return data
 
     @field_validator("memory")
     @classmethod
@@ -208,6 +220,7 @@ class FileConfig(StrictModel):
     calibration_list: Path | None = None
     min_agreement: float | None = None
     guard_samples: int | None = None
+    compliance: bool | None = None
 
 
 def _key_of(error: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ DATA_MOUNT = "/data"
 CACHE_MOUNT = "/cache"
 RESULTS_MOUNT = "/results"
 USER_CONF_MOUNT = "/config/user.conf"
+AUDIT_CONFIG_MOUNT = "/config/audit.config"
 SETTINGS_MOUNT = "/config/settings.json"
 CALIBRATION_MOUNT = "/config/calibration.txt"
 VAL_MAP_MOUNT = "/config/val_map.txt"
@@ -48,6 +49,21 @@ class RecipeInputs:
     def args(self) -> tuple[str, ...]:
         args = ("--artifacts", ARTIFACTS_MOUNT, "--settings", SETTINGS_MOUNT)
         return (*args, "--engines", ENGINES_MOUNT) if self.engines is not None else args
+
+
+@dataclass(frozen=True)
+class AuditInputs:
+    """A compliance audit run: which test, and its audit.config (read-only in the container;
+    the SUT hands its path to LoadGen, which overrides the test settings from it)."""
+
+    test: str  # "TEST01", "TEST04"
+    config: Path
+
+    def mounts(self) -> tuple[Mount, ...]:
+        return (Mount(self.config, AUDIT_CONFIG_MOUNT),)
+
+    def args(self) -> tuple[str, ...]:
+        return ("--audit-config", AUDIT_CONFIG_MOUNT)
 
 
 # Preprocessing runs one process per CPU: each stays single-threaded, so neither oversubscribes
@@ -226,6 +242,7 @@ def loadgen_command(
     threads: int | None,
     max_batchsize: int,
     recipe: RecipeInputs | None = None,
+    audit: AuditInputs | None = None,
 ) -> tuple[str, ...]:
     command = [
         "run",
@@ -248,6 +265,8 @@ def loadgen_command(
         "--device",
         device.value,
     ]
+    if audit is not None:
+        command += audit.args()
     if recipe is not None:  # the recipe's batches, streams and threads come from its settings
         return (*command, *recipe.args())
     command += ["--max-batchsize", str(max_batchsize)]
@@ -275,20 +294,28 @@ def loadgen_spec(
     max_batchsize: int,
     gpu_access: str | None = None,
     recipe: RecipeInputs | None = None,
+    audit: AuditInputs | None = None,
 ) -> ContainerSpec:
-    """One LoadGen test in one container: model, cache and user.conf read-only, results writable."""
+    """One LoadGen test in one container: model, cache and user.conf read-only, results writable.
+
+    With `audit`, the test is that compliance audit: its audit.config is mounted read-only and
+    passed to the SUT; what the backend does is otherwise the same as its performance run."""
+    what = audit.test.lower() if audit is not None else mode.short
+    extra_labels = {"audit": audit.test} if audit is not None else {}
+    command = loadgen_command(
+        scenario, mode, device, count, performance_count, threads, max_batchsize, recipe, audit
+    )
     return ContainerSpec(
         image=image,
-        command=loadgen_command(
-            scenario, mode, device, count, performance_count, threads, max_batchsize, recipe
-        ),
-        name=f"mlorch-{run_id}-{scenario.value.lower()}-{mode.short}",
+        command=command,
+        name=f"mlorch-{run_id}-{scenario.value.lower()}-{what}",
         user=user,
         mounts=(
             Mount(model, MODEL_MOUNT),
             Mount(cache, CACHE_MOUNT),
             Mount(user_conf, USER_CONF_MOUNT),
             *(recipe.mounts() if recipe is not None else ()),
+            *(audit.mounts() if audit is not None else ()),
             Mount(results, RESULTS_MOUNT, read_only=False),
         ),
         labels=L.base_labels(
@@ -297,6 +324,7 @@ def loadgen_spec(
             role="sut",
             scenario=scenario.value,
             mode=mode.value,
+            **extra_labels,
         ),
         working_dir=RESULTS_MOUNT,
         gpus=device is Device.CUDA,

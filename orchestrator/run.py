@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -29,9 +29,16 @@ from orchestrator.assets import (
 )
 from orchestrator.assets.dataset import skipped_record
 from orchestrator.catalog import CUDA_BASES, BackendDef, get_backend
+from orchestrator.compliance import (
+    AUDIT_CONFIG,
+    COMPLIANCE_DIR,
+    AuditTest,
+    plan_audits,
+    render_audit_config,
+)
 from orchestrator.config import Device, Mode, RunSpec, Scenario
 from orchestrator.console import Terminal
-from orchestrator.containers import Identity, loadgen_spec
+from orchestrator.containers import AuditInputs, Identity, loadgen_spec
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
 from orchestrator.engine.owner import remove_orphans
@@ -50,6 +57,7 @@ from orchestrator.prepare import (
     line_printer,
 )
 from orchestrator.results.accuracy import fp32_agreement, logged_labels, score_accuracy_log
+from orchestrator.results.compliance import AUDIT_NOTICE, Verification, verify_audit
 from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import RunManifest, utc_now
@@ -59,9 +67,32 @@ from orchestrator.userconf import render_user_conf
 
 
 @dataclass(frozen=True)
+class AuditOutcome:
+    """A compliance audit's LoadGen result and its verification."""
+
+    result: TestResult
+    verification: Verification
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     manifest: RunManifest
     results: list[TestResult]
+    compliance: list[AuditOutcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PlannedTest:
+    """One LoadGen test of the run: a scenario's performance or accuracy run, or an audit
+    (a performance run under a compliance audit.config)."""
+
+    scenario: Scenario
+    mode: Mode
+    audit: AuditTest | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.scenario.value} {self.audit.value if self.audit else self.mode.value}"
 
 
 @dataclass(frozen=True)
@@ -158,6 +189,7 @@ def up(
         terminal.warn("--quick: shortened durations and counts; results are NOT submission-valid")
     started = time.monotonic()
     results: list[TestResult] = []
+    audits: list[AuditOutcome] = []
     failing = True
     try:
         with _signals_as_interrupt():
@@ -201,7 +233,7 @@ def up(
                 engine, backend, spec, image, run_id, run_dir, assets, cache, identity, terminal,
                 gpu_access, prepared,
             )  # fmt: skip
-            _run_tests(ctx, manifest, results)
+            _run_tests(ctx, manifest, results, audits)
         manifest.status = "complete"
         failing = False
     except KeyboardInterrupt:
@@ -232,7 +264,7 @@ def up(
         with contextlib.suppress(*((OSError,) if failing else ())):
             manifest.write()
             identity.reclaim(run_dir)
-    return RunOutcome(manifest, results)
+    return RunOutcome(manifest, results, audits)
 
 
 def _judge(manifest: RunManifest) -> None:
@@ -251,18 +283,35 @@ def cuda_preflight(
     return require_cuda(gpus, driver, why, lambda: connect().gpu_support(), base)
 
 
-def _planned_tests(spec: RunSpec) -> list[tuple[Scenario, Mode]]:
-    return [(s, m) for s in spec.scenarios for m in spec.modes]
+def _planned_tests(spec: RunSpec) -> list[PlannedTest]:
+    """Per scenario: its modes, then its compliance audits (which compare with them)."""
+    audits = plan_audits(spec).tests
+    return [
+        test
+        for scenario in spec.scenarios
+        for test in (
+            *(PlannedTest(scenario, mode) for mode in spec.modes),
+            *(PlannedTest(scenario, Mode.PERFORMANCE, audit) for audit in audits),
+        )
+    ]
 
 
 def _announce_plan(spec: RunSpec, count: int, terminal: Terminal) -> None:
     """What the run will do, said before the long steps (build, assets, preprocessing)."""
     tests = _planned_tests(spec)
-    total = sum(estimate_seconds(spec, s, m, count) for s, m in tests)
+    total = sum(estimate_seconds(spec, t.scenario, t.mode, count) for t in tests)
+    audit_plan = plan_audits(spec)
+    audits = ""
+    if audit_plan.tests:
+        names = " and ".join(test.value for test in audit_plan.tests)
+        audits = f" (incl. compliance {names} per scenario)"
     terminal.info(
-        f"plan: {len(tests)} LoadGen tests on {count} images, ≈ {human_duration(total)} "
-        "of LoadGen time at the tuning's expected rates"
+        f"plan: {len(tests)} LoadGen tests{audits} on {count} images, "
+        f"≈ {human_duration(total)} of LoadGen time at the tuning's expected rates"
     )
+    if spec.compliance:  # audits the user asked for but cannot have
+        for test, why in audit_plan.skipped:
+            terminal.warn(f"compliance {test.value} not run: it {why}")
 
 
 def _reap_orphans(engine: DockerEngine, terminal: Terminal) -> None:
@@ -272,23 +321,45 @@ def _reap_orphans(engine: DockerEngine, terminal: Terminal) -> None:
         terminal.warn(f"removed {item.name}, left behind: {item.why()}")
 
 
-def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]) -> None:
-    """Every scenario × mode, one container each, recording each outcome as it lands."""
+def _run_tests(
+    ctx: RunContext,
+    manifest: RunManifest,
+    results: list[TestResult],
+    audits: list[AuditOutcome],
+) -> None:
+    """Every scenario × mode and audit, one container each, recording each outcome as it lands."""
     spec = ctx.spec
     tests = _planned_tests(spec)
-    estimates = [estimate_seconds(spec, s, m, ctx.assets.count) for s, m in tests]
-    for number, ((scenario, mode), estimate) in enumerate(zip(tests, estimates, strict=True), 1):
-        name = f"[{number}/{len(tests)}] {scenario.value} {mode.value}"
+    estimates = [estimate_seconds(spec, t.scenario, t.mode, ctx.assets.count) for t in tests]
+    manifest.compliance = [
+        _audit_entry(scenario, test, None, "skipped", [why])
+        for scenario in spec.scenarios
+        for test, why in plan_audits(spec).skipped
+    ]
+    manifest.write()
+    for number, (planned, estimate) in enumerate(zip(tests, estimates, strict=True), 1):
+        scenario, mode = planned.scenario, planned.mode
+        name = f"[{number}/{len(tests)}] {planned.name}"
         try:
             with ctx.terminal.status(f"{name} (≈ {human_duration(estimate)})"):
-                result, record = run_test(ctx, scenario, mode)
+                result, record = run_test(ctx, scenario, mode, planned.audit)
         except (Exception, KeyboardInterrupt) as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            if planned.audit is not None:
+                folder = _test_folder(ctx, scenario, mode, planned.audit)
+                reason = f"the audit run {status}"
+                manifest.compliance.append(
+                    _audit_entry(scenario, planned.audit, folder, status, [reason])
+                )
+                raise
             folder = f"{ctx.backend.name}/{scenario.value}/{mode.short}"
             manifest.tests.append(
                 {"scenario": scenario.value, "mode": mode.value, "dir": folder, "status": status}
             )
             raise
+        if planned.audit is not None:
+            audits.append(_verify_audit(ctx, manifest, name, planned.audit, result, record))
+            continue
         verdict = "" if result.valid is None else (" VALID" if result.valid else " INVALID")
         line = f"{name}: {result.metric} {result.display_value}{verdict}"
         if result.errors:
@@ -303,6 +374,76 @@ def _run_tests(ctx: RunContext, manifest: RunManifest, results: list[TestResult]
         manifest.tests.append(record)
         manifest.loadgen_version = manifest.loadgen_version or result.loadgen_version
         manifest.write()
+
+
+def _verify_audit(
+    ctx: RunContext,
+    manifest: RunManifest,
+    name: str,
+    audit: AuditTest,
+    result: TestResult,
+    record: dict[str, Any],
+) -> AuditOutcome:
+    """Verify an audit against its scenario's runs; a FAIL is shown and recorded, never raised
+    (the run goes on and exits 0)."""
+    audit_dir = ctx.run_dir / record["dir"]
+    verification = verify_audit(
+        audit, result.scenario, audit_dir.parent.parent, audit_dir, ctx.backend.response_dtype
+    )
+    entry = _audit_entry(
+        Scenario(result.scenario),
+        audit,
+        record["dir"],
+        "verified",
+        list(verification.reasons),
+        passed=verification.passed,
+    )
+    entry.update(
+        checks=verification.checks,
+        container_seconds=record["container_seconds"],
+        loadgen_seconds=record["loadgen_seconds"],
+        harness=record["harness"],
+        result=record["result"],
+    )
+    manifest.compliance.append(entry)
+    manifest.write()
+    line = f"{name}: {result.metric} {result.display_value}"
+    if verification.passed:
+        ctx.terminal.success(f"{line} · compliance PASS")
+    else:
+        ctx.terminal.warn(f"{line} · compliance FAIL: {'; '.join(verification.reasons)}")
+    for warning in result.warnings:
+        if AUDIT_NOTICE not in warning:  # the notice is what an audit expects to see
+            ctx.terminal.warn(f"{name}: {warning}")
+    return AuditOutcome(result, verification)
+
+
+def _audit_entry(
+    scenario: Scenario,
+    test: AuditTest,
+    folder: str | None,
+    status: str,
+    reasons: list[str],
+    *,
+    passed: bool = False,
+) -> dict[str, Any]:
+    """The manifest's record of one audit (status: verified, skipped, failed, interrupted)."""
+    return {
+        "scenario": scenario.value,
+        "test": test.value,
+        "passed": passed,
+        "dir": folder,
+        "reasons": reasons,
+        "status": status,
+    }
+
+
+def _test_folder(ctx: RunContext, scenario: Scenario, mode: Mode, audit: AuditTest | None) -> str:
+    """A test's folder relative to the run folder: <backend>/<Scenario>/<mode> or, for an
+    audit, <backend>/<Scenario>/compliance/<TEST>."""
+    parts = [ctx.backend.name, scenario.value]
+    parts += [COMPLIANCE_DIR, audit.value] if audit is not None else [mode.short]
+    return "/".join(parts)
 
 
 def _record_assets(manifest: RunManifest, assets: ResolvedAssets) -> None:
@@ -346,13 +487,22 @@ def _image_record(image: BuiltImage) -> dict[str, Any]:
     }
 
 
-def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResult, dict[str, Any]]:
-    """One LoadGen test in one fresh container, then its logs parsed and scored."""
+def run_test(
+    ctx: RunContext, scenario: Scenario, mode: Mode, audit: AuditTest | None = None
+) -> tuple[TestResult, dict[str, Any]]:
+    """One LoadGen test in one fresh container, then its logs parsed and scored. With `audit`,
+    a compliance audit: the scenario's performance run under that audit's audit.config."""
     scenario_dir = ctx.run_dir / ctx.backend.name / scenario.value
-    test_dir = scenario_dir / mode.short
+    test_dir = ctx.run_dir / _test_folder(ctx, scenario, mode, audit)
     test_dir.mkdir(parents=True, exist_ok=True)
     user_conf = scenario_dir / "user.conf"
     user_conf.write_text(render_user_conf(ctx.spec, scenario, ctx.assets.count))
+    audit_inputs = None
+    if audit is not None:
+        audit_config = test_dir / AUDIT_CONFIG
+        audit_config.write_text(render_audit_config(audit))
+        audit_inputs = AuditInputs(audit.value, audit_config)
+    what = audit.value if audit is not None else mode.short
     ctx.identity.lend(test_dir)
     container = loadgen_spec(
         ctx.backend, ctx.image.tag, ctx.run_id, scenario, mode, ctx.spec.device,
@@ -361,6 +511,7 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
         performance_count=min(PERFORMANCE_SAMPLE_COUNT, ctx.assets.count),
         threads=ctx.spec.threads, max_batchsize=ctx.spec.max_batchsize,
         gpu_access=ctx.gpu_access, recipe=ctx.recipe.inputs if ctx.recipe else None,
+        audit=audit_inputs,
     )  # fmt: skip
     hz = ctx.spec.telemetry_hz
     sampler = NvmlSampler(hz, ctx.nvml) if hz > 0 else None
@@ -374,8 +525,8 @@ def run_test(ctx: RunContext, scenario: Scenario, mode: Mode) -> tuple[TestResul
             replace(container, mem_limit=ctx.spec.memory_bytes),
             timeout_s=ctx.spec.test_timeout_s,
             log_file=test_dir / "container.log",
-            on_line=line_printer(ctx.terminal, f"{scenario.value}/{mode.short}"),
-            what=f"{scenario.value} {mode.value} test",
+            on_line=line_printer(ctx.terminal, f"{scenario.value}/{what}"),
+            what=f"{scenario.value} {audit.value if audit else mode.value} test",
             on_started=sampler.mark_zero if sampler is not None else None,
         )
         failing = False

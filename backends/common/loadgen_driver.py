@@ -99,6 +99,10 @@ def run_test(
     global _tests_run_in_process
     if _tests_run_in_process:
         raise RuntimeError("one LoadGen test per process: start a new process for the next test")
+    # LoadGen skips an audit.config it cannot find without a word: an audit would then be a
+    # plain performance run.
+    if request.audit_config is not None and not request.audit_config.is_file():
+        raise FileNotFoundError(f"audit config {request.audit_config} not found")
     _tests_run_in_process += 1
 
     settings = lg.TestSettings()
@@ -147,6 +151,7 @@ def run_test(
         "test_seconds": round(test_seconds, 3),
         "issue_path": "fast" if issue_fast is not None else "classic",
         "server_coalesce_queries": coalesced,
+        "audit_config": str(request.audit_config) if request.audit_config else None,
         "total_count": qsl.total_count,
         "performance_count": qsl.performance_count,
         "uid": os.getuid(),

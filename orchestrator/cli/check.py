@@ -10,6 +10,7 @@ from orchestrator.cli.options import (
     BaseImageOpt,
     BuildTimeoutOpt,
     CalibrationListOpt,
+    ComplianceOpt,
     ConfigOpt,
     CountOpt,
     DatasetOpt,
@@ -91,6 +92,7 @@ def check(
     calibration_list: CalibrationListOpt = None,
     min_agreement: MinAgreementOpt = None,
     harness_profile: HarnessProfileOpt = None,
+    compliance: ComplianceOpt = None,
 ) -> None:
     """Preflight: the rules a run would break, or what a submission tree lacks.
 
@@ -118,7 +120,7 @@ def check(
             build_timeout=build_timeout, memory=memory, telemetry_hz=None, runs_dir=runs_dir,
             set_values=set_values,
             harness_profile=harness_profile, calibration_list=calibration_list,
-            min_agreement=min_agreement, wheelhouse=wheelhouse,
+            min_agreement=min_agreement, wheelhouse=wheelhouse, compliance=compliance,
         )  # fmt: skip
         spec = app.spec(
             target, device, base_image=base_image, quick=quick, config=config, overrides=overrides

@@ -145,6 +145,15 @@ TelemetryHzOpt = Annotated[
         show_default=False,
     ),
 ]
+ComplianceOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--compliance/--no-compliance",
+        help="Run the MLPerf compliance audits TEST01 and TEST04 for each scenario and "
+        "verify them [default: on, off with --quick].",
+        show_default=False,
+    ),
+]
 RunsDirOpt = Annotated[
     Path | None,
     typer.Option("--runs-dir", help="Where runs are written [default: ./runs].", file_okay=False),
@@ -207,8 +216,10 @@ def run_overrides(
     calibration_list: Path | None,
     min_agreement: float | None,
     wheelhouse: Path | None,
+    compliance: bool | None,
 ) -> dict[str, Any]:
-    """The RunSpec keys the run options set (None: not given, the config file or default)."""
+    """The RunSpec keys the run options set (None: not given, the config file or default).
+    `compliance` None: the config file's, else on for the full profile and off for --quick."""
     return {
         "scenarios": tuple(scenario) if scenario else None,
         "modes": tuple(mode) if mode else None,
@@ -226,6 +237,7 @@ def run_overrides(
         "harness_profile": harness_profile,
         "calibration_list": calibration_list,
         "min_agreement": min_agreement,
+        "compliance": compliance,
         "runs_dir": runs_dir,
         "wheelhouse": wheelhouse,
     }

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from orchestrator.doctor import Check
     from orchestrator.results.loadgen_log import TestResult
     from orchestrator.results.manifest import RunListing
-    from orchestrator.run import RunOutcome
+    from orchestrator.run import AuditOutcome, RunOutcome
     from orchestrator.submission.official import OfficialVerdict
     from orchestrator.submission.preflight import CheckReport
     from orchestrator.submission.tree import SubmissionOutcome
@@ -37,6 +37,8 @@ VERDICTS: dict[str, tuple[str, str]] = {
     "ERR": ("red", "LoadGen logged errors, so invalid (below)"),
     "acc": ("cyan", "accuracy run, scored by mlorch"),
     "?": ("yellow", "no verdict in the log"),
+    "PASS": ("green", "compliance audit verified"),
+    "FAIL": ("red", "compliance audit failed verification (why below)"),
 }
 
 
@@ -49,6 +51,10 @@ def verdict_code(result: TestResult) -> str:
     if result.valid is None:
         return "?"
     return "VALID" if result.valid else "INVAL"
+
+
+def audit_code(audit: AuditOutcome) -> str:
+    return "PASS" if audit.verification.passed else "FAIL"
 
 
 def _mode(result: TestResult) -> str:
@@ -83,6 +89,15 @@ def results_table(outcome: RunOutcome) -> Table:
         if result.percentile_metric is not None:
             raw = f"raw {result.percentile_metric} (ms)"
             table.add_row("", "", Text(raw, style="dim"), _number(result.percentile_ms), "")
+    for audit in outcome.compliance:
+        code = audit_code(audit)
+        table.add_row(
+            audit.result.scenario,
+            audit.verification.test,
+            Text(_metric(audit.result)),
+            _value(audit.result),
+            Text(code, style=VERDICTS[code][0]),
+        )
     return table
 
 
@@ -94,6 +109,13 @@ def results_list(outcome: RunOutcome) -> Group:
         line = Text(f"  {result.scenario} {_mode(result)}: {_metric(result)} {_value(result)} ")
         if result.percentile_metric is not None:
             line.append(f"(raw {result.percentile_metric} {_number(result.percentile_ms)}) ")
+        line.append(code, style=VERDICTS[code][0])
+        lines.append(line)
+    for audit in outcome.compliance:
+        code = audit_code(audit)
+        result = audit.result
+        line = Text(f"  {result.scenario} {audit.verification.test}: {_metric(result)} ")
+        line.append(f"{_value(result)} ")
         line.append(code, style=VERDICTS[code][0])
         lines.append(line)
     return Group(*lines)
@@ -110,7 +132,8 @@ def _number(value: float | None) -> str:
 def results_legend(outcome: RunOutcome) -> list[Text]:
     """The codes the table uses, why each row that is not VALID is not, and run-wide notes."""
     lines: list[Text] = []
-    codes = [code for code in VERDICTS if code in {verdict_code(r) for r in outcome.results}]
+    used = {verdict_code(r) for r in outcome.results} | {audit_code(a) for a in outcome.compliance}
+    codes = [code for code in VERDICTS if code in used]
     if codes:
         lines.append(Text(" · ".join(f"{code}: {VERDICTS[code][1]}" for code in codes)))
     for result in outcome.results:
@@ -131,6 +154,18 @@ def results_legend(outcome: RunOutcome) -> list[Text]:
                 "the raw percentile is below it"
             )
         )
+    for audit in outcome.compliance:
+        row = f"{audit.result.scenario} {audit.verification.test}"
+        for reason in audit.verification.reasons:
+            lines.append(Text(f"{row} FAIL: {reason}"))
+    if outcome.manifest.spec.get("compliance"):  # asked for, yet not run: say why
+        not_run = {
+            (entry["test"], "; ".join(entry["reasons"]))
+            for entry in outcome.manifest.compliance
+            if entry.get("status") == "skipped"
+        }
+        for test, why in sorted(not_run):
+            lines.append(Text(f"compliance {test} not run: it {why}"))
     if outcome.manifest.assets.get("synthetic"):
         lines.append(Text("synthetic assets: accuracy is a plumbing check"))
     manifest = outcome.manifest

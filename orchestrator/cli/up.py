@@ -11,6 +11,7 @@ from orchestrator.cli.options import (
     BaseImageOpt,
     BuildTimeoutOpt,
     CalibrationListOpt,
+    ComplianceOpt,
     ConfigOpt,
     CountOpt,
     DatasetOpt,
@@ -61,6 +62,7 @@ def up(
     calibration_list: CalibrationListOpt = None,
     min_agreement: MinAgreementOpt = None,
     harness_profile: HarnessProfileOpt = None,
+    compliance: ComplianceOpt = None,
 ) -> None:
     """Build the BACKEND image and run its LoadGen scenarios, one test per container.
 
@@ -78,7 +80,7 @@ def up(
         build_timeout=build_timeout, memory=memory, telemetry_hz=telemetry_hz,
         runs_dir=runs_dir, set_values=set_values,
         harness_profile=harness_profile, calibration_list=calibration_list,
-        min_agreement=min_agreement, wheelhouse=wheelhouse,
+        min_agreement=min_agreement, compliance=compliance, wheelhouse=wheelhouse,
     )  # fmt: skip
     if len(backends) > 1:
         _campaign(app, backends, device, base_image, quick, config, overrides)

@@ -38,16 +38,9 @@ def score_accuracy_log(accuracy_log: Path, labels: list[int], dtype: str = "floa
     `labels` holds the expected label of every sample the run used (qsl indices 0..n-1); each must
     appear in the log, otherwise ResultError names how many are there and which are missing.
     """
-    try:
-        records = json.loads(accuracy_log.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResultError(f"cannot read {accuracy_log}: {exc}") from exc
-    if not isinstance(records, list):
-        raise ResultError(f"{accuracy_log}: expected a JSON array of responses")
     seen: set[int] = set()
     good = 0
-    for number, record in enumerate(records):
-        index, data = _fields(accuracy_log, number, record)
+    for index, data in read_responses(accuracy_log):
         if index in seen:
             continue
         seen.add(index)
@@ -69,6 +62,17 @@ def score_accuracy_log(accuracy_log: Path, labels: list[int], dtype: str = "floa
     return Accuracy(good=good, total=len(seen))
 
 
+def read_responses(accuracy_log: Path) -> list[tuple[int, bytes]]:
+    """(qsl_idx, response bytes) of every logged response, in log order."""
+    try:
+        records = json.loads(accuracy_log.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultError(f"cannot read {accuracy_log}: {exc}") from exc
+    if not isinstance(records, list):
+        raise ResultError(f"{accuracy_log}: expected a JSON array of responses")
+    return [_fields(accuracy_log, number, record) for number, record in enumerate(records)]
+
+
 def _fields(accuracy_log: Path, number: int, record: Any) -> tuple[int, bytes]:
     """(qsl_idx, response bytes) of one logged response."""
     try:
@@ -81,13 +85,8 @@ def _fields(accuracy_log: Path, number: int, record: Any) -> tuple[int, bytes]:
 
 def logged_labels(accuracy_log: Path, dtype: str = "float32") -> dict[int, int]:
     """qsl_idx → the label the SUT answered (first logged response of each sample)."""
-    try:
-        records = json.loads(accuracy_log.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResultError(f"cannot read {accuracy_log}: {exc}") from exc
     answers: dict[int, int] = {}
-    for number, record in enumerate(records):
-        index, data = _fields(accuracy_log, number, record)
+    for index, data in read_responses(accuracy_log):
         if index not in answers:
             values = np.frombuffer(data, dtype=np.dtype(dtype))
             answers[index] = int(values[0]) if values.size else -1

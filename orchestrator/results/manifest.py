@@ -35,6 +35,8 @@ class RunManifest:
     image: dict[str, Any] = field(default_factory=dict)
     loadgen_version: str | None = None
     tests: list[dict[str, Any]] = field(default_factory=list)
+    # compliance audits: {"scenario", "test", "passed", "dir", "reasons", "status", ...}
+    compliance: list[dict[str, Any]] = field(default_factory=list)
     recipe: dict[str, Any] | None = None  # dell-trt: prepared model, engines, FP32 guards
     wall_seconds: float | None = None
     pid: int = field(default_factory=os.getpid)
@@ -58,6 +60,7 @@ class RunManifest:
             "host": self.host,
             "recipe": self.recipe,
             "tests": self.tests,
+            "compliance": self.compliance,
             "pid": self.pid,
             "host_id": self.host_id,
         }

@@ -3,15 +3,16 @@
 The full `mlperf_log_accuracy.json` of a 50 000-image run is megabytes; a submission keeps its
 first and last 4 KiB and records the sha256 of the full file as a `hash=` line in accuracy.txt.
 TEST01's verification needs the full log: verify first, truncate after (in the tree, never in the
-run folder, which keeps the full log).
+run folder, which keeps the full log; `require_untruncated` refuses a log already cut).
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import re
 from pathlib import Path
 
+from backends.common.digest import file_sha256
 from backends.common.locks import atomic_write_bytes, atomic_write_text
 from orchestrator.errors import ResultError
 from orchestrator.results.loadgen_log import ACCURACY_LOG
@@ -50,10 +51,46 @@ def truncate_accuracy_log(accuracy_dir: Path, *, create_accuracy_txt: bool = Fal
     known = recorded_hash(text)
     if known is not None and len(data) <= MAX_TRUNCATED_BYTES:
         return known
-    digest = hashlib.sha256(data).hexdigest()
+    digest = file_sha256(log)
     if text and not text.endswith("\n"):
         text += "\n"
     atomic_write_text(txt, f"{text}hash={digest}\n")
     if len(data) > 2 * VIEWABLE_BYTES:
         atomic_write_bytes(log, data[:VIEWABLE_BYTES] + ELISION + data[-VIEWABLE_BYTES:])
     return digest
+
+
+def is_truncated(accuracy_dir: Path) -> bool:
+    """True when the folder's accuracy log is no longer the whole log of its run.
+
+    A recorded hash the log no longer matches means it was cut (a small log the truncation kept
+    whole still matches); a log without a hash is cut when it is small, holds the elision mark
+    and is no longer JSON.
+    """
+    log = accuracy_dir / ACCURACY_LOG
+    if not log.is_file():
+        return False
+    txt = accuracy_dir / ACCURACY_TXT
+    recorded = recorded_hash(txt.read_text(errors="replace")) if txt.is_file() else None
+    if recorded is not None:
+        return recorded != file_sha256(log)
+    if log.stat().st_size > 2 * VIEWABLE_BYTES + len(ELISION):
+        return False
+    data = log.read_bytes()
+    if ELISION not in data:
+        return False
+    try:
+        json.loads(data)
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        return True
+    return False
+
+
+def require_untruncated(accuracy_dir: Path) -> None:
+    """Refuse (ResultError) a folder whose accuracy log was already truncated."""
+    if is_truncated(accuracy_dir):
+        raise ResultError(
+            f"{accuracy_dir / ACCURACY_LOG} is truncated: only its first and last "
+            f"{VIEWABLE_BYTES // 1024} KiB are left, responses cannot be compared",
+            hint="verify compliance in the run folder, before a submission tree truncates it",
+        )

@@ -219,7 +219,12 @@ class ComplianceVerdict:
     test: str
     passed: bool
     reasons: tuple[str, ...]
-    ran: bool = True  # False: recorded as skipped (e.g. --no-compliance), not as failed
+    status: str = "verified"  # or "skipped" (not run, reasons say why), "failed", "interrupted"
+
+    @property
+    def ran(self) -> bool:
+        """False when the audit was recorded as skipped (its reasons say why)."""
+        return self.status != "skipped"
 
 
 def compliance_verdicts(run_dir: Path, manifest: Mapping[str, Any]) -> list[ComplianceVerdict]:
@@ -249,18 +254,20 @@ def _verdict(record: Mapping[str, Any]) -> ComplianceVerdict:
         test=str(record.get("test", "?")),
         passed=record.get("passed") is True,
         reasons=tuple(str(reason) for reason in reasons),
-        ran=record.get("status") not in ("skipped", "not run"),
+        status=str(record.get("status") or "verified"),
     )
 
 
 def compliance_findings(scenario: str, verdicts: Sequence[ComplianceVerdict]) -> list[Finding]:
     found: list[Finding] = []
     for test in COMPLIANCE_TESTS:
-        mine = [v for v in verdicts if v.scenario == scenario and v.test == test and v.ran]
-        if not mine:
-            found.append(("compliance", f"{test} not run"))
-        elif not any(v.passed for v in mine):
+        mine = [v for v in verdicts if v.scenario == scenario and v.test == test]
+        ran = [v for v in mine if v.ran]
+        if not ran:
             why = "; ".join(reason for v in mine for reason in v.reasons)
+            found.append(("compliance", f"{test} not run" + (f" ({why})" if why else "")))
+        elif not any(v.passed for v in ran):
+            why = "; ".join(reason for v in ran for reason in v.reasons)
             found.append(("compliance", f"{test} failed" + (f": {why}" if why else "")))
     return found
 

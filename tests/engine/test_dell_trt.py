@@ -91,7 +91,7 @@ def test_second_run_reuses_the_prepared_model(
 ) -> None:
     result = mlorch(
         "up", "dell-trt", "--device", "cpu", "--quick", "-s", "Offline", "-m", "PerformanceOnly",
-        "--set", "Offline.batch_size=16", cwd=tmp_path, timeout=900,
+        "--set", "Offline.batch_size=16", "--compliance", cwd=tmp_path, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     assert "prepared model" in result.stderr
@@ -100,3 +100,15 @@ def test_second_run_reuses_the_prepared_model(
     manifest = json.loads(next((tmp_path / "runs").glob("*/manifest.json")).read_text())
     assert manifest["spec"]["harness"]["scenarios"]["Offline"]["batch_size"] == 16
     assert manifest["spec"]["harness"]["overrides"] == ["Offline.batch_size=16"]
+    # compliance through the same test path: TEST04 runs in its own dell-trt container; TEST01
+    # has no accuracy run to compare with, so it is recorded as skipped with the reason
+    records = {record["test"]: record for record in manifest["compliance"]}
+    assert records["TEST01"]["status"] == "skipped"
+    assert "needs the accuracy run" in records["TEST01"]["reasons"][0]
+    test04 = records["TEST04"]
+    assert test04["status"] == "verified"
+    assert test04["checks"]["audit_config_applied"] is True
+    assert test04["harness"]["engine"] == "onnxruntime-cpu (twin)"
+    folder = tmp_path / "runs" / manifest["run_id"] / test04["dir"]
+    assert (folder / "verify_performance.txt").is_file()
+    assert json.loads((folder / "verification.json").read_text())["passed"] is test04["passed"]

@@ -113,3 +113,23 @@ def test_identity_as_root_uses_dedicated_uid(monkeypatch: pytest.MonkeyPatch) ->
     assert identity.container_user == f"{CONTAINER_UID}:{CONTAINER_UID}"
     assert (identity.owner_uid, identity.owner_gid) == (1000, 1001)
     assert identity.handover
+
+
+def test_an_audit_mounts_its_audit_config_read_only_and_names_it() -> None:
+    from orchestrator.containers import AUDIT_CONFIG_MOUNT, AuditInputs
+
+    spec = loadgen_spec(
+        get_backend("dell-trt"), "img:1", "run1", Scenario.SINGLE_STREAM, Mode.PERFORMANCE,
+        Device.CPU, model=Path("/m/model.onnx"), cache=Path("/c"), user_conf=Path("/u.conf"),
+        results=Path("/r/compliance/TEST04"), user="1000:1000", count=64, performance_count=64,
+        threads=None, max_batchsize=32, audit=AuditInputs("TEST04", Path("/r/audit.config")),
+    )  # fmt: skip
+    kwargs = spec.create_kwargs()
+    mounts = {m["Target"]: (m["Source"], m["ReadOnly"]) for m in kwargs["mounts"]}
+    assert mounts[AUDIT_CONFIG_MOUNT] == ("/r/audit.config", True)
+    assert mounts["/results"] == ("/r/compliance/TEST04", False)
+    command = list(spec.command)
+    assert command[command.index("--audit-config") + 1] == AUDIT_CONFIG_MOUNT
+    assert command[command.index("--mode") + 1] == "PerformanceOnly"
+    assert spec.name == "mlorch-run1-singlestream-test04"
+    assert kwargs["labels"]["mlorch.audit"] == "TEST04"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -195,3 +196,57 @@ def test_results_list_when_narrower_than_the_table(golden: Path) -> None:
     )
     assert "┃" not in text
     assert_readable(text, 60, whole=["SingleStream performance"], words_of=["INVAL ERR acc"])
+
+
+@pytest.mark.parametrize("console", _consoles(80))
+def test_audit_rows_and_their_reasons_fit_80_columns(
+    golden: Path, tmp_path: Path, console: Console
+) -> None:
+    from orchestrator.compliance import AuditTest
+    from orchestrator.results.compliance import verify_audit
+    from orchestrator.run import AuditOutcome
+
+    scenario_dir = tmp_path / "SingleStream"
+    shutil.copytree(golden / "compliance" / "SingleStream", scenario_dir)
+    # TEST04 made too fast: 1e9 / latency over 20 % above the performance run's
+    summary = scenario_dir / "compliance" / "TEST04" / "mlperf_log_summary.txt"
+    summary.write_text(
+        re.sub(
+            r"(Early stopping 90.0th percentile estimate): \d+", r"\1: 1000", summary.read_text()
+        )
+    )
+    audits = []
+    for test in AuditTest:
+        folder = scenario_dir / "compliance" / test.value
+        verification = verify_audit(test, "SingleStream", scenario_dir, folder, "float32")
+        result = result_from_logs(folder, "SingleStream", "PerformanceOnly")
+        audits.append(AuditOutcome(result, verification))
+    outcome = _outcome(golden)
+    outcome = RunOutcome(outcome.manifest, outcome.results, audits)
+    outcome.manifest.spec["compliance"] = True
+    outcome.manifest.compliance = [
+        {"scenario": "Offline", "test": "TEST01", "passed": False, "status": "skipped",
+         "reasons": ["needs the accuracy run to compare responses with (-m AccuracyOnly)"]},
+    ]  # fmt: skip
+    text = _render(
+        console,
+        lambda t: t.table(
+            results_table(outcome), narrow=results_list(outcome), legend=results_legend(outcome)
+        ),
+    )
+    assert "┃ scenario" in text
+    legend = [line.plain for line in results_legend(outcome)]
+    assert_readable(text, 80, whole=["TEST01", "TEST04"], words_of=legend)
+    rows = {
+        line.split("│")[1].strip() + " " + line.split("│")[2].strip(): line.split("│")[5].strip()
+        for line in text.splitlines()
+        if line.startswith("│")
+    }
+    assert rows["SingleStream TEST04"] == "FAIL"
+    assert any(line.startswith("SingleStream TEST04 FAIL: audit early-stopping latency 0.001 ms")
+               for line in legend)  # fmt: skip
+    assert "FAIL: compliance audit failed verification (why below)" in " ".join(legend)
+    assert (
+        "compliance TEST01 not run: it needs the accuracy run to compare responses with "
+        "(-m AccuracyOnly)" in legend
+    )
