@@ -124,14 +124,19 @@ TRACEBACK_FILE = "traceback.txt"
 
 @contextmanager
 def _signals_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP take the same clean-up path as Ctrl-C."""
+    """SIGTERM and SIGHUP take the same clean-up path as Ctrl-C. A signal the process was started
+    with ignored (`nohup mlorch up ...`) stays ignored: that is what the user asked for."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             _leave_closed_terminal()
         raise KeyboardInterrupt
 
-    previous = {signum: signal.signal(signum, handler) for signum in INTERRUPT_SIGNALS}
+    previous = {
+        signum: signal.signal(signum, handler)
+        for signum in INTERRUPT_SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:

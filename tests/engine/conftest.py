@@ -6,6 +6,7 @@ They skip when no engine answers, unless MLORCH_REQUIRE_ENGINE=1 (CI), where tha
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,12 @@ def mlorch(
     )
 
 
+def _ctrl_c_works() -> None:
+    """A shell without job control starts background jobs with SIGINT ignored, and their children
+    inherit that: the tests send Ctrl-C as a terminal would, whatever started the suite."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def mlorch_background(*args: str, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", *args],
@@ -56,6 +63,7 @@ def mlorch_background(*args: str, cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "COLUMNS": "200"},
+        preexec_fn=_ctrl_c_works,
     )
 
 

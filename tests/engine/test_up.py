@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,14 +169,29 @@ def _wait_for_sut(engine: DockerEngine, process: subprocess.Popen[str]) -> str:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        running = [
-            c for c in engine.labelled_containers({"mlorch.role": "sut"}) if c.status == "running"
-        ]
+        mine = {"mlorch.role": "sut", "mlorch.owner-pid": str(process.pid)}  # not another run's
+        running = [c for c in engine.labelled_containers(mine) if c.status == "running"]
         if running:
             time.sleep(3)  # let LoadGen start issuing queries
             return str(running[0].name)
         time.sleep(0.5)
     raise AssertionError("no SUT container started")
+
+
+_started: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_mlorch_outlives_its_test(engine: DockerEngine) -> Iterator[None]:
+    """A test that fails half-way must not leave its mlorch (and its SUT) running for the next."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=60)
+        for container in engine.labelled_containers({"mlorch.owner-pid": str(process.pid)}):
+            engine.remove_container(container)
 
 
 def _start_long_run(engine: DockerEngine, tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
@@ -190,6 +206,7 @@ def _start_long_run(engine: DockerEngine, tmp_path: Path) -> tuple[subprocess.Po
         str(_long_config(tmp_path)),
     ]
     process = mlorch_background(*args, cwd=tmp_path)
+    _started.append(process)
     return process, _wait_for_sut(engine, process)
 
 
