@@ -49,10 +49,12 @@ def mlorch(
     )
 
 
-def _ctrl_c_works() -> None:
-    """A shell without job control starts background jobs with SIGINT ignored, and their children
-    inherit that: the tests send Ctrl-C as a terminal would, whatever started the suite."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _as_from_a_terminal() -> None:
+    """A shell without job control starts background jobs with SIGINT ignored, `nohup` ignores
+    SIGHUP, and children inherit both: the tests send Ctrl-C and hang-ups to an mlorch started as
+    from a terminal, whatever started the suite."""
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def mlorch_background(*args: str, cwd: Path) -> subprocess.Popen[str]:
@@ -63,7 +65,7 @@ def mlorch_background(*args: str, cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "COLUMNS": "200"},
-        preexec_fn=_ctrl_c_works,
+        preexec_fn=_as_from_a_terminal,
     )
 
 

@@ -54,6 +54,7 @@ def test_two_backends_then_a_report(tmp_path: Path, engine: DockerEngine) -> Non
         assert cell.text in page
     assert sorted(p.name for p in (report / "plots").iterdir()) == [
         "offline-latency.svg",
+        "offline-power.svg",  # "no GPU power in any run" on a host without NVML, said in the plot
         "offline-result.svg",
-        "offline-telemetry.svg",
+        "offline-utilisation.svg",  # host CPU over time, the LoadGen windows marked
     ]

@@ -79,7 +79,10 @@ def test_results_table_fits_80_columns(
     assert max(len(line) for line in out) <= 80
     assert "…" not in result.stdout
     assert _manifest(runs)["run_id"] in result.stdout
-    verdicts = [line.split("│")[5].strip() for line in out if line.startswith("│")]
+    rows = [line.split("│") for line in out if line.startswith("│")]
+    verdicts = [row[5].strip() for row in rows if row[1].strip()]  # not the raw-percentile rows
+    raw = [row[3].strip() for row in rows if not row[1].strip()]
+    assert raw == ["raw p90 latency (ms)", "raw p99 latency (ms)"]  # beside the estimates
     assert len(verdicts) == 8, result.stdout
     assert verdicts.count("acc") == 4
     assert set(verdicts) <= {"VALID", "INVAL", "acc"}  # no LoadGen errors in a healthy run
