@@ -164,6 +164,12 @@ def _spec_source(target: str, backend: str | None, config: Path | None) -> tuple
                 hint=f"mlorch check {path} --backend reference (or dell-trt)",
             )
         return backend, path
+    if "/" in target or target.startswith("."):  # a path, not a backend name
+        raise ConfigError(
+            f"no such tree or run spec: {path}",
+            key="target",
+            hint="pass a submission tree folder, a run spec .toml, or a backend name",
+        )
     if backend is not None and backend != target:
         raise ConfigError(f"--backend {backend} and BACKEND {target} differ", key="backend")
     return target, config

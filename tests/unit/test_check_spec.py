@@ -205,3 +205,10 @@ def test_cli_checks_a_run_spec_toml(tmp_path: Path) -> None:
     no_backend = _mlorch("check", str(run), cwd=tmp_path)
     assert no_backend.returncode == 2
     assert "--backend" in no_backend.stderr
+
+
+def test_cli_names_a_missing_path_as_such(tmp_path: Path) -> None:
+    result = _mlorch("check", str(tmp_path / "no-tree"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"no such tree or run spec: {tmp_path / 'no-tree'}" in result.stderr
+    assert "unknown backend" not in result.stderr
