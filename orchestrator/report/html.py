@@ -83,8 +83,8 @@ tr.headline td { font-size: 16px; font-weight: 700; }
 .ratio.missing { color: var(--muted); font-weight: 400; }
 .note { display: block; font-size: 12px; color: var(--muted); font-weight: 400;
   font-style: normal; white-space: normal; }
-.grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 560px); gap: 24px;
-  align-items: start; }
+.grid { display: grid; grid-template-columns: minmax(max-content, 1fr) minmax(320px, 560px);
+  gap: 24px; align-items: start; }
 .grid.many { grid-template-columns: 1fr; }
 .grid.many .plots { grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); }
 .scroll { overflow-x: auto; }
@@ -108,7 +108,7 @@ nav.toc { display: flex; gap: 8px; flex-wrap: wrap; margin-top: 14px; }
 nav.toc a { font-size: 13px; color: #1d4ed8; text-decoration: none; background: #eff6ff;
   border: 1px solid #dbeafe; padding: 3px 10px; border-radius: 14px; }
 footer { color: var(--muted); font-size: 12.5px; text-align: center; margin-top: 30px; }
-@media (max-width: 1100px) { .grid { grid-template-columns: 1fr; } }
+@media (max-width: 1240px) { .grid { grid-template-columns: 1fr; } }
 @media print { body { background: #fff; } section.block { box-shadow: none; } }
 """
 
