@@ -9,7 +9,6 @@ formatted here, once; a figure that does not exist is a `Cell` that says why ("n
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from orchestrator.results.loadgen_log import (
     parse_detail_text,
     result_from_logs,
 )
-from orchestrator.results.manifest import MANIFEST, effective_status
+from orchestrator.results.manifest import effective_status, read_manifest
 
 Tone = Literal["plain", "good", "bad", "missing", "warn"]
 Better = Literal["higher", "lower"]
@@ -276,24 +275,6 @@ class NotStarted:
 RunSource = Path | NotStarted
 
 
-def resolve_run(argument: str, runs_dir: Path) -> Path:
-    """A run given as a folder path, or as a run id under `runs_dir`."""
-    candidates = [Path(argument), runs_dir / argument]
-    for candidate in candidates:
-        if (candidate / MANIFEST).is_file():
-            return candidate.resolve()
-    if Path(argument).is_dir():
-        raise ConfigError(
-            f"{argument} is not a run folder (no {MANIFEST})", key="run",
-            hint="give a folder written by `mlorch up` or a run id from `mlorch runs`",
-        )  # fmt: skip
-    raise ConfigError(
-        f"unknown run '{argument}' (not a run id under {runs_dir}, nor a run folder)",
-        key="run",
-        hint="`mlorch runs --runs-dir DIR` lists the run ids",
-    )
-
-
 @dataclass
 class _Test:
     """One LoadGen test of a run, as far as it got."""
@@ -375,12 +356,7 @@ def _load_run(source: RunSource, label: str) -> _Run:
             started=None, wall_seconds=None, host="?", loadgen=None, synthetic=None, quick=False,
         )  # fmt: skip
         return _Run(summary, {}, None)
-    try:
-        manifest = json.loads((source / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResultError(f"cannot read {source / MANIFEST}: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise ResultError(f"{source / MANIFEST}: expected a JSON object")
+    manifest = read_manifest(source)
     spec = manifest.get("spec") or {}
     assets = manifest.get("assets") or {}
     wall = manifest.get("wall_seconds")

@@ -10,8 +10,40 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import ConfigError, ResultError
+
 MANIFEST = "manifest.json"
 STATUSES = ("running", "complete", "failed", "interrupted")
+
+
+def resolve_run(argument: str, runs_dir: Path) -> Path:
+    """A run given as a folder path, or as a run id under `runs_dir` (what `compare` and `submit`
+    take)."""
+    for candidate in (Path(argument), runs_dir / argument):
+        if (candidate / MANIFEST).is_file():
+            return candidate.resolve()
+    if Path(argument).is_dir():
+        raise ConfigError(
+            f"{argument} is not a run folder (no {MANIFEST})", key="run",
+            hint="give a folder written by `mlorch up` or a run id from `mlorch runs`",
+        )  # fmt: skip
+    raise ConfigError(
+        f"unknown run '{argument}' (not a run id under {runs_dir}, nor a run folder)",
+        key="run",
+        hint="`mlorch runs --runs-dir DIR` lists the run ids",
+    )
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The manifest of the run in `run_dir`; ResultError when it is unreadable or not an object."""
+    path = run_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ResultError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ResultError(f"{path}: expected a JSON object")
+    return manifest
 
 
 def utc_now() -> str:

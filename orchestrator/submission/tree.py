@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import json
 import os
 import re
 import secrets
@@ -29,7 +28,7 @@ from typing import Any
 from backends.common.locks import LockTimeout, exclusive
 from orchestrator.errors import ConfigError, ResultError
 from orchestrator.results.loadgen_log import ACCURACY_LOG, DETAIL, SUMMARY
-from orchestrator.results.manifest import MANIFEST
+from orchestrator.results.manifest import read_manifest, resolve_run
 from orchestrator.results.truncation import ACCURACY_TXT, truncate_accuracy_log
 from orchestrator.results.validity import (
     ComplianceVerdict,
@@ -144,25 +143,8 @@ class SubmissionPlan:
 # --- reading the runs --------------------------------------------------------------------------
 
 
-def resolve_run(ref: str, runs_dir: Path) -> Path:
-    """A run folder given as a path, or as a run id under `runs_dir`."""
-    for candidate in (Path(ref), runs_dir / ref):
-        if (candidate / MANIFEST).is_file():
-            return candidate.resolve()
-    raise ConfigError(
-        f"no run '{ref}': neither a run folder nor a run id under {runs_dir}",
-        key="run",
-        hint="`mlorch runs` lists the runs; pass a run id or a runs/<id> folder",
-    )
-
-
 def load_run(run_dir: Path, division: str) -> RunInput:
-    try:
-        manifest = json.loads((run_dir / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResultError(f"cannot read {run_dir / MANIFEST}: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise ResultError(f"{run_dir / MANIFEST}: expected a JSON object")
+    manifest = read_manifest(run_dir)
     return RunInput(
         run_dir,
         manifest,
