@@ -8,6 +8,7 @@ checkout is copied into a container without network; pip gets the wheels of mlor
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import tomllib
 from pathlib import Path
@@ -34,6 +35,19 @@ COPY_CHECKOUT = (
 
 
 @pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sources, readable by any uid: a clone may sit in a 0700 folder (`mktemp -d`), which the
+    container's non-root user could not enter if the checkout itself were mounted."""
+    copy = tmp_path_factory.mktemp("checkout") / "src"
+    shutil.copytree(
+        REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git", "runs")
+    )
+    for folder in (copy, *(path for path in copy.rglob("*") if path.is_dir())):
+        folder.chmod(folder.stat().st_mode | 0o755)
+    return copy
+
+
+@pytest.fixture(scope="module")
 def host_wheels(engine: DockerEngine, test_cache: Path) -> Path:
     """The wheels `pip install -e .` needs, for the base image's Python: the dependencies, the
     build backend, and hatchling's editable-install hook (`editables`)."""
@@ -51,7 +65,13 @@ def host_wheels(engine: DockerEngine, test_cache: Path) -> Path:
 
 
 def run_in_base(
-    engine: DockerEngine, script: str, wheels: Path, *, user: str, read_only_rootfs: bool
+    engine: DockerEngine,
+    script: str,
+    checkout: Path,
+    wheels: Path,
+    *,
+    user: str,
+    read_only_rootfs: bool,
 ) -> str:
     """Run `script` (bash) in a network-less base-image container; return its whole output."""
     spec = ContainerSpec(
@@ -59,7 +79,7 @@ def run_in_base(
         command=("bash", "-c", script),
         name=f"mlorch-test-setup-{os.getpid()}",
         user=user,
-        mounts=(Mount(REPO, "/checkout"), Mount(wheels, "/wheels")),
+        mounts=(Mount(checkout, "/checkout"), Mount(wheels, "/wheels")),
         labels=L.base_labels(role="test-setup-host"),
         read_only_rootfs=read_only_rootfs,
         # A writable scratch file system for the read-only case (TMPDIR, HOME, the copy).
@@ -86,7 +106,7 @@ def marker(output: str, name: str) -> str:
 
 
 def test_root_install_on_an_externally_managed_python(
-    engine: DockerEngine, host_wheels: Path
+    engine: DockerEngine, checkout: Path, host_wheels: Path
 ) -> None:
     script = f"""
 set -euo pipefail
@@ -107,7 +127,7 @@ else
         | head -n 1)"
 fi
 """
-    output = run_in_base(engine, script, host_wheels, user="0:0", read_only_rootfs=False)
+    output = run_in_base(engine, script, checkout, host_wheels, user="0:0", read_only_rootfs=False)
     assert marker(output, "MARKER").endswith("/EXTERNALLY-MANAGED")
     assert marker(output, "SYSTEM_PIP") == "absent"
     assert marker(output, "VERSION") == f"mlorch {__version__}"
@@ -122,7 +142,7 @@ fi
 
 
 def test_user_install_links_into_local_bin_and_says_it_is_not_on_path(
-    engine: DockerEngine, host_wheels: Path
+    engine: DockerEngine, checkout: Path, host_wheels: Path
 ) -> None:
     # A non-root user on a read-only root file system: everything lands under $HOME and the
     # checkout (both on a scratch file system here), and the script says how to reach `mlorch`.
@@ -135,7 +155,9 @@ $SRC/scripts/setup-host.sh --skip-engine --wheelhouse /wheels
 echo "LINK $(readlink $HOME/.local/bin/mlorch)"
 echo "VERSION $(PATH=$HOME/.local/bin:$PATH mlorch --version)"
 """
-    output = run_in_base(engine, script, host_wheels, user="65534:65534", read_only_rootfs=True)
+    output = run_in_base(
+        engine, script, checkout, host_wheels, user="65534:65534", read_only_rootfs=True
+    )
     assert marker(output, "LINK") == "/scratch/src/.venv/bin/mlorch"
     assert marker(output, "VERSION") == f"mlorch {__version__}"
     assert (
