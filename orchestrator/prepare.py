@@ -41,7 +41,7 @@ from orchestrator.containers import (
     synthetic_spec,
 )
 from orchestrator.engine.client import DockerEngine
-from orchestrator.engine.container import run_to_completion
+from orchestrator.engine.container import ContainerSpec, run_to_completion
 from orchestrator.errors import AccuracyGuardFailed, ConfigError, ContainerFailed
 from orchestrator.hostinfo import MIN_FREE_DISK_GIB, check_disk
 from orchestrator.paths import cache_dir
@@ -71,77 +71,77 @@ def line_printer(
     return on_line
 
 
-def ensure_synthetic(
-    engine: DockerEngine,
-    backend: BackendDef,
-    image: str,
-    run_id: str,
-    request: SyntheticRequest,
-    identity: Identity,
-    terminal: Terminal,
-    *,
-    timeout_s: float = SYNTHETIC_TIMEOUT_S,
-    mem_limit: int | None = None,
-) -> None:
+@dataclass(frozen=True)
+class Preparer:
+    """What every preparation container of a run shares: the engine, the backend and its image,
+    the run id (container labels), the host identity the containers run as, the terminal, and
+    the limits of one step (`up` passes its --timeout and --memory)."""
+
+    engine: DockerEngine
+    backend: BackendDef
+    image: str
+    run_id: str
+    identity: Identity
+    terminal: Terminal
+    timeout_s: float = PREPARE_TIMEOUT_S
+    mem_limit: int | None = None
+
+    def run(
+        self,
+        spec: ContainerSpec,
+        *,
+        log_file: Path,
+        on_line: Callable[[str], None],
+        what: str,
+        timeout_s: float | None = None,
+    ) -> None:
+        """One preparation container to completion, under this run's memory limit and within
+        `timeout_s` (default: the step limit)."""
+        run_to_completion(
+            self.engine, replace(spec, mem_limit=self.mem_limit),
+            timeout_s=self.timeout_s if timeout_s is None else timeout_s,
+            log_file=log_file, on_line=on_line, what=what,
+        )  # fmt: skip
+
+
+def ensure_synthetic(prep: Preparer, request: SyntheticRequest) -> None:
     """Generate the synthetic model and dataset in the backend image, once per (images, seed)."""
     if request.complete:
         return
+    terminal = prep.terminal
     what = f"generating the synthetic assets ({request.images} images, seed {request.seed})"
-    with cache_lock("synthetic", request.root.name, what, terminal, timeout_s):
+    with cache_lock("synthetic", request.root.name, what, terminal, prep.timeout_s):
         if not request.complete:  # another mlorch may have made them while we waited
-            _generate_synthetic(
-                engine, backend, image, run_id, request, identity, terminal, timeout_s, mem_limit
-            )
+            _generate_synthetic(prep, request)
     terminal.success(
         f"synthetic assets in {request.root} ({request.distinct_labels()} distinct labels)"
     )
 
 
-def _generate_synthetic(
-    engine: DockerEngine,
-    backend: BackendDef,
-    image: str,
-    run_id: str,
-    request: SyntheticRequest,
-    identity: Identity,
-    terminal: Terminal,
-    timeout_s: float,
-    mem_limit: int | None,
-) -> None:
+def _generate_synthetic(prep: Preparer, request: SyntheticRequest) -> None:
     request.root.mkdir(parents=True, exist_ok=True)
-    identity.lend(request.root)
+    prep.identity.lend(request.root)
     spec = synthetic_spec(
-        backend, image, run_id, request.root, request.images, request.seed, identity.container_user
-    )
+        prep.backend, prep.image, prep.run_id, request.root, request.images, request.seed,
+        prep.identity.container_user,
+    )  # fmt: skip
     try:
-        with terminal.progress(
+        with prep.terminal.progress(
             f"generating synthetic assets ({request.images} images, seed {request.seed})",
             request.images,
         ) as advance:
-            run_to_completion(
-                engine,
-                replace(spec, mem_limit=mem_limit),
-                timeout_s=timeout_s,
+            prep.run(
+                spec,
                 log_file=request.root.parent / f"{request.root.name}.log",
-                on_line=line_printer(terminal, "synthetic", advance),
+                on_line=line_printer(prep.terminal, "synthetic", advance),
                 what="synthetic asset generation",
             )
     finally:
-        identity.reclaim(request.root)
+        prep.identity.reclaim(request.root)
 
 
 def ensure_preprocessed(
-    engine: DockerEngine,
-    backend: BackendDef,
-    image: str,
-    run_id: str,
-    assets: ResolvedAssets,
-    identity: Identity,
-    terminal: Terminal,
-    *,
-    skip_bad: bool = False,
-    timeout_s: float = PREPARE_TIMEOUT_S,
-    mem_limit: int | None = None,
+    prep: Preparer, assets: ResolvedAssets, *, skip_bad: bool = False
 ) -> tuple[ResolvedAssets, Path]:
     """Preprocess the dataset once per (format, recipe, val_map, count); later runs reuse it.
 
@@ -152,11 +152,7 @@ def ensure_preprocessed(
     """
     failures: list[tuple[str, str]] = []
     try:
-        cache = _preprocessed(
-            engine, backend, image, run_id, assets, identity, terminal, failures,
-            timeout_s, mem_limit,
-        )  # fmt: skip
-        return assets, cache
+        return assets, _preprocessed(prep, assets, failures)
     except ContainerFailed as exc:
         if exc.exit_status != BAD_IMAGES_EXIT or not failures:
             raise
@@ -168,12 +164,10 @@ def ensure_preprocessed(
         hint = "no image of the run could be decoded: there is nothing to run on"
         raise damaged(assets.dataset, problems, f"the {assets.count} preprocessed images", hint)
     kept = tuple(i for i in assets.images if i.entry.relpath not in bad)
-    reduced = skip(assets, kept, problems, assets.count - len(bad), terminal)
+    reduced = skip(assets, kept, problems, assets.count - len(bad), prep.terminal)
+    backend = prep.backend
     _link_samples(_cache_of(assets, backend), assets, _cache_of(reduced, backend), reduced)
-    cache = _preprocessed(
-        engine, backend, image, run_id, reduced, identity, terminal, [], timeout_s, mem_limit
-    )
-    return reduced, cache
+    return reduced, _preprocessed(prep, reduced, [])
 
 
 def _cache_of(assets: ResolvedAssets, backend: BackendDef) -> Path:
@@ -203,63 +197,39 @@ def _link_samples(
             shutil.copyfile(sample_file(source, old), new)
 
 
-def _preprocessed(
-    engine: DockerEngine,
-    backend: BackendDef,
-    image: str,
-    run_id: str,
-    assets: ResolvedAssets,
-    identity: Identity,
-    terminal: Terminal,
-    failures: list[tuple[str, str]],
-    timeout_s: float,
-    mem_limit: int | None,
-) -> Path:
+def _preprocessed(prep: Preparer, assets: ResolvedAssets, failures: list[tuple[str, str]]) -> Path:
     """The cache of `assets`, made under its key's lock when it is not complete."""
-    fmt = backend.input_format
-    cache = _cache_of(assets, backend)
+    fmt, terminal = prep.backend.input_format, prep.terminal
+    cache = _cache_of(assets, prep.backend)
     what = f"preprocessing {assets.count} images ({fmt}) into {cache.name}"
     if not cache_is_complete(cache, assets.count):
-        with cache_lock("preprocessed", cache.name, what, terminal, timeout_s):
+        with cache_lock("preprocessed", cache.name, what, terminal, prep.timeout_s):
             if not cache_is_complete(cache, assets.count):
-                _preprocess(
-                    engine, backend, image, run_id, assets, cache, identity, terminal, failures,
-                    timeout_s, mem_limit,
-                )  # fmt: skip
+                _preprocess(prep, assets, cache, failures)
                 return cache
     terminal.success(f"preprocessed cache {cache.name} is complete ({assets.count} images, {fmt})")
     return cache
 
 
 def _preprocess(
-    engine: DockerEngine,
-    backend: BackendDef,
-    image: str,
-    run_id: str,
-    assets: ResolvedAssets,
-    cache: Path,
-    identity: Identity,
-    terminal: Terminal,
-    failures: list[tuple[str, str]],
-    timeout_s: float,
-    mem_limit: int | None,
+    prep: Preparer, assets: ResolvedAssets, cache: Path, failures: list[tuple[str, str]]
 ) -> None:
     """One prepare container over `assets`; images it cannot decode are added to `failures`."""
-    fmt = backend.input_format
+    fmt, identity = prep.backend.input_format, prep.identity
     # fp32: ~0.6 MB per image (50 000 images: ~30 GB); int8: 150 KB per image.
     need = assets.count * (SAMPLE_ELEMENTS * BYTES_PER_ELEMENT[fmt] + 128) / (1 << 30)
     check_disk(cache.parent, need_gib=need + MIN_FREE_DISK_GIB)
     cache.mkdir(parents=True, exist_ok=True)
     identity.lend(cache)
-    user = identity.container_user
     spec = prepare_spec(
-        backend, image, run_id, assets.dataset, cache, assets.count, user, fmt, assets.val_map
-    )
+        prep.backend, prep.image, prep.run_id, assets.dataset, cache, assets.count,
+        identity.container_user, fmt, assets.val_map,
+    )  # fmt: skip
     try:
-        with terminal.progress(
+        with prep.terminal.progress(
             f"preprocessing {assets.count} images ({fmt}, in the SUT image)", assets.count
         ) as advance:
-            printer = line_printer(terminal, "prepare", advance)
+            printer = line_printer(prep.terminal, "prepare", advance)
 
             def on_line(line: str) -> None:
                 failure = parse_bad_image(line)
@@ -268,14 +238,7 @@ def _preprocess(
                 else:
                     failures.append(failure)
 
-            run_to_completion(
-                engine,
-                replace(spec, mem_limit=mem_limit),
-                timeout_s=timeout_s,
-                log_file=cache / "prepare.log",
-                on_line=on_line,
-                what="preprocessing",
-            )
+            prep.run(spec, log_file=cache / "prepare.log", on_line=on_line, what="preprocessing")
     finally:
         identity.reclaim(cache)
 
@@ -360,16 +323,11 @@ def _check_guard(guard: dict[str, Any], minimum: float, what: str) -> None:
 
 
 def ensure_recipe(
-    engine: DockerEngine,
-    backend: BackendDef,
-    image: str,
-    run_id: str,
+    prep: Preparer,
     spec: RunSpec,
     assets: ResolvedAssets,
     cache: Path,
     settings_file: Path,
-    identity: Identity,
-    terminal: Terminal,
     gpu_access: str | None,
 ) -> PreparedRecipe:
     """The model prepared once per key (rewrite, calibration, Q/DQ encodings) and guarded
@@ -382,6 +340,7 @@ def ensure_recipe(
     guard_file = artifacts / recipe.GUARD_FILE.format(tag=tag)
     labels_file = artifacts / recipe.FP32_LABELS_FILE.format(tag=tag)
     what = f"preparing the INT8 model {key}"
+    identity, terminal = prep.identity, prep.terminal
     with cache_lock("models", key, what, terminal, MODEL_TIMEOUT_S):
         complete = (artifacts / recipe.ARTIFACT_MANIFEST).is_file() and guard_file.is_file()
         if complete:
@@ -390,9 +349,9 @@ def ensure_recipe(
             artifacts.mkdir(parents=True, exist_ok=True)
             identity.lend(artifacts)
             container = model_spec(
-                backend, image, run_id, model=assets.model.path, dataset=assets.dataset,
-                count=samples, artifacts=artifacts, calibration_list=cal_list,
-                guard_samples=samples, min_agreement=spec.min_agreement,
+                prep.backend, prep.image, prep.run_id, model=assets.model.path,
+                dataset=assets.dataset, count=samples, artifacts=artifacts,
+                calibration_list=cal_list, guard_samples=samples, min_agreement=spec.min_agreement,
                 user=identity.container_user, val_map=assets.val_map,
             )  # fmt: skip
             try:
@@ -400,8 +359,8 @@ def ensure_recipe(
                     f"preparing the INT8 model {key} (graph rewrite, calibration, Q/DQ, "
                     f"FP32 guard on {samples} images)"
                 ):
-                    run_to_completion(
-                        engine, container, timeout_s=MODEL_TIMEOUT_S,
+                    prep.run(
+                        container, timeout_s=MODEL_TIMEOUT_S,
                         log_file=artifacts / "prepare-model.log",
                         on_line=line_printer(terminal, "model"), what="model preparation",
                     )  # fmt: skip
@@ -432,15 +391,15 @@ def ensure_recipe(
                 terminal.log_line("engines", line)
 
         container = engines_spec(
-            backend, image, run_id, artifacts=artifacts, settings=settings_file, cache=cache,
-            engines=engines_dir, scenarios=spec.scenarios, count=samples, guard_tag=tag,
-            min_agreement=spec.min_agreement, user=identity.container_user,
+            prep.backend, prep.image, prep.run_id, artifacts=artifacts, settings=settings_file,
+            cache=cache, engines=engines_dir, scenarios=spec.scenarios, count=samples,
+            guard_tag=tag, min_agreement=spec.min_agreement, user=identity.container_user,
             gpu_access=gpu_access or "hook",
         )  # fmt: skip
         try:
             with terminal.status("TensorRT engines (built once per GPU, TensorRT and settings)"):
-                run_to_completion(
-                    engine, container, timeout_s=ENGINES_TIMEOUT_S,
+                prep.run(
+                    container, timeout_s=ENGINES_TIMEOUT_S,
                     log_file=settings_file.parent / "engines.log", on_line=on_line,
                     what="engine build",
                 )  # fmt: skip

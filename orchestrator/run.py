@@ -51,6 +51,7 @@ from orchestrator.paths import cache_dir
 from orchestrator.plan import estimate_seconds, human_duration
 from orchestrator.prepare import (
     PreparedRecipe,
+    Preparer,
     ensure_preprocessed,
     ensure_recipe,
     ensure_synthetic,
@@ -208,30 +209,24 @@ def up(
             )  # fmt: skip
             manifest.image = _image_record(image)
             manifest.write()
-            timeout_s, mem_limit = spec.test_timeout_s, spec.memory_bytes
+            prep = Preparer(
+                engine, backend, image.tag, run_id, identity, terminal,
+                timeout_s=spec.test_timeout_s, mem_limit=spec.memory_bytes,
+            )  # fmt: skip
             if isinstance(planned, SyntheticRequest):
-                ensure_synthetic(
-                    engine, backend, image.tag, run_id, planned, identity, terminal,
-                    timeout_s=timeout_s, mem_limit=mem_limit,
-                )  # fmt: skip
+                ensure_synthetic(prep, planned)
                 assets = resolve_synthetic(spec, planned, terminal)
             else:
                 assets = planned
             _record_assets(manifest, assets)
-            assets, cache = ensure_preprocessed(
-                engine, backend, image.tag, run_id, assets, identity, terminal,
-                skip_bad=spec.skip_bad, timeout_s=timeout_s, mem_limit=mem_limit,
-            )  # fmt: skip
+            assets, cache = ensure_preprocessed(prep, assets, skip_bad=spec.skip_bad)
             _record_assets(manifest, assets)
             prepared = None
             if spec.harness is not None:
                 settings_file = run_dir / backend.name / "settings.json"
                 settings_file.parent.mkdir(parents=True, exist_ok=True)
                 settings_file.write_text(settings_json(spec.harness))
-                prepared = ensure_recipe(
-                    engine, backend, image.tag, run_id, spec, assets, cache, settings_file,
-                    identity, terminal, gpu_access,
-                )  # fmt: skip
+                prepared = ensure_recipe(prep, spec, assets, cache, settings_file, gpu_access)
                 manifest.recipe = prepared.record()
                 manifest.write()
             ctx = RunContext(

@@ -78,6 +78,22 @@ def add_test_arguments(parser: argparse.ArgumentParser, *, loadgen: bool) -> Non
     parser.add_argument("--audit-config", type=Path, default=None)
 
 
+def add_test_commands(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    throughput_help: str,
+    engine_arguments: Callable[[argparse.ArgumentParser, bool], None],
+) -> None:
+    """`run` (one LoadGen test) and `throughput` (the raw engine, the benchmarks' baseline):
+    the shared test arguments, then the backend's own (`engine_arguments(parser, loadgen)`)."""
+    for name, helptext, loadgen in (
+        ("run", "run one LoadGen test", True),
+        ("throughput", throughput_help, False),
+    ):
+        command = sub.add_parser(name, help=helptext)
+        add_test_arguments(command, loadgen=loadgen)
+        engine_arguments(command, loadgen)
+
+
 def add_common_commands(sub: argparse._SubParsersAction) -> dict[str, Command]:  # type: ignore[type-arg]
     prepare = sub.add_parser("prepare", help="preprocess the dataset into the cache")
     prepare.add_argument("--dataset", type=Path, required=True)

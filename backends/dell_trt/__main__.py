@@ -288,7 +288,7 @@ def _throughput(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backends.common.cli import add_common_commands, add_test_arguments
+    from backends.common.cli import add_common_commands, add_test_commands
 
     parser = argparse.ArgumentParser(prog="python -m backends.dell_trt")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -314,19 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     engines.add_argument("--guard-tag", required=True)
     engines.add_argument("--min-agreement", type=float, default=0.99)
 
-    for name, helptext in (
-        ("run", "run one LoadGen test"),
-        ("throughput", "raw engine throughput (benchmark baseline)"),
-    ):
-        command = sub.add_parser(name, help=helptext)
-        add_test_arguments(command, loadgen=name == "run")
+    def engine_arguments(command: argparse.ArgumentParser, loadgen: bool) -> None:
         command.add_argument("--artifacts", type=Path, required=True)
         command.add_argument("--settings", type=Path, required=True)
         command.add_argument("--engines", type=Path, default=None)
-        if name == "run":
+        if loadgen:
             command.add_argument("--model", type=Path, default=None)  # provenance only
         else:  # the raw engine runs with the settings of one scenario
             command.add_argument("--scenario", default="Offline")
+
+    add_test_commands(sub, "raw engine throughput (benchmark baseline)", engine_arguments)
 
     args = parser.parse_args(argv)
     needs_engines = args.command in ("run", "throughput") and args.device == "cuda"

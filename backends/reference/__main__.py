@@ -104,22 +104,19 @@ def _throughput(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backends.common.cli import add_common_commands, add_test_arguments
+    from backends.common.cli import add_common_commands, add_test_commands
 
     parser = argparse.ArgumentParser(prog="python -m backends.reference")
     sub = parser.add_subparsers(dest="command", required=True)
     commands = add_common_commands(sub)
 
-    for name, helptext in (
-        ("run", "run one LoadGen test"),
-        ("throughput", "raw onnxruntime throughput (benchmark baseline)"),
-    ):
-        command = sub.add_parser(name, help=helptext)
-        add_test_arguments(command, loadgen=name == "run")
+    def engine_arguments(command: argparse.ArgumentParser, loadgen: bool) -> None:
         command.add_argument("--model", type=Path, required=True)
         command.add_argument("--threads", type=int, default=0)
         command.add_argument("--intra-op-threads", type=int, default=0)
         command.add_argument("--max-batchsize", type=int, default=32)
+
+    add_test_commands(sub, "raw onnxruntime throughput (benchmark baseline)", engine_arguments)
 
     args = parser.parse_args(argv)
     commands.update(run=_run, throughput=_throughput)

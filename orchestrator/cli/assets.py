@@ -31,16 +31,18 @@ def synthetic(
     from orchestrator.config import Device
     from orchestrator.containers import Identity
     from orchestrator.image import ensure_image
-    from orchestrator.prepare import ensure_synthetic
+    from orchestrator.prepare import SYNTHETIC_TIMEOUT_S, Preparer, ensure_synthetic
 
     app: Application = ctx.obj
     request = synthetic_request(images, seed)
     if not request.complete:
         backend = get_backend("reference")
         image = ensure_image(app.engine, backend, Device.CPU, base_image, wheelhouse, app.terminal)
-        ensure_synthetic(
-            app.engine, backend, image.tag, "assets", request, Identity.current(), app.terminal
-        )
+        prep = Preparer(
+            app.engine, backend, image.tag, "assets", Identity.current(), app.terminal,
+            timeout_s=SYNTHETIC_TIMEOUT_S,
+        )  # fmt: skip
+        ensure_synthetic(prep, request)
     model, dataset = request.model, request.dataset
     app.terminal.info(
         "synthetic assets: accuracy runs on them are a plumbing check (FP32 scores 100 %)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -24,38 +23,11 @@ TINY_CONF = (
 def test_second_test_in_one_process_is_refused(tmp_path: Path) -> None:
     conf = tmp_path / "user.conf"
     conf.write_text(TINY_CONF + "resnet50.Offline.target_qps = 100\n")
-    script = textwrap.dedent(f"""
-        import numpy as np, mlperf_loadgen as lg
-        from pathlib import Path
-        from backends.common.loadgen_driver import TestRequest, run_test
-
-        class Qsl:
-            total_count = 8
-            performance_count = 8
-            def load(self, indices): pass
-            def unload(self, indices): pass
-
-        class Sut:
-            def issue_queries(self, samples):
-                out = np.zeros(1, np.float32)
-                lg.QuerySamplesComplete(
-                    [lg.QuerySampleResponse(s.id, out.ctypes.data, out.nbytes) for s in samples])
-            def flush_queries(self): pass
-            def stop(self): pass
-
-        def request(name):
-            out = Path({str(tmp_path)!r}) / name
-            return TestRequest("Offline", "PerformanceOnly", Path({str(conf)!r}), out)
-
-        run_test(request("first"), Qsl(), Sut)
-        try:
-            run_test(request("second"), Qsl(), Sut)
-        except RuntimeError as exc:
-            print("REFUSED:", exc)
-    """)
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
-    )
+        [sys.executable, "-m", "tests.loadgen.standin", "--conf", str(conf),
+         "--out", str(tmp_path / "first"), "--out", str(tmp_path / "second")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "REFUSED: one LoadGen test per process" in result.stdout
     first = result_from_logs(tmp_path / "first", "Offline", "PerformanceOnly")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -24,36 +23,11 @@ def test_sample_completed_twice_is_an_invalid_result(tmp_path: Path) -> None:
         "*.*.min_duration = 200\n*.*.min_query_count = 1\n"
         "*.*.performance_sample_count_override = 8\nresnet50.Offline.target_qps = 100\n"
     )
-    script = textwrap.dedent(f"""
-        import time
-        import numpy as np, mlperf_loadgen as lg
-        from pathlib import Path
-        from backends.common.loadgen_driver import TestRequest, run_test
-
-        class Qsl:
-            total_count = 8
-            performance_count = 8
-            def load(self, indices): pass
-            def unload(self, indices): pass
-
-        class Sut:
-            def issue_queries(self, samples):
-                time.sleep(0.3)  # long enough for the 200 ms minimum duration
-                out = np.zeros(1, np.float32)
-                responses = [
-                    lg.QuerySampleResponse(s.id, out.ctypes.data, out.nbytes) for s in samples
-                ]
-                lg.QuerySamplesComplete(responses)
-                lg.QuerySamplesComplete(responses[:1])  # a sample completed twice
-            def flush_queries(self): pass
-            def stop(self): pass
-
-        out = Path({str(tmp_path)!r}) / "out"
-        run_test(TestRequest("Offline", "PerformanceOnly", Path({str(conf)!r}), out), Qsl(), Sut)
-    """)
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
-    )
+        [sys.executable, "-m", "tests.loadgen.standin", "--conf", str(conf),
+         "--out", str(tmp_path / "out"), "--delay", "0.3", "--complete-twice"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"
     summary = parse_summary_text((out / "mlperf_log_summary.txt").read_text())

@@ -25,7 +25,7 @@ from orchestrator.containers import Identity
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import WaitTimeout
 from orchestrator.image import PROBE_VERSION, BaseImage, image_freeze, probe_platform
-from orchestrator.prepare import ensure_preprocessed, ensure_synthetic
+from orchestrator.prepare import Preparer, ensure_preprocessed, ensure_synthetic
 from tests.fake_docker import CannedAPI, fake_client
 
 WAITING = "waiting for another mlorch to finish"
@@ -107,7 +107,7 @@ def test_synthetic_waits_and_reuses(cache: Path, capsys: pytest.CaptureFixture[s
     with _other_mlorch(
         cache, "synthetic", request.root.name, request.root / SYNTHETIC_MARKER, marker
     ):
-        ensure_synthetic(engine, backend, "img:1", "run", request, identity, Terminal())
+        ensure_synthetic(Preparer(engine, backend, "img:1", "run", identity, Terminal()), request)
     assert api.calls == []
     err = capsys.readouterr().err
     assert f"{WAITING} generating the synthetic assets (8 images, seed 3)" in err
@@ -132,9 +132,8 @@ def test_preprocessing_waits_and_reuses(
     engine, api = _engine()
     backend = get_backend("reference")
     with _other_mlorch(cache, "preprocessed", key, target, json.dumps({"count": 2})):
-        _, found = ensure_preprocessed(
-            engine, backend, "img:1", "run", assets, Identity.current(), Terminal()
-        )
+        prep = Preparer(engine, backend, "img:1", "run", Identity.current(), Terminal())
+        _, found = ensure_preprocessed(prep, assets)
     assert found == target.parent
     assert api.calls == []
     err = capsys.readouterr().err

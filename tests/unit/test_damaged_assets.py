@@ -19,14 +19,14 @@ from backends.common.layout import (
     sample_file,
 )
 from orchestrator.assets import ResolvedAssets, plan_assets
-from orchestrator.catalog import get_backend
+from orchestrator.catalog import BackendDef, get_backend
 from orchestrator.config import DEFAULT_TUNING, Device, RunSpec
 from orchestrator.console import Terminal
 from orchestrator.containers import VAL_MAP_MOUNT, Identity
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import ContainerFailed, DamagedDataset
 from orchestrator.paths import cache_dir
-from orchestrator.prepare import ensure_preprocessed
+from orchestrator.prepare import Preparer, ensure_preprocessed
 from orchestrator.results.manifest import RunManifest
 from orchestrator.run import _record_assets
 from tests.damaged_dataset import EXPECTED, DamagedFolder, make_damaged_dataset
@@ -146,8 +146,9 @@ def _prepare_engine(exit_code: int, lines: list[str]) -> tuple[CannedAPI, Docker
     return api, DockerEngine(fake_client(api))
 
 
-def _identity() -> Identity:
-    return Identity("1000:1000", 1000, 1000, handover=False)
+def _preparer(engine: DockerEngine, backend: BackendDef) -> Preparer:
+    identity = Identity("1000:1000", 1000, 1000, handover=False)
+    return Preparer(engine, backend, "img", "run", identity, Terminal(quiet=True))
 
 
 def test_late_decode_failures_are_refused_in_the_same_terms(
@@ -158,8 +159,7 @@ def test_late_decode_failures_are_refused_in_the_same_terms(
     line = f"{BAD_IMAGE_PREFIX} val/bad_huffman.JPEG\tOpenCV cannot decode it"
     _, engine = _prepare_engine(BAD_IMAGES_EXIT, ["prepare: starting", line])
     with pytest.raises(DamagedDataset) as info:
-        ensure_preprocessed(engine, get_backend("reference"), "img", "run", assets,
-                            _identity(), Terminal(quiet=True))  # fmt: skip
+        ensure_preprocessed(_preparer(engine, get_backend("reference")), assets)
     assert info.value.message == (
         f"dataset {folder.root}: 1 problem in the 13 preprocessed images (1 undecodable)"
     )
@@ -184,9 +184,7 @@ def test_late_decode_failures_are_skipped_without_decoding_twice(
             sample_file(first, index).write_bytes(f"sample {index}".encode())
     line = f"{BAD_IMAGE_PREFIX} val/bad_huffman.JPEG\tOpenCV cannot decode it"
     api, engine = _prepare_engine(BAD_IMAGES_EXIT, [line])
-    reduced, cache = ensure_preprocessed(
-        engine, backend, "img", "run", assets, _identity(), Terminal(quiet=True), skip_bad=True
-    )
+    reduced, cache = ensure_preprocessed(_preparer(engine, backend), assets, skip_bad=True)
     assert reduced.count == assets.count - 1
     assert [p.path for p in reduced.skipped][-1] == "val/bad_huffman.JPEG"
     assert len(reduced.skipped) == 14
@@ -212,6 +210,5 @@ def test_other_prepare_failures_stay_container_failures(
     assets = _resolve(_spec(model, folder.root, skip_bad=True))
     _, engine = _prepare_engine(1, ["prepare failed: [Errno 28] No space left on device"])
     with pytest.raises(ContainerFailed) as info:
-        ensure_preprocessed(engine, get_backend("reference"), "img", "run", assets,
-                            _identity(), Terminal(quiet=True), skip_bad=True)  # fmt: skip
+        ensure_preprocessed(_preparer(engine, get_backend("reference")), assets, skip_bad=True)
     assert info.value.exit_status == 1
