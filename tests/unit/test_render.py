@@ -2,26 +2,76 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import NGC_BASE, get_backend
+from orchestrator.catalog import BACKENDS, NGC_BASE, get_backend
 from orchestrator.config import Device
 from orchestrator.errors import ConfigError
 from orchestrator.image import render_dockerfile
 
 
 @pytest.mark.parametrize(
-    ("device", "base", "golden_name"),
+    ("backend", "device", "base", "golden_name"),
     [
-        (Device.CPU, "mlorch/base:bookworm", "reference-cpu-local.Dockerfile"),
-        (Device.CUDA, NGC_BASE, "reference-cuda-ngc.Dockerfile"),
+        ("reference", Device.CPU, "mlorch/base:bookworm", "reference-cpu-local.Dockerfile"),
+        ("reference", Device.CUDA, NGC_BASE, "reference-cuda-ngc.Dockerfile"),
+        ("dell-trt", Device.CPU, "mlorch/base:bookworm", "dell-trt-cpu-local.Dockerfile"),
+        ("dell-trt", Device.CUDA, NGC_BASE, "dell-trt-cuda-ngc.Dockerfile"),
     ],
 )
-def test_render_matches_golden(golden: Path, device: Device, base: str, golden_name: str) -> None:
-    rendered = render_dockerfile(get_backend("reference"), device, base)
+def test_render_matches_golden(
+    golden: Path, backend: str, device: Device, base: str, golden_name: str
+) -> None:
+    rendered = render_dockerfile(get_backend(backend), device, base)
     assert rendered == (golden / "dockerfiles" / golden_name).read_text()
+
+
+def _as_docker_runs_it(instruction: str) -> list[str]:
+    """The process Docker starts for a RUN instruction: exec form (a JSON array) as it is,
+    shell form through /bin/sh -c."""
+    if instruction.startswith("["):
+        return list(json.loads(instruction))
+    return ["/bin/sh", "-c", instruction]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, b in BACKENDS.items() if b.gpu_libraries))
+def test_the_library_check_gets_every_spec_intact(name: str, tmp_path: Path) -> None:
+    """The build-time ldd check receives the catalog's specs as they are: `a|b` alternatives
+    and globs must reach it whole, not become a shell pipe or a file list."""
+    backend = get_backend(name)
+    rendered = render_dockerfile(backend, Device.CUDA, NGC_BASE)
+    [instruction] = [
+        line.removeprefix("RUN ").strip()
+        for line in rendered.splitlines()
+        if line.startswith("RUN ") and "backends.common.libcheck" in line
+    ]
+    shim = tmp_path / "bin" / "python"  # stands for the image's python: records its argv
+    shim.parent.mkdir()
+    record = tmp_path / "argv.json"
+    shim.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+    )
+    shim.chmod(0o755)
+    for decoy in ("tensorrt_bindings:x.so", "capi"):  # files a glob or a pipe could pick up
+        (tmp_path / decoy).touch()
+    env = {**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}"}
+    argv = _as_docker_runs_it(instruction)
+    if not argv[0].startswith("/"):  # exec form: Docker looks the program up on the image's PATH
+        argv[0] = str(shim)
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(record.read_text()) == [
+        "-m",
+        "backends.common.libcheck",
+        *backend.gpu_libraries,
+    ]
 
 
 def test_base_image_is_a_parameter() -> None:

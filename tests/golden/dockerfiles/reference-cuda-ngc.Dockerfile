@@ -25,7 +25,8 @@ RUN python -m compileall -q /opt/mlorch/backends \
  && python -c "import mlperf_loadgen, backends.reference"
 # The GPU libraries must load in this image (ldd, no GPU needed): a CUDA or TensorRT major that
 # does not match the base fails the build here instead of at run time.
-RUN python -m backends.common.libcheck onnxruntime:capi/libonnxruntime_providers_cuda.so
+# Exec form: the specs hold shell metacharacters (`a|b` alternatives, globs).
+RUN ["python", "-m", "backends.common.libcheck", "onnxruntime:capi/libonnxruntime_providers_cuda.so"]
 LABEL mlorch.tool="mlorch" mlorch.backend="reference"
 WORKDIR /tmp
 # Non-root by default; mlorch also sets the user on every container it starts.

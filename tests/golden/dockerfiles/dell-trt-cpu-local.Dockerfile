@@ -1,0 +1,30 @@
+# mlorch: Dell/NVIDIA MLPerf v2.1 ResNet50 recipe (cpu; CPU twin: onnxruntime CPU provider)
+# Rendered by mlorch 0.1.0; base image: mlorch/base:bookworm
+# Stage 1: install the pinned Python packages from the wheelhouse mlorch downloaded on the host
+# (the build never reaches a package index, so air-gapped hosts build the same image).
+FROM mlorch/base:bookworm AS deps
+COPY wheelhouse/ /tmp/wheelhouse/
+COPY requirements.txt /tmp/requirements.txt
+RUN python3 -m venv --without-pip --system-site-packages /opt/venv \
+ && /opt/venv/bin/python /tmp/wheelhouse/pip-26.3-py3-none-any.whl/pip install \
+        --no-index --find-links /tmp/wheelhouse --no-cache-dir --no-compile \
+        --disable-pip-version-check --root-user-action ignore \
+        -r /tmp/requirements.txt \
+ && /opt/venv/bin/python -c "import importlib.metadata as m; print('\n'.join(sorted(f'{d.name}=={d.version}' for d in m.distributions())))" > /opt/venv/pip-freeze.txt
+
+# Stage 2: the SUT image — the base, the venv and the backend code; no wheels, no build tools.
+FROM mlorch/base:bookworm
+COPY --from=deps /opt/venv /opt/venv
+COPY backends/ /opt/mlorch/backends/
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/opt/mlorch \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+RUN python -m compileall -q /opt/mlorch/backends \
+ && python -c "import mlperf_loadgen, backends.dell_trt"
+LABEL mlorch.tool="mlorch" mlorch.backend="dell-trt"
+WORKDIR /tmp
+# Non-root by default; mlorch also sets the user on every container it starts.
+USER 10001:10001
+ENTRYPOINT ["python", "-m", "backends.dell_trt"]
