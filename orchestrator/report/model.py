@@ -754,6 +754,8 @@ def _run_settings(run: _Run) -> dict[str, str]:
                 what = guard.get("engine") or guard.get("encoding") or "model"
                 fraction = _float(guard.get("fraction"))
                 agreed = f"{100 * fraction:.2f} % of {guard.get('n', '?')}" if fraction else DASH
+                if guard.get("enforced") is False:
+                    agreed += " (CPU twin's model, not used on cuda)"
                 out[f"FP32 guard {what}"] = agreed
     return out
 
