@@ -97,4 +97,22 @@ def resolve_harness(
         ) from None
     except ValueError as exc:
         raise ConfigError(f"--set: {exc}", key="set") from None
+    if device is Device.CPU:
+        _refuse_gpu_only(scenarios)
     return ResolvedHarness(selection, scenarios, len(found), overrides)
+
+
+GPU_ONLY = ("use_graphs", "start_from_device")  # CUDA machinery the CPU twin does not have
+
+
+def _refuse_gpu_only(scenarios: dict[str, S.ScenarioSettings]) -> None:
+    """The twin would ignore them, and the manifest would claim what did not run."""
+    for key in GPU_ONLY:
+        on = [name for name, settings in scenarios.items() if getattr(settings, key)]
+        if on:
+            raise ConfigError(
+                f"--set {key}=true applies to --device cuda only (on for {', '.join(on)})",
+                key=key,
+                hint="the CPU twin has no CUDA graphs or device memory: drop it, or use "
+                "--device cuda",
+            )

@@ -66,6 +66,7 @@ RULE_CODES: dict[str, str] = {
     "missing": "a performance or accuracy test is missing",
     "accuracy": "accuracy below the closed target",
     "compliance": "TEST01/TEST04 not run or not passed",
+    "approval": "start_from_device: closed results need MLCommons approval",
 }
 
 
@@ -311,7 +312,19 @@ def judge_run(run_dir: Path, manifest: Mapping[str, Any], division: str = "close
                 scenario)  # fmt: skip
         if division == "closed" and (scenario, PERFORMANCE) in tests:
             add(compliance_findings(scenario, verdicts), scenario)
+        if division == "closed":
+            add(_approval_findings(spec, scenario), scenario)
     return Validity(division, _grouped(findings))
+
+
+def _approval_findings(spec: Mapping[str, Any], scenario: str) -> list[Finding]:
+    """The QSL held in device memory (dell-trt's start_from_device) skips the host-to-device
+    copy the rules count; a closed result that uses it needs MLCommons' approval first."""
+    harness = spec.get("harness") or {}
+    settings = (harness.get("scenarios") or {}).get(scenario) or {}
+    if spec.get("device") == "cuda" and settings.get("start_from_device"):
+        return [("approval", "start_from_device (QSL in GPU memory) needs MLCommons approval")]
+    return []
 
 
 def _scenarios(spec: Mapping[str, Any], tests: Mapping[tuple[str, str], Any]) -> list[str]:

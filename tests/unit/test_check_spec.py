@@ -125,6 +125,18 @@ def test_skip_bad(assets: tuple[Path, Path]) -> None:
     assert "not the full data set" in found["--skip-bad"][0]
 
 
+def test_start_from_device_needs_approval(assets: tuple[Path, Path]) -> None:
+    model, dataset = assets
+    harness = {"scenarios": {"Offline": {"start_from_device": True}}}
+    values = {"backend": "dell-trt", "device": Device.CUDA, "tuning": DEFAULT_TUNING[Device.CUDA]}
+    run = spec(model=model, dataset=dataset, harness=harness, **values)
+    found = where(check_spec(run))
+    assert "needs MLCommons approval" in found["Offline/start_from_device"][0]
+    assert "SingleStream/start_from_device" not in found
+    opened = where(check_spec(run, "open"))
+    assert "Offline/start_from_device" not in opened
+
+
 def test_quick_profile_and_its_rule_keys(assets: tuple[Path, Path]) -> None:
     model, dataset = assets
     found = where(check_spec(spec(model=model, dataset=dataset, profile=Profile.QUICK)))

@@ -25,6 +25,7 @@ def _gpus(
         ("NVIDIA H100 80GB HBM3", 1, "nvidia-h100-sxm"),
         ("NVIDIA H100 80GB HBM3", 8, "nvidia-h100-sxm"),
         ("NVIDIA H200", 1, "nvidia-h200-sxm"),
+        ("NVIDIA H200 NVL", 2, "rule-nvidia-h200-nvl"),  # not the SXM part: no published profile
         ("NVIDIA H100 NVL", 2, "nvidia-h100-nvl"),
         ("NVIDIA H100 PCIe", 1, "nvidia-h100-pcie"),
         ("NVIDIA A100 80GB PCIe", 4, "dell-r750xa-a100-pcie-80gb"),
@@ -53,7 +54,8 @@ def test_the_published_numbers_are_the_recipes() -> None:
     assert (server.batch_size, server.copy_streams, server.inference_streams) == (276, 5, 1)
     assert (server.deque_timeout_us, server.use_graphs) == (2000, True)
     h100 = S.select(_gpus("NVIDIA H100 80GB HBM3", 1), cores=64).profile.scenarios
-    assert h100["Server"].start_from_device  # NVIDIA's choice; recorded as such
+    # NVIDIA's Server result held the QSL in GPU memory; that needs approval: opt-in here.
+    assert not any(s.start_from_device for s in h100.values())
     assert h100["SingleStream"].batch_size == 1
     assert h100["MultiStream"].batch_size == 8
 
@@ -115,6 +117,15 @@ def test_unknown_key_is_a_config_error_naming_it() -> None:
     assert "batch_size" in (caught.value.hint or "")
 
 
+@pytest.mark.parametrize("item", ["use_graphs=true", "Server.start_from_device=1"])
+def test_the_twin_refuses_what_only_cuda_has(item: str) -> None:
+    """The CPU twin would ignore them while the manifest claimed them."""
+    key = item.split("=")[0].rpartition(".")[2]
+    with pytest.raises(ConfigError, match=f"--set {key}=true applies to --device cuda only"):
+        resolve_harness(get_backend("dell-trt"), Device.CPU, (item,), None)
+    assert resolve_harness(get_backend("dell-trt"), Device.CPU, (f"{key}=false",), None)
+
+
 def test_reference_takes_no_harness_settings() -> None:
     assert resolve_harness(get_backend("reference"), Device.CPU, (), None) is None
     with pytest.raises(ConfigError, match="no harness settings"):
@@ -123,8 +134,8 @@ def test_reference_takes_no_harness_settings() -> None:
 
 def test_tuning_scales_with_gpu_count_and_round_trips_into_the_sut() -> None:
     gpus = [GpuInfo(i, "NVIDIA H100 80GB HBM3", 81_559, f"GPU-{i}", "9.0", 132) for i in range(2)]
-    resolved = resolve_harness(get_backend("dell-trt"), Device.CUDA, ("Server.batch_size=128",),
-                               None, gpus)  # fmt: skip
+    overrides = ("Server.batch_size=128", "Server.start_from_device=true")
+    resolved = resolve_harness(get_backend("dell-trt"), Device.CUDA, overrides, None, gpus)
     assert resolved is not None
     assert resolved.tuning()["offline_expected_qps"] == 2 * 88_800
     record = resolved.record()

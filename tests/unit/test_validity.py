@@ -182,6 +182,20 @@ def test_a_partial_dataset_is_named(tmp_path: Path) -> None:
     assert "dataset: 1000 images used, not 50,000" in reasons
 
 
+def test_the_qsl_in_gpu_memory_needs_approval_in_the_closed_division(tmp_path: Path) -> None:
+    root = _run(tmp_path)
+    harness = {"scenarios": {"Offline": {"start_from_device": True}, "SingleStream": {}}}
+    spec = {"backend": BACKEND, "profile": "full", "scenarios": SCENARIOS, "device": "cuda"}
+    validity = judge_run(root, _manifest(spec={**spec, "harness": harness}))
+    [approval] = validity.unmet
+    assert approval.rule == "approval"
+    assert approval.scenarios == ("Offline",)
+    assert "start_from_device" in approval.reason
+    assert judge_run(root, _manifest(spec={**spec, "harness": harness}), "open").valid
+    off = {"scenarios": {"Offline": {"start_from_device": False}}}
+    assert judge_run(root, _manifest(spec={**spec, "harness": off})).valid
+
+
 def test_rule_codes_of_reason_lines() -> None:
     assert rule_code("quick: --quick profile") == "quick"
     assert rule_code("--skip-bad") == "dataset"  # manifests written before the rules were judged
