@@ -149,6 +149,13 @@ def driver_verdict(driver: str | None, base: CudaBase) -> tuple[str, str]:
     return "ok", f"driver {driver} ≥ {base.driver_full} (CUDA {base.cuda})"
 
 
+def no_gpu(why: str | None) -> GpuUnavailable:
+    return GpuUnavailable(
+        f"--device cuda but no NVIDIA GPU is visible ({why or 'NVML reports 0 GPUs'})",
+        hint="install the NVIDIA driver, or run with --device cpu",
+    )
+
+
 def require_cuda(
     gpus: list[GpuInfo], driver: str | None, why_no_gpu: str | None,
     support_of_engine: Callable[[], GpuSupport], base: CudaBase | None,
@@ -156,10 +163,7 @@ def require_cuda(
     """Refuse `--device cuda` before anything is built or started when it cannot work; else
     say how containers get the GPUs. The engine is asked only when GPUs are there."""
     if not gpus:
-        raise GpuUnavailable(
-            f"--device cuda but no NVIDIA GPU is visible ({why_no_gpu or 'NVML reports 0 GPUs'})",
-            hint="install the NVIDIA driver, or run with --device cpu",
-        )
+        raise no_gpu(why_no_gpu)
     if base is not None:
         verdict, sentence = driver_verdict(driver, base)
         if verdict == "fail":

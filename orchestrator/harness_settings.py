@@ -15,6 +15,7 @@ from backends.dell_trt import settings as S
 from orchestrator.catalog import BackendDef
 from orchestrator.config import Device
 from orchestrator.errors import ConfigError
+from orchestrator.gpu import no_gpu
 from orchestrator.hostinfo import GpuInfo, nvml_gpus
 
 
@@ -78,7 +79,11 @@ def resolve_harness(
                 "--max-batchsize",
             )
         return None
-    found = (gpus if gpus is not None else nvml_gpus()[0]) if device is Device.CUDA else []
+    found: list[GpuInfo] = []
+    if device is Device.CUDA:
+        found, _, why = (gpus, None, None) if gpus is not None else nvml_gpus()
+        if not found and not forced:  # said before a profile for no GPU (the twin's) is chosen
+            raise no_gpu(why)  # (a named profile needs none: `check` on a host without GPUs)
     cores = os.cpu_count() or 1
     try:
         selection = S.select(_facts(found), cores, forced)

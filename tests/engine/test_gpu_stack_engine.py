@@ -54,5 +54,6 @@ def test_up_cuda_without_gpu_stops_before_anything(tmp_path: Path, engine: Docke
     result = mlorch("up", "dell-trt", "--device", "cuda", "--quick", cwd=tmp_path, timeout=300)
     assert result.returncode == 10
     assert "no NVIDIA GPU is visible" in _one_error_line(result.stderr)
+    assert "harness profile" not in result.stderr  # no profile chosen for GPUs that are not there
     assert not (tmp_path / "runs").exists()  # no run folder, no image, no container
     assert engine.labelled_containers() == []

@@ -8,7 +8,7 @@ import pytest
 from backends.dell_trt import settings as S
 from orchestrator.catalog import get_backend
 from orchestrator.config import Device
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, GpuUnavailable
 from orchestrator.harness_settings import resolve_harness, settings_json
 from orchestrator.hostinfo import GpuInfo
 
@@ -124,6 +124,16 @@ def test_the_twin_refuses_what_only_cuda_has(item: str) -> None:
     with pytest.raises(ConfigError, match=f"--set {key}=true applies to --device cuda only"):
         resolve_harness(get_backend("dell-trt"), Device.CPU, (item,), None)
     assert resolve_harness(get_backend("dell-trt"), Device.CPU, (f"{key}=false",), None)
+
+
+def test_cuda_without_gpus_chooses_no_profile_unless_one_is_named() -> None:
+    """Not the twin's profile for a cuda run: the missing GPU is the error (exit 10)."""
+    with pytest.raises(GpuUnavailable, match="no NVIDIA GPU is visible") as caught:
+        resolve_harness(get_backend("dell-trt"), Device.CUDA, (), None, [])
+    assert caught.value.exit_code == 10
+    named = resolve_harness(get_backend("dell-trt"), Device.CUDA, (), "nvidia-l4", [])
+    assert named is not None
+    assert named.selection.profile.name == "nvidia-l4"
 
 
 def test_reference_takes_no_harness_settings() -> None:
