@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +160,8 @@ def _runner_labels(runner: Any, device: int, capacity: int) -> Any:
 
 
 class _StoreWithDevices:
-    """The INT8 store as LoadGen's sample library; after each load/unload the GPU devices that
-    keep the samples in device memory (start_from_device) copy them again."""
+    """The INT8 store as LoadGen's sample library; after each load/unload every GPU device
+    stages the loaded samples again (pinned host memory, or device memory)."""
 
     def __init__(self, store: Any, devices: Sequence[Any]) -> None:
         self.store = store
@@ -218,9 +218,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = _settings(args.settings, args.scenario)
     store = Int8Samples(args.cache, args.count, args.performance_count)
     devices = _open_devices(args, settings, store)
-    qsl: Any = store
-    if args.device == "cuda" and settings.start_from_device:
-        qsl = _StoreWithDevices(store, devices)
+    qsl: Any = _StoreWithDevices(store, devices) if args.device == "cuda" else store
     facts = {
         "backend": "dell-trt",
         "engine": "tensorrt" if args.device == "cuda" else "onnxruntime-cpu (twin)",
@@ -257,6 +255,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _concurrently(work: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run every callable on its own thread at the same time (all GPUs busy together, as in a
+    LoadGen test); their results in order, or the first error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(work) == 1:
+        return [work[0]()]
+    with ThreadPoolExecutor(max_workers=len(work)) as pool:
+        futures = [pool.submit(item) for item in work]
+        return [future.result() for future in futures]
+
+
 def _throughput(args: argparse.Namespace) -> int:
     """Raw samples/s of the engine at the scenario's batch size (no LoadGen)."""
     from backends.common.dataset import Int8Samples
@@ -268,9 +278,17 @@ def _throughput(args: argparse.Namespace) -> int:
     store.load(indices)
     devices = _open_devices(args, settings, store)
     try:
-        results = [
-            raw_throughput(device, indices, settings.batch_size, args.seconds) for device in devices
-        ]
+        for device in devices:
+            if hasattr(device, "samples_loaded"):  # GPU devices gather from their staged copy
+                device.samples_loaded()
+        results = _concurrently(
+            [
+                lambda device=device: raw_throughput(
+                    device, indices, settings.batch_size, args.seconds
+                )
+                for device in devices
+            ]
+        )
     finally:
         for device in devices:
             device.close()

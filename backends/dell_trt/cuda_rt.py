@@ -220,7 +220,8 @@ def _stream_ordered() -> list[Any]:
 def copy_batch_async(
     dsts: Sequence[int], srcs: Sequence[int], sizes: Sequence[int], stream: int
 ) -> None:
-    """Many independent device copies in one call (one Python→C crossing instead of len(dsts)).
+    """Many independent copies in one call (one Python→C crossing instead of len(dsts)); each
+    address may be device memory or pinned host memory (unified addressing).
 
     The copies run in stream order as a whole but in no order among themselves, so the
     destinations must not overlap.

@@ -4,7 +4,7 @@ through a `Runner` (TensorRT's `trt_engine.TrtRunner`, or a stand-in that launch
 
 One batch on slot s (copy stream C_s, inference stream I_s = I[s mod M]):
 
-    host gather (np.take → pinned input) ─► H2D on C_s ─► record h2d_done
+    gather the batch's rows from the staged samples into d_input on C_s ─► record h2d_done
     I_s waits h2d_done ─► runner.enqueue(...) or the CUDA graph of the padded batch size
     ─► record infer_done ─► C_s waits infer_done ─► D2H of the int32 labels ─► record d2h_done
     wait(): cudaEventSynchronize(d2h_done) (GIL released) → int32 view of the pinned output
@@ -13,12 +13,15 @@ Slots sharing an inference stream run their inference back to back while their c
 Each slot owns one execution context (one optimization profile), so two slots never share
 context state; the harness waits for a slot before giving it the next batch.
 
-`start_from_device`: after every LoadGen load the loaded INT8 samples are copied to device memory
-once (`GpuDevice.samples_loaded`), and a batch is gathered on the device by device-to-device
-copies into the slot's input (consecutive rows merged into one copy). With cuda-bindings'
-`cudaMemcpyBatchAsync` (CUDA 12.8+) the whole gather is one call; the per-sample fallback costs one
-Python→CUDA call (a few µs) per sample and run of rows, i.e. ~1 ms of host time for a batch of 256
-random rows. Either way no sample crosses PCIe during the timed run.
+Staging: after every LoadGen load (`GpuDevice.samples_loaded`, outside the timed path) the loaded
+INT8 samples are copied once into pinned host memory, as LWIS keeps its sample library, or with
+`start_from_device` into device memory. A batch is then gathered by copies straight from the
+staged rows into the slot's device input (consecutive rows merged into one copy): host to device
+over PCIe, or device to device. No CPU memcpy sits on the timed path: a host-side `np.take`
+would run at a few GB/s on the one submitting thread, below what one H100 consumes (~90 k
+samples/s × 150 KB). With cuda-bindings' `cudaMemcpyBatchAsync` (CUDA 12.8+) the whole gather
+is one call; the per-run fallback costs one Python→CUDA call (a few µs) per run of rows, ~1 ms
+of host time for a batch of 256 random rows.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from backends.common.resnet50 import SAMPLE_ELEMENTS, SAMPLE_SHAPE
+from backends.common.resnet50 import SAMPLE_ELEMENTS
 
 if TYPE_CHECKING:
     from backends.dell_trt import cuda_rt
@@ -80,8 +83,8 @@ class GpuDeviceConfig:
     inference_streams: int = 1
     use_graphs: bool = False
     graph_sizes: tuple[int, ...] | None = None  # None → default_graph_sizes(batch_size)
-    start_from_device: bool = False
-    gather: str = "auto"  # start_from_device gather: one cudaMemcpyBatchAsync or a copy per run
+    start_from_device: bool = False  # stage the samples in device memory, not pinned host memory
+    gather: str = "auto"  # one cudaMemcpyBatchAsync per batch, or one copy per run of rows
     blocking_sync: bool = False  # wait() sleeps on the event instead of spinning a core
 
     def __post_init__(self) -> None:
@@ -196,11 +199,8 @@ class GpuSlot:
         self._owner = owner
         self._infer_stream = infer_stream
         self.copy_stream = stack.enter_context(rt.Stream())
-        host_in = stack.enter_context(rt.PinnedHostBuffer(self.capacity * SAMPLE_BYTES))
         host_out = stack.enter_context(rt.PinnedHostBuffer(self.capacity * LABEL_BYTES))
-        self._host_in_ptr = host_in.handle
         self._host_out_ptr = host_out.handle
-        self._host_in = host_in.array(np.int8, (self.capacity, *SAMPLE_SHAPE))
         self._host_out = host_out.array(np.int32, (self.capacity,))
         self.d_input = stack.enter_context(rt.DeviceBuffer(self.capacity * SAMPLE_BYTES)).handle
         self.d_output = stack.enter_context(rt.DeviceBuffer(self.capacity * LABEL_BYTES)).handle
@@ -271,12 +271,7 @@ class GpuSlot:
         rt = owner.rt
         _bind_thread(rt, owner.config.device)
         copy = self.copy_stream.handle
-        rows = owner.store.rows(indices)
-        if owner.config.start_from_device:
-            owner.gather_on_device(rows, self.d_input, copy)
-        else:
-            np.take(owner.store.array, rows, axis=0, out=self._host_in[:n], mode="clip")
-            rt.copy_htod_async(self.d_input, self._host_in_ptr, n * SAMPLE_BYTES, copy)
+        owner.gather(owner.store.rows(indices), self.d_input, copy)
         rt.event_record(self._h2d_done.handle, copy)
         infer = self._infer_stream.handle
         rt.stream_wait_event(infer, self._h2d_done.handle)
@@ -314,7 +309,8 @@ class GpuDevice:
         self.runner = runner
         self.store = store
         self.config = config
-        self.device_samples: cuda_rt.DeviceBuffer | None = None
+        self.staged: cuda_rt.DeviceBuffer | cuda_rt.PinnedHostBuffer | None = None
+        self.staged_rows = 0
         self._samples_stack = ExitStack()
         self._stack = ExitStack()
         self._stack.callback(runner.close)
@@ -360,38 +356,62 @@ class GpuDevice:
         sizes = captured or tuple(sorted({1, config.batch_size}))
         for slot in self.slots:
             slot.warm_up(sizes, capture=bool(captured), stack=stack)
+        # What ran, for harness.json (open_gpu_device adds the engine's own facts).
+        self.facts: dict[str, Any] = {
+            "gpu": self.info.name,
+            "compute_capability": self.info.sm,
+            "cuda_runtime": rt.version_text(rt.runtime_version()),
+            "cuda_driver": rt.version_text(rt.driver_version()),
+            "batch_size": config.batch_size,
+            "copy_streams": config.copy_streams,
+            "inference_streams": config.inference_streams,
+            "graph_sizes": list(captured),
+            "staging": "device memory" if config.start_from_device else "pinned host memory",
+            "gather": "cudaMemcpyBatchAsync" if self._gather_batched else "one copy per run",
+            "blocking_sync": config.blocking_sync,
+        }
         # Last in the stack, so first on close: let in-flight work finish before freeing.
         stack.callback(self._synchronize_quietly)
 
     def samples_loaded(self) -> None:
-        """Call after every LoadGen load: with `start_from_device`, copy the loaded samples to
-        device memory (once per load, outside the timed path)."""
-        if not self.config.start_from_device:
-            return
+        """Call after every LoadGen load and unload: copy the loaded samples into the staging
+        buffer the batches are gathered from (pinned host memory, or device memory with
+        `start_from_device`), once per load, outside the timed path."""
         rt = self.rt
         _bind_thread(rt, self.config.device)
         array = np.ascontiguousarray(self.store.array)
         nbytes = max(array.nbytes, 1)
-        buffer = self.device_samples
+        self._synchronize_quietly()  # no batch may still read the previous samples
+        buffer = self.staged
         if buffer is None or buffer.nbytes < nbytes:
-            self._synchronize_quietly()
             self._samples_stack.close()
-            self.device_samples = None
-            buffer = self._samples_stack.enter_context(rt.DeviceBuffer(nbytes))
-        stream = self.slots[0].copy_stream
-        rt.copy_htod_async(buffer.handle, array.ctypes.data, array.nbytes, stream.handle)
-        stream.synchronize()
-        self.device_samples = buffer
+            self.staged = None
+            kind = rt.DeviceBuffer if self.config.start_from_device else rt.PinnedHostBuffer
+            buffer = self._samples_stack.enter_context(kind(nbytes))
+        if isinstance(buffer, rt.PinnedHostBuffer):
+            np.copyto(buffer.array(np.int8, array.shape), array)
+        else:
+            stream = self.slots[0].copy_stream
+            rt.copy_htod_async(buffer.handle, array.ctypes.data, array.nbytes, stream.handle)
+            stream.synchronize()
+        self.staged = buffer
+        self.staged_rows = len(array)
 
-    def gather_on_device(self, rows: np.ndarray, d_input: int, stream: int) -> None:
-        if self.device_samples is None:
-            raise RuntimeError("start_from_device: samples_loaded() was not called after the load")
-        dsts, srcs, sizes = gather_copies(rows, d_input, self.device_samples.handle, SAMPLE_BYTES)
+    def gather(self, rows: np.ndarray, d_input: int, stream: int) -> None:
+        """Enqueue the copies of staged `rows` into `d_input`, in order, on `stream`."""
+        if self.staged is None:
+            raise RuntimeError("samples_loaded() was not called after the LoadGen load")
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.staged_rows):
+            raise RuntimeError("samples_loaded() was not called after the last LoadGen load")
+        dsts, srcs, sizes = gather_copies(rows, d_input, self.staged.handle, SAMPLE_BYTES)
         if self._gather_batched and len(dsts) > 1:
             self.rt.copy_batch_async(dsts, srcs, sizes, stream)
-        else:
+        elif self.config.start_from_device:
             for dst, src, size in zip(dsts, srcs, sizes, strict=True):
                 self.rt.copy_dtod_async(dst, src, size, stream)
+        else:
+            for dst, src, size in zip(dsts, srcs, sizes, strict=True):
+                self.rt.copy_htod_async(dst, src, size, stream)
 
     def _synchronize_quietly(self) -> None:
         for stream in [*(slot.copy_stream for slot in self.slots), *self.inference_streams]:

@@ -18,7 +18,7 @@ used here against the real bindings of the pinned TensorRT 10.x and of TensorRT 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -206,7 +206,14 @@ def open_gpu_device(
         on_wait,
     )
     runner = TrtRunner(entry.plan_path.read_bytes(), config.copy_streams)
-    return GpuDevice(runner, store, config)
+    device = GpuDevice(runner, store, config)
+    device.facts.update(
+        engine_key=entry.key,
+        engine_from_cache=not entry.built,
+        tensorrt=tensorrt_version(),
+        builder=asdict(options),
+    )
+    return device
 
 
 class TrtRunner:

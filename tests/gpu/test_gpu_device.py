@@ -1,7 +1,8 @@
 """gpu_device's CUDA machinery on a real GPU, driven by the CuPy stand-in runner (no TensorRT):
-pinned gathers, H2D/D2H on copy streams, event hand-offs to shared inference streams, CUDA graphs
-with padding, device-resident samples (batched and per-run gathers), reloads, error surfacing,
-and real LoadGen driving the slots.
+gathers from pinned staging, H2D/D2H on copy streams, event hand-offs to shared inference
+streams, CUDA graphs with padding, device-resident samples (batched and per-run gathers),
+reloads, error surfacing, and real LoadGen driving the production LWIS harness (fast issue
+path, Server coalescing).
 
 Written without a GPU: these tests were never run where they were written. They skip unless
 CuPy, cuda-bindings and a CUDA device are present (tests/gpu/conftest.py).
@@ -50,6 +51,10 @@ def make_dataset(seed: int = 1) -> np.ndarray:
 
 CONFIGS = [
     pytest.param({"batch_size": 8, "copy_streams": 2, "inference_streams": 1}, id="plain"),
+    pytest.param(
+        {"batch_size": 8, "copy_streams": 2, "inference_streams": 1, "gather": "loop"},
+        id="pinned-per-run-gather",
+    ),
     pytest.param(
         {"batch_size": 8, "copy_streams": 3, "inference_streams": 2, "use_graphs": True},
         id="graphs-every-size",
@@ -147,6 +152,10 @@ def test_a_bad_batch_fails_in_wait_and_the_slot_recovers(gpu_index: int) -> None
     expected = reference_labels(dataset, runner.weights)
     device = GpuDevice(runner, store, GpuDeviceConfig(device=gpu_index, batch_size=4))
     try:
+        device.slots[0].submit([0])  # nothing staged yet: the failure surfaces in wait()
+        with pytest.raises(RuntimeError, match="samples_loaded"):
+            device.slots[0].wait()
+        device.samples_loaded()
         slot = device.slots[0]
         slot.submit([0, 1, 2, 3, 4])
         with pytest.raises(ValueError, match="capacity 4"):
@@ -158,17 +167,18 @@ def test_a_bad_batch_fails_in_wait_and_the_slot_recovers(gpu_index: int) -> None
 
 
 LOADGEN_SCRIPT = """
-import json, queue, sys, threading
+import json, sys
 from pathlib import Path
-import numpy as np
-import mlperf_loadgen as lg
 from backends.common.loadgen_driver import TestRequest, run_test
 from backends.dell_trt.gpu_device import GpuDevice, GpuDeviceConfig
+from backends.dell_trt.sut import LwisSUT, fail_process
 from tests.gpu.standin import CupyProjectionRunner, reference_labels
 from tests.gpu.test_gpu_device import SAMPLES, LoadedSamples, make_dataset
 
-scenario, out, conf, options = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
-config = GpuDeviceConfig(**json.loads(options))
+scenario, out, conf = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+options = json.loads(sys.argv[4])
+mode, timeout_us = options.pop("mode"), options.pop("deque_timeout_us")
+config = GpuDeviceConfig(**options)
 dataset = make_dataset()
 store = LoadedSamples(dataset)
 runner = CupyProjectionRunner(config.copy_streams, config.batch_size, config.device)
@@ -176,7 +186,7 @@ expected = reference_labels(dataset, runner.weights)
 device = GpuDevice(runner, store, config)
 
 
-class Qsl:
+class Qsl:  # as the SUT container wraps Int8Samples: every load is staged again
     total_count = SAMPLES
     performance_count = 32  # accuracy mode then loads three sets in turn
 
@@ -188,52 +198,14 @@ class Qsl:
         pass
 
 
-class Sut:
-    # A minimal batcher: one worker per slot takes up to `capacity` queued samples.
-    def __init__(self):
-        self.queue = queue.Queue()
-        self.workers = [threading.Thread(target=self.work, args=(s,)) for s in device.slots]
-        for worker in self.workers:
-            worker.start()
-
-    def issue_queries(self, samples):
-        for sample in samples:
-            self.queue.put((sample.id, sample.index))
-
-    def work(self, slot):
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < slot.capacity:
-                try:
-                    item = self.queue.get(timeout=0.0005)
-                except queue.Empty:
-                    break
-                if item is None:
-                    self.queue.put(None)
-                    break
-                batch.append(item)
-            slot.submit([index for _, index in batch])
-            labels = slot.wait().copy()
-            lg.QuerySamplesComplete([
-                lg.QuerySampleResponse(query, labels[k:].ctypes.data, 4)
-                for k, (query, _) in enumerate(batch)
-            ])
-
-    def flush_queries(self):
-        pass
-
-    def stop(self):
-        for _ in self.workers:
-            self.queue.put(None)
-        for worker in self.workers:
-            worker.join()
-
-
+# The production harness: LoadGen's fast issue path straight into the batcher, the batcher
+# thread submitting to the slots, the completion thread waiting on them (another thread).
 try:
-    run_test(TestRequest(scenario, "AccuracyOnly", conf, out), Qsl(), Sut)
+    run_test(
+        TestRequest(scenario, mode, conf, out), Qsl(),
+        lambda: LwisSUT([device], config.batch_size, timeout_us, fail_process),
+        coalesce_server=True,
+    )
 finally:
     device.close()
 print(json.dumps({"labels": expected.tolist()}))
@@ -241,23 +213,33 @@ print(json.dumps({"labels": expected.tolist()}))
 
 
 @pytest.mark.parametrize(
-    ("scenario", "options"),
+    ("scenario", "mode", "options"),
     [
-        ("Offline", {"batch_size": 16, "copy_streams": 2, "inference_streams": 1,
-                     "use_graphs": True, "start_from_device": True}),
-        ("SingleStream", {"batch_size": 1, "copy_streams": 1, "inference_streams": 1,
-                          "use_graphs": True}),
+        ("Offline", "AccuracyOnly", {"batch_size": 16, "copy_streams": 2, "inference_streams": 1,
+                                     "use_graphs": True, "deque_timeout_us": 0}),
+        ("Offline", "AccuracyOnly", {"batch_size": 16, "copy_streams": 2, "inference_streams": 1,
+                                     "start_from_device": True, "deque_timeout_us": 0}),
+        ("SingleStream", "AccuracyOnly", {"batch_size": 1, "copy_streams": 1,
+                                          "inference_streams": 1, "use_graphs": True,
+                                          "deque_timeout_us": 0}),
+        ("Server", "AccuracyOnly", {"batch_size": 8, "copy_streams": 2, "inference_streams": 2,
+                                    "use_graphs": True, "deque_timeout_us": 2000}),
+        ("Server", "PerformanceOnly", {"batch_size": 8, "copy_streams": 2,
+                                       "inference_streams": 2, "use_graphs": True,
+                                       "deque_timeout_us": 2000}),
     ],
 )  # fmt: skip
-def test_real_loadgen_drives_the_device(
-    gpu_index: int, tmp_path: Path, scenario: str, options: dict[str, Any]
+def test_real_loadgen_drives_the_lwis_harness_on_the_device(
+    gpu_index: int, tmp_path: Path, scenario: str, mode: str, options: dict[str, Any]
 ) -> None:
     from orchestrator.results.accuracy import score_accuracy_log
+    from orchestrator.results.loadgen_log import result_from_logs
 
     conf = tmp_path / "user.conf"
     conf.write_text(
         "*.*.min_duration = 100\n*.*.min_query_count = 1\n"
         "*.Offline.target_qps = 1000\n*.SingleStream.target_latency = 5\n"
+        "*.Server.target_qps = 2000\n*.Server.target_latency = 15\n"
     )
     out = tmp_path / "logs"
     root = Path(__file__).resolve().parents[2]
@@ -269,7 +251,7 @@ def test_real_loadgen_drives_the_device(
             scenario,
             str(out),
             str(conf),
-            json.dumps({**options, "device": gpu_index}),
+            json.dumps({**options, "device": gpu_index, "mode": mode}),
         ],
         cwd=root,
         capture_output=True,
@@ -278,6 +260,11 @@ def test_real_loadgen_drives_the_device(
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    if mode == "PerformanceOnly":  # every query answered within the run; LoadGen's verdict
+        parsed = result_from_logs(out, scenario, mode)
+        assert parsed.errors == ()
+        assert parsed.valid, parsed
+        return
     labels = json.loads(result.stdout.strip().splitlines()[-1])["labels"]
     accuracy = score_accuracy_log(out / "mlperf_log_accuracy.json", labels, dtype="int32")
     assert accuracy.total == SAMPLES
