@@ -107,17 +107,22 @@ def resolve_harness(
     return ResolvedHarness(selection, scenarios, len(found), overrides)
 
 
-GPU_ONLY = ("use_graphs", "start_from_device")  # CUDA machinery the CPU twin does not have
+# CUDA and TensorRT settings the CPU twin does not have
+GPU_ONLY = ("use_graphs", "start_from_device", "builder_optimization_level")
 
 
 def _refuse_gpu_only(scenarios: dict[str, S.ScenarioSettings]) -> None:
     """The twin would ignore them, and the manifest would claim what did not run."""
+    defaults = S.ScenarioSettings(batch_size=1, copy_streams=1, inference_streams=1,
+                                  deque_timeout_us=0, use_graphs=False)  # fmt: skip
     for key in GPU_ONLY:
-        on = [name for name, settings in scenarios.items() if getattr(settings, key)]
+        default = getattr(defaults, key)
+        on = [name for name, values in scenarios.items() if getattr(values, key) != default]
         if on:
+            value = str(getattr(scenarios[on[0]], key)).lower()
             raise ConfigError(
-                f"--set {key}=true applies to --device cuda only (on for {', '.join(on)})",
+                f"--set {key}={value} applies to --device cuda only (set for {', '.join(on)})",
                 key=key,
-                hint="the CPU twin has no CUDA graphs or device memory: drop it, or use "
-                "--device cuda",
+                hint="the CPU twin has no CUDA graphs, device memory or TensorRT builder: drop "
+                "it, or use --device cuda",
             )

@@ -317,8 +317,9 @@ def _check_guard(guard: dict[str, Any], minimum: float, what: str) -> None:
         raise AccuracyGuardFailed(
             f"{what} agrees with FP32 on {100 * fraction:.2f} % of {guard['n']} images "
             f"(needs {100 * minimum:.2f} %)",
-            hint="the quantized model is not trustworthy on this host: check the calibration "
-            "set, try --set use_graphs=false, or lower --min-agreement knowingly",
+            hint="the quantized model is not trustworthy here: check the calibration set; on "
+            "cuda try --set use_graphs=false or --set builder_optimization_level=0 (other "
+            "TensorRT tactics); or lower --min-agreement knowingly",
         )
 
 

@@ -73,90 +73,59 @@ def _gpu_config(settings: Any, device: int) -> Any:
     )
 
 
-def _engines(args: argparse.Namespace) -> int:
-    """Build (or find) the engine of each scenario on each visible GPU, and guard each one."""
-    import numpy as np
+def _builder(settings: Any) -> Any:
+    from backends.dell_trt.engine_cache import BuilderOptions
 
+    return BuilderOptions(optimization_level=settings.builder_optimization_level)
+
+
+def _engines(args: argparse.Namespace) -> int:
+    """Build (or find) the engine of each scenario on each visible GPU, and guard each one on
+    the path the scenario's tests take: its device configuration (every execution context, its
+    CUDA graphs, its staging), fed through the slots as the harness feeds them."""
     from backends.common.dataset import Int8Samples
     from backends.dell_trt import cuda_rt, guard, recipe
     from backends.dell_trt.artifact import ENCODINGS, guard_files
-    from backends.dell_trt.engine_cache import EngineCache
-    from backends.dell_trt.trt_engine import TrtRunner, cached_engine
+    from backends.dell_trt.trt_engine import open_gpu_device
 
     onnx_path = args.artifacts / ENCODINGS[recipe.TRT_ENCODING].file
     _, labels_file = guard_files(args.artifacts, args.guard_tag)
     indices, reference = guard.load_fp32_labels(labels_file)
     store = Int8Samples(args.cache, args.count, args.count)
     store.load(indices.tolist())
-    samples = np.take(store.array, store.rows(indices), axis=0)
-    cache = EngineCache(args.engines)
     for device in range(cuda_rt.device_count()):
-        cuda_rt.set_device(device)
-        gpu = cuda_rt.device_info(device)
-        built: set[tuple[int, int]] = set()
+        guarded: set[Any] = set()
         for scenario in args.scenarios.split(","):
             settings = _settings(args.settings, scenario)
-            shape = (settings.batch_size, settings.copy_streams)
-            if shape in built:
+            config, builder = _gpu_config(settings, device), _builder(settings)
+            if (config, builder) in guarded:
                 continue
-            built.add(shape)
-            entry = cached_engine(
-                cache, onnx_path, gpu, settings.batch_size, settings.copy_streams,
+            guarded.add((config, builder))
+            gpu = open_gpu_device(
+                onnx_path, args.engines, store, config, builder,
                 on_wait=lambda: _log("waiting for another build of the same engine"),
             )  # fmt: skip
-            runner = TrtRunner(entry.plan_path.read_bytes(), settings.copy_streams)
             try:
-                result = guard.check(
-                    _runner_labels(runner, device, settings.batch_size),
-                    samples,
-                    reference,
-                    args.min_agreement,
-                    batch=settings.batch_size,
-                )
+                gpu.samples_loaded()
+                labels = guard.slot_labels(gpu.slots, indices.tolist())
+                facts = dict(gpu.facts)
             finally:
-                runner.close()
+                gpu.close()
+            result = guard.compare(labels, reference, args.min_agreement)
             record = {
-                "engine": entry.key.digest()[:16],
-                "gpu": f"{device} {gpu.name}",
+                "engine": str(facts["engine_key"])[:16],
+                "gpu": f"{device} {facts['gpu']}",
                 "scenario": scenario,
-                "batch_size": settings.batch_size,
-                "profiles": settings.copy_streams,
+                "batch_size": config.batch_size,
+                "profiles": config.copy_streams,
+                "graphs": len(facts["graph_sizes"]),
+                "staging": facts["staging"],
                 "encoding": recipe.TRT_ENCODING,
                 **result.as_dict(),
             }
             _log(f"engine {record['engine']} ({scenario}, gpu {device}): {result.summary()}")
             print(GUARD_PREFIX + json.dumps(record), flush=True)
     return 0
-
-
-def _runner_labels(runner: Any, device: int, capacity: int) -> Any:
-    """labels_of(int8 batch) on a TensorRT runner's first context, for the engine guard: the
-    same engine the tests run, fed through pinned buffers on one stream."""
-    import numpy as np
-
-    from backends.common.resnet50 import SAMPLE_ELEMENTS, SAMPLE_SHAPE
-    from backends.dell_trt import cuda_rt
-
-    stream = cuda_rt.Stream()
-    h_input = cuda_rt.PinnedHostBuffer(capacity * SAMPLE_ELEMENTS)
-    h_output = cuda_rt.PinnedHostBuffer(capacity * 4)
-    d_input = cuda_rt.DeviceBuffer(capacity * SAMPLE_ELEMENTS)
-    d_output = cuda_rt.DeviceBuffer(capacity * 4)
-    inputs = h_input.array(np.int8, (capacity, *SAMPLE_SHAPE))
-    outputs = h_output.array(np.int32, (capacity,))
-
-    def labels_of(batch: np.ndarray) -> np.ndarray:
-        n = len(batch)
-        cuda_rt.set_device(device)
-        inputs[:n] = batch
-        runner.prepare_shape(0, n, stream.handle)
-        cuda_rt.copy_htod_async(d_input.handle, h_input.handle, n * SAMPLE_ELEMENTS, stream.handle)
-        runner.enqueue(0, n, d_input.handle, d_output.handle, stream.handle)
-        cuda_rt.copy_dtoh_async(h_output.handle, d_output.handle, n * 4, stream.handle)
-        stream.synchronize()
-        return outputs[:n].copy()
-
-    return labels_of
 
 
 class _StoreWithDevices:
@@ -194,7 +163,9 @@ def _open_devices(args: argparse.Namespace, settings: Any, store: Any) -> list[A
             raise RuntimeError("--device cuda but no GPU is visible inside the container")
         onnx_path = args.artifacts / ENCODINGS[recipe.TRT_ENCODING].file
         return [
-            open_gpu_device(onnx_path, args.engines, store, _gpu_config(settings, device))
+            open_gpu_device(
+                onnx_path, args.engines, store, _gpu_config(settings, device), _builder(settings)
+            )
             for device in range(count)
         ]
     from backends.dell_trt.ort_engine import OrtCpuDevice

@@ -123,6 +123,13 @@ def check(
             for start in range(0, len(int8_samples), batch)
         ]
     )
+    return compare(got, reference, threshold)
+
+
+def compare(
+    got: np.ndarray, reference: np.ndarray, threshold: float = DEFAULT_THRESHOLD
+) -> GuardResult:
+    """The agreement of labels `got` (one per sample, in order) with the FP32 `reference`."""
     if got.shape != reference.shape:
         raise ValueError(f"labels_of returned {got.shape[0]} labels for {len(reference)} samples")
     wrong = np.flatnonzero(got != reference)
@@ -132,6 +139,30 @@ def check(
         threshold=threshold,
         disagreements=tuple(int(i) for i in wrong),
     )
+
+
+def slot_labels(slots: Sequence[Any], indices: Sequence[int]) -> np.ndarray:
+    """Top-1 labels of the QSL samples at `indices`, in order, run the way the harness runs
+    them: batches of each slot's capacity, every slot busy at once, round after round.
+
+    For guarding an engine on the very path a test uses (every execution context, the CUDA
+    graphs at padded sizes, the staged gather), not on a side path of its own.
+    """
+    if not slots:
+        raise ValueError("a device without slots")
+    labels: list[np.ndarray] = []
+    position = 0
+    while position < len(indices):
+        busy = []
+        for slot in slots:
+            if position >= len(indices):
+                break
+            batch = list(indices[position : position + slot.capacity])
+            position += len(batch)
+            slot.submit(batch)
+            busy.append(slot)
+        labels.extend(np.array(slot.wait(), np.int32).reshape(-1) for slot in busy)
+    return np.concatenate(labels) if labels else np.zeros(0, np.int32)
 
 
 def require(result: GuardResult, what: str) -> GuardResult:

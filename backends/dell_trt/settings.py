@@ -35,6 +35,7 @@ class ScenarioSettings:
     threads_per_slot: int = 0  # CPU twin: intra-op threads per slot (0: cores / slots)
     expected_qps: float = 0.0  # Offline expected / Server target, per GPU (per host on cpu)
     expected_latency_ms: float = 0.0  # SingleStream / MultiStream expected latency
+    builder_optimization_level: int = 3  # TensorRT builder 0..5 (part of the engine's cache key)
 
     def validate(self) -> None:
         for name in ("batch_size", "copy_streams", "inference_streams"):
@@ -44,6 +45,8 @@ class ScenarioSettings:
             raise ValueError("deque_timeout_us and threads_per_slot cannot be negative")
         if self.expected_qps < 0 or self.expected_latency_ms < 0:
             raise ValueError("expected_qps and expected_latency_ms cannot be negative")
+        if not 0 <= self.builder_optimization_level <= 5:
+            raise ValueError("builder_optimization_level must be 0..5")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from orchestrator.errors import ConfigError, GpuUnavailable
 from orchestrator.harness_settings import resolve_harness, settings_json
 from orchestrator.hostinfo import GpuInfo
 
+H100 = GpuInfo(0, "NVIDIA H100 80GB HBM3", 81_559, "GPU-0", "9.0", 132)
+
 
 def _gpus(
     name: str, count: int, memory_mib: int = 81_559, sms: int | None = None
@@ -103,6 +105,7 @@ def test_overrides_per_scenario_and_global() -> None:
         ("use_graphs=maybe", ValueError, "true or false"),
         ("batch_size=0", ValueError, "at least 1"),
         ("batch_size", ValueError, "key=value"),
+        ("builder_optimization_level=6", ValueError, "0..5"),
     ],
 )
 def test_bad_overrides_are_named(item: str, error: type[Exception], message: str) -> None:
@@ -117,13 +120,21 @@ def test_unknown_key_is_a_config_error_naming_it() -> None:
     assert "batch_size" in (caught.value.hint or "")
 
 
-@pytest.mark.parametrize("item", ["use_graphs=true", "Server.start_from_device=1"])
-def test_the_twin_refuses_what_only_cuda_has(item: str) -> None:
+@pytest.mark.parametrize(
+    ("item", "shown", "harmless"),
+    [
+        ("use_graphs=true", "use_graphs=true", "use_graphs=false"),
+        ("Server.start_from_device=1", "start_from_device=true", "start_from_device=0"),
+        ("builder_optimization_level=5", "builder_optimization_level=5",
+         "builder_optimization_level=3"),
+    ],
+)  # fmt: skip
+def test_the_twin_refuses_what_only_cuda_has(item: str, shown: str, harmless: str) -> None:
     """The CPU twin would ignore them while the manifest claimed them."""
-    key = item.split("=")[0].rpartition(".")[2]
-    with pytest.raises(ConfigError, match=f"--set {key}=true applies to --device cuda only"):
+    with pytest.raises(ConfigError, match=f"--set {shown} applies to --device cuda only"):
         resolve_harness(get_backend("dell-trt"), Device.CPU, (item,), None)
-    assert resolve_harness(get_backend("dell-trt"), Device.CPU, (f"{key}=false",), None)
+    assert resolve_harness(get_backend("dell-trt"), Device.CPU, (harmless,), None)
+    assert resolve_harness(get_backend("dell-trt"), Device.CUDA, (item,), None, [H100])
 
 
 def test_cuda_without_gpus_chooses_no_profile_unless_one_is_named() -> None:

@@ -348,6 +348,33 @@ def test_twin_device_answers_each_samples_own_label(
         device.close()
 
 
+def test_slot_labels_runs_every_slot_and_keeps_the_order(prepared: tuple, int8_cache: Path) -> None:
+    """The engine guard's path: the harness' slots, all in flight, batches of their capacity."""
+    from backends.common.dataset import Int8Samples
+    from backends.dell_trt.ort_engine import OrtCpuDevice
+
+    store = Int8Samples(int8_cache, 64, 64)
+    indices = [int(i) for i in np.random.default_rng(3).permutation(64)[:23]]
+    store.load(indices)
+    device = OrtCpuDevice(prepared[0].model("u8s8"), store, 2, 1, 5)
+    submitted: list[tuple[int, int]] = []
+    for number, slot in enumerate(device.slots):
+        original = slot.submit
+
+        def spy(batch: list[int], number: int = number, original: object = original) -> None:
+            submitted.append((number, len(batch)))
+            original(batch)  # type: ignore[operator]
+
+        slot.submit = spy  # type: ignore[method-assign]
+    try:
+        labels = guard.slot_labels(device.slots, indices)
+    finally:
+        device.close()
+    assert labels.dtype == np.int32
+    assert labels.tolist() == indices  # prototype head: sample i answers i
+    assert submitted == [(0, 5), (1, 5), (0, 5), (1, 5), (0, 3)]
+
+
 def test_twin_slot_contract_errors(prepared: tuple, int8_cache: Path) -> None:
     from backends.common.dataset import Int8Samples
     from backends.dell_trt.ort_engine import EngineFailed, OrtCpuDevice
