@@ -61,7 +61,7 @@ class Int8Samples:
         self._row = np.full(count, -1, np.int64)
 
     def _read(self, index: int) -> np.ndarray:
-        sample = np.load(sample_file(self.cache_dir, index))
+        sample: np.ndarray = np.load(sample_file(self.cache_dir, index))
         if sample.dtype != np.int8 or sample.shape != SAMPLE_SHAPE:
             raise ValueError(
                 f"sample {index} is {sample.dtype}{sample.shape}, not int8{SAMPLE_SHAPE}"

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -254,8 +255,8 @@ def _throughput(args: argparse.Namespace) -> int:
                 device.samples_loaded()
         results = _concurrently(
             [
-                lambda device=device: raw_throughput(
-                    device, indices, settings.batch_size, args.seconds
+                functools.partial(
+                    raw_throughput, device, indices, settings.batch_size, args.seconds
                 )
                 for device in devices
             ]

@@ -289,9 +289,10 @@ def host_array(ptr: int, nbytes: int, dtype: Any, shape: Sequence[int]) -> np.nd
 
     The array (and views of it) must not be used after the memory is freed.
     """
-    raw = (ctypes.c_byte * nbytes).from_address(ptr)
-    flat = np.frombuffer(raw, dtype=np.uint8)
-    return flat.view(np.dtype(dtype))[: int(np.prod(shape))].reshape(tuple(shape))
+    raw = (ctypes.c_ubyte * nbytes).from_address(ptr)
+    flat: np.ndarray = np.ctypeslib.as_array(raw)
+    view: np.ndarray = flat.view(np.dtype(dtype))[: int(np.prod(shape))]
+    return view.reshape(tuple(shape))
 
 
 class _Owned:

@@ -295,7 +295,8 @@ class GpuSlot:
             raise RuntimeError("wait() without a submitted batch")
         self._d2h_done.synchronize()
         n, self._pending = self._pending, 0
-        return self._host_out[:n]
+        labels: np.ndarray = self._host_out[:n]
+        return labels
 
 
 class GpuDevice:

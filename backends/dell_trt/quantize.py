@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.common.digest import file_sha256
 from backends.common.locks import atomic_write_text, exclusive
 from backends.common.resnet50 import INPUT_NAME
 from backends.dell_trt import guard, recipe
@@ -38,7 +39,6 @@ from backends.dell_trt.artifact import (
     RANGES,
     RECIPE_FP32,
     CalibrationSet,
-    file_sha256,
     guard_files,
     read_manifest,
 )

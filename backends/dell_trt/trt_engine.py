@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backends.common.digest import file_sha256
 from backends.common.resnet50 import SAMPLE_SHAPE
 from backends.dell_trt.engine_cache import (
     DEFAULT_BUILDER,
@@ -29,7 +30,6 @@ from backends.dell_trt.engine_cache import (
     CachedEngine,
     EngineCache,
     EngineKey,
-    file_sha256,
 )
 
 if TYPE_CHECKING:
