@@ -101,7 +101,12 @@ def resolve_harness(
             hint=f"keys: {', '.join(S.known_keys())} (optionally Scenario.key)",
         ) from None
     except ValueError as exc:
-        raise ConfigError(f"--set: {exc}", key="set") from None
+        raise ConfigError(
+            f"--set: {exc}",
+            key="set",
+            hint="--set key=value or Scenario.key=value; counts and sizes are whole numbers "
+            "(batch_size, streams ≥ 1), switches true/false, e.g. --set Offline.batch_size=16",
+        ) from None
     if device is Device.CPU:
         _refuse_gpu_only(scenarios)
     return ResolvedHarness(selection, scenarios, len(found), overrides)
