@@ -88,9 +88,18 @@ def resolve_harness(
     try:
         selection = S.select(_facts(found), cores, forced)
     except KeyError as exc:
-        raise ConfigError(str(exc.args[0]), key="harness_profile") from None
+        raise ConfigError(
+            str(exc.args[0]),
+            key="harness_profile",
+            hint="name one of those, or leave --harness-profile out to choose from the GPUs found",
+        ) from None
     except ValueError as exc:
-        raise ConfigError(str(exc), key="harness_profile") from None
+        raise ConfigError(
+            str(exc),
+            key="harness_profile",
+            hint="one profile per run: pass --harness-profile NAME, and CUDA_VISIBLE_DEVICES "
+            "to pick the GPUs of that kind",
+        ) from None
     try:
         scenarios = S.apply_overrides(selection.profile.scenarios, list(overrides))
     except KeyError as exc:

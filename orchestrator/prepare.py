@@ -21,7 +21,6 @@ from backends.common.layout import (
     val_map_digest,
 )
 from backends.common.resnet50 import (
-    CALIBRATION_LIST,
     CALIBRATION_LIST_SHA256,
     SAMPLE_ELEMENTS,
 )
@@ -288,13 +287,7 @@ def calibration_id(spec: RunSpec, assets: ResolvedAssets) -> tuple[str, Path | N
 
     if assets.synthetic:
         return synthetic_calibration_set(assets.dataset).sha256, None
-    if spec.calibration_list is None:
-        raise ConfigError(
-            "dell-trt on a real dataset needs the official calibration list",
-            key="calibration_list",
-            hint=f"pass --calibration-list {CALIBRATION_LIST} (MLCommons inference repository, "
-            f"calibration/ImageNet/; sha256 {CALIBRATION_LIST_SHA256[:12]}…)",
-        )
+    assert spec.calibration_list is not None  # check_asset_args refused the run without it
     path = spec.calibration_list.resolve()
     try:
         return official_calibration_set(assets.dataset, path).sha256, path

@@ -20,6 +20,7 @@ from backends.common.layout import (
     SYNTHETIC_MODEL,
     synthetic_root,
 )
+from backends.common.resnet50 import CALIBRATION_LIST, CALIBRATION_LIST_SHA256
 from orchestrator.assets.dataset import (
     damaged,
     inspect_dataset,
@@ -73,13 +74,42 @@ def synthetic_request(images: int, seed: int) -> SyntheticRequest:
     return SyntheticRequest(synthetic_root(cache_dir(), images, seed), images, seed)
 
 
-def plan_assets(spec: RunSpec, terminal: Terminal) -> ResolvedAssets | SyntheticRequest:
-    """Validate real assets now; for the synthetic stand-in, say what must exist."""
+def check_asset_args(spec: RunSpec) -> None:
+    """The cheap checks of the asset arguments, made before a run folder or image exists:
+    --model and --dataset given together, and each path there (the contents are checked later,
+    by `plan_assets`)."""
     if (spec.model is None) != (spec.dataset is None):
         raise ConfigError(
             "--model and --dataset go together",
             hint="pass both for real assets, or neither for the synthetic stand-in",
         )
+    if spec.model is not None and not spec.model.is_file():
+        raise AssetError(
+            f"model not found: {spec.model}",
+            hint="pass --model PATH to resnet50_v1.onnx, or run `mlorch assets model`",
+        )
+    if spec.dataset is not None and not spec.dataset.is_dir():
+        raise AssetError(
+            f"dataset folder not found: {spec.dataset}",
+            hint="pass --dataset DIR: an ImageNet validation folder with val_map.txt",
+        )
+    if spec.harness is not None and spec.model is not None and spec.calibration_list is None:
+        raise ConfigError(  # dell-trt calibrates on it: known now, not after the image build
+            "dell-trt on a real dataset needs the official calibration list",
+            key="calibration_list",
+            hint=f"pass --calibration-list {CALIBRATION_LIST} (MLCommons inference repository, "
+            f"calibration/ImageNet/; sha256 {CALIBRATION_LIST_SHA256[:12]}…)",
+        )
+    if spec.calibration_list is not None and not spec.calibration_list.is_file():
+        raise AssetError(
+            f"calibration list not found: {spec.calibration_list}",
+            hint="pass --calibration-list FILE (cal_image_list_option_1.txt), or leave it out",
+        )
+
+
+def plan_assets(spec: RunSpec, terminal: Terminal) -> ResolvedAssets | SyntheticRequest:
+    """Validate real assets now; for the synthetic stand-in, say what must exist."""
+    check_asset_args(spec)
     if spec.synthetic:
         terminal.warn(
             "no --model/--dataset given: using SYNTHETIC assets (random-weight ResNet50, "

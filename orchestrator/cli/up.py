@@ -71,6 +71,7 @@ def up(
     settings), then a comparison report is written to RUNS_DIR/compare-<timestamp>/ as
     `mlorch compare` writes it. A failing backend does not stop the others; after the report
     the exit code is the first failure's (0 when every backend completed)."""
+    from orchestrator.assets import check_asset_args
     from orchestrator.run import up as run_up
 
     app: Application = ctx.obj
@@ -88,6 +89,7 @@ def up(
     spec = app.spec(
         backends[0], device, base_image=base_image, quick=quick, config=config, overrides=overrides
     )
+    check_asset_args(spec)  # a bad path or pairing leaves no failed run folder behind
     outcome = run_up(spec, lambda: app.engine, app.terminal)
     app.terminal.table(
         results_table(outcome), narrow=results_list(outcome), legend=results_legend(outcome)
@@ -109,6 +111,7 @@ def _campaign(
     overrides: dict[str, Any],
 ) -> None:
     """Every spec validated before the first backend starts; then run, compare, report."""
+    from orchestrator.assets import check_asset_args
     from orchestrator.campaign import run_campaign
     from orchestrator.catalog import get_backend
     from orchestrator.report.terminal import render_terminal
@@ -130,6 +133,8 @@ def _campaign(
                 overrides=values,
             )
         )
+    for spec in specs:  # before the first backend starts
+        check_asset_args(spec)
     outcome = run_campaign(specs, lambda: app.engine, app.terminal)
     if outcome.comparison is not None and outcome.files is not None:
         for table in render_terminal(outcome.comparison, detailed=False):

@@ -137,6 +137,11 @@ def _spec_model_and_dataset(spec: RunSpec, division: str, report: CheckReport) -
     if spec.model is None or spec.dataset is None:
         report.add("--model/--dataset", "both are needed (one is missing)")
         return None
+    if spec.harness is not None and spec.calibration_list is None:
+        report.add("--calibration-list", "dell-trt on a real dataset calibrates on the official "
+                   "cal_image_list_option_1.txt; none given")  # fmt: skip
+    elif spec.calibration_list is not None and not spec.calibration_list.is_file():
+        report.add(str(spec.calibration_list), "calibration list not found")
     if not spec.model.is_file():
         report.add(str(spec.model), "model file not found")
     elif division == "closed":

@@ -224,3 +224,18 @@ def test_cli_names_a_missing_path_as_such(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"no such tree or run spec: {tmp_path / 'no-tree'}" in result.stderr
     assert "unknown backend" not in result.stderr
+
+
+def test_dell_trt_on_real_data_needs_the_calibration_list(
+    assets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, dataset = assets
+    harness = {"scenarios": {"Offline": {}}}
+    values = {"backend": "dell-trt", "model": model, "dataset": dataset, "harness": harness}
+    found = where(check_spec(spec(**values)))
+    assert "calibrates on the official" in found["--calibration-list"][0]
+    missing = tmp_path / "cal.txt"
+    found = where(check_spec(spec(**values, calibration_list=missing)))
+    assert found[str(missing)] == ["calibration list not found"]
+    assert "--calibration-list" not in found
+    assert "--calibration-list" not in where(check_spec(spec(model=model, dataset=dataset)))

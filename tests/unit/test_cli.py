@@ -91,6 +91,45 @@ def test_missing_model(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert_one_error(result, 5, "model not found")
+    assert not (tmp_path / "runs").exists()  # a bad argument leaves no failed run behind
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("reference", "--model", "{model}"), 2, "--model and --dataset go together"),
+        (("dell-trt", "--dataset", "{data}"), 2, "--model and --dataset go together"),
+        (("dell-trt", "--model", "{model}", "--dataset", "{tmp}/nope"), 5, "dataset folder not"),
+        (("dell-trt", "--model", "{model}", "--dataset", "{data}"), 2, "needs the official cal"),
+        (
+            (
+                "dell-trt",
+                "--model",
+                "{model}",
+                "--dataset",
+                "{data}",
+                "--calibration-list",
+                "{tmp}/cal.txt",
+            ),
+            5,
+            "calibration list not found",
+        ),
+        # a campaign refuses before its first backend runs
+        (("reference", "dell-trt", "--model", "{model}", "--dataset", "{data}"), 2, "needs the"),
+        (("dell-trt", "--harness-profile", "nope"), 2, "unknown profile 'nope'"),
+    ],
+)
+def test_bad_asset_arguments_fail_before_a_run_folder(
+    tmp_path: Path, args: tuple[str, ...], code: int, message: str
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "model.onnx").write_bytes(b"not checked yet")
+    paths = {"model": str(tmp_path / "model.onnx"), "data": str(tmp_path / "data")}
+    argv = [arg.format(tmp=tmp_path, **paths) for arg in args]
+    result = mlorch("up", *argv, "--device", "cpu", env=NO_ENGINE, cwd=tmp_path)
+    assert_one_error(result, code, message)
+    assert "hint:" in result.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_corrupt_model(tmp_path: Path, synthetic_assets: tuple[Path, Path]) -> None:
