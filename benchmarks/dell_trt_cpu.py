@@ -6,9 +6,13 @@ ratios; no assertions).
    harness). Project target: ≥ 4× (set on an AVX-512 VNNI host; see the int8 dot-product line).
 2. dell-trt Offline through LoadGen vs its raw engine at the same batch and slots (no LoadGen).
    Target ≥ 0.95.
-3. Server on CPU: the 15 ms p99 bound against the twin's single-sample latency.
+3. Server on CPU: the highest target QPS LoadGen calls VALID (p99 within ResNet50's 15 ms
+   bound, early stopping satisfied), found by a search of Server runs (benchmarks.search), as a
+   fraction of the twin's Offline rate. Where one sample alone takes longer than 15 ms, no
+   search can succeed: then one Server run at a low rate shows the measured p99 instead.
 
-Usage: python benchmarks/dell_trt_cpu.py [--seconds 60]
+Usage (from the repository root): python -m benchmarks.dell_trt_cpu [--seconds 60]
+    [--server-queries 1024] [--server-max-runs 6] [--set key=value ...]
 Needs a running Docker engine (and the local base image where no registry is reachable).
 """
 
@@ -25,12 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from backends.common.layout import cache_key
+from benchmarks.search import highest_valid
 from orchestrator.catalog import get_backend
 from orchestrator.config import Device
 from orchestrator.containers import Identity, RecipeInputs, throughput_spec
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
 from orchestrator.paths import cache_dir
+from orchestrator.results.loadgen_log import parse_detail_text
+
+SERVER_LATENCY_MS = 15.0  # ResNet50's Server bound (MLPerf rules)
 
 
 def mlorch_up(backend: str, *args: str, cwd: Path) -> dict[str, Any]:
@@ -84,6 +92,27 @@ def offline(backend: str, rate: float, seconds: float, cwd: Path, *extra: str) -
     return dict(run["tests"][0])
 
 
+def server(
+    rate: float, seconds: float, queries: int, cwd: Path, *extra: str
+) -> tuple[bool, float | None]:
+    """One twin Server performance test at target `rate`: (LoadGen's verdict, p99 in ms).
+
+    At least `queries` queries, and `seconds`: early stopping needs several hundred for p99."""
+    cwd.mkdir(parents=True)
+    config = cwd / "server.toml"
+    config.write_text(
+        '[run]\nscenarios = ["Server"]\nmodes = ["PerformanceOnly"]\n'
+        f"[run.tuning]\nserver_target_qps = {rate:.3f}\n"
+        f"[run.quick]\nmin_duration_ms = {int(seconds * 1000)}\n"
+        f"server_min_query_count = {queries}\n"
+    )
+    run = mlorch_up("dell-trt", "--quick", "--config", str(config), *extra, cwd=cwd)
+    test = run["tests"][0]
+    detail = Path(run["run_dir"]) / test["dir"] / "mlperf_log_detail.txt"
+    p99 = parse_detail_text(detail.read_text()).get("result_99.00_percentile_latency_ns")
+    return bool(test["result"]["valid"]), float(p99) / 1e6 if p99 else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -92,6 +121,10 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], help="dell-trt harness setting (key=value)"
     )
+    parser.add_argument(
+        "--server-queries", type=int, default=1024, help="minimum queries of a Server run"
+    )
+    parser.add_argument("--server-max-runs", type=int, default=6, help="QPS levels searched")
     args = parser.parse_args()
     twin_set = [arg for item in args.set for arg in ("--set", item)]
     engine = DockerEngine.connect()
@@ -115,13 +148,36 @@ def main() -> None:
         lg_twin = offline(
             "dell-trt", raw_twin["samples_per_second"], args.seconds, work / "twin", *twin_set
         )
+        ss = next(t for t in warm["dell-trt"]["tests"] if t["scenario"] == "SingleStream")
+        # the early-stopping p90, or the raw one where LoadGen logged no estimate
+        ss_p90 = float(ss["result"]["value"] or ss["result"]["percentile_ms"])
+        twin_offline = float(lg_twin["result"]["value"])
+        levels: list[str] = []
+
+        def measure(rate: float) -> bool:
+            valid, p99 = server(
+                rate, args.seconds, args.server_queries, work / f"server-{len(levels)}", *twin_set
+            )
+            p99_text = f"{p99:.1f} ms" if p99 is not None else "none"
+            levels.append(f"{rate:.2f} QPS {'VALID' if valid else 'INVALID'} (p99 {p99_text})")
+            print(f"  twin Server {levels[-1]}", flush=True)
+            return valid
+
+        if ss_p90 > SERVER_LATENCY_MS:  # shown by one run, not searched for
+            measure(0.25 * 1000 / ss_p90)
+            best: float | None = None
+        else:
+            best, _ = highest_valid(measure, 0.5 * twin_offline, args.server_max_runs, 1)
 
     ref_qps = float(lg_ref["result"]["value"])
     twin_qps = float(lg_twin["result"]["value"])
     twin_facts = raw_twin["device_facts"][0]
     settings = lg_twin["harness"]["settings"]["scenarios"]["Offline"]
-    ss = next(t for t in warm["dell-trt"]["tests"] if t["scenario"] == "SingleStream")
-    ss_p90 = float(ss["result"]["value"])
+    server_text = (
+        f"{best:.2f} QPS = {best / twin_qps:.2f} of Offline"
+        if best is not None
+        else f"none VALID (one sample alone takes {ss_p90:.1f} ms, p90)"
+    )
     rows += [
         ("host", f"{os.cpu_count()} cores; int8 dot product: {twin_facts['cpu_int8_dot_product']}"),
         ("reference raw onnxruntime FP32", f"{raw_ref['samples_per_second']:.2f} samples/s "
@@ -135,8 +191,8 @@ def main() -> None:
         ("twin LoadGen / twin raw engine", f"{twin_qps / raw_twin['samples_per_second']:.3f}  "
          "(target >= 0.95)"),
         ("twin SingleStream p90 latency", f"{ss_p90:.1f} ms"),
-        ("Server at 15 ms p99 on this CPU", "no QPS can be VALID: one sample alone takes "
-         f"{ss_p90:.1f} ms (p90) > 15 ms" if ss_p90 > 15 else "measure with a Server search"),
+        ("twin Server runs", "; ".join(levels)),
+        (f"twin Server max VALID at {SERVER_LATENCY_MS:g} ms p99", server_text),
     ]  # fmt: skip
     for label, value in rows:
         print(f"{label:<40}: {value}")

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.search import highest_valid
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_LATENCY_MS = 15
 PERFORMANCE_COUNT = 1024
@@ -197,42 +199,20 @@ def server(config: Config, qps: float, seconds: float, work: Path) -> Outcome:
 def server_search(
     config: Config, start_qps: float, seconds: float, work: Path, max_runs: int, attempts: int
 ) -> tuple[float | None, float | None]:
-    """Highest VALID target QPS: step up by 40 % until INVALID, then bisect (to ~5 %).
+    """(highest VALID, lowest INVALID) target QPS of `config` (benchmarks.search)."""
 
-    A QPS counts as VALID when one of `attempts` runs is VALID: on a shared host a single stall
-    of another process' making can push p99 over the bound. Returns (highest VALID, lowest
-    INVALID); the second is None when the search ran out of runs before any INVALID QPS, i.e.
-    the ceiling is higher than the first."""
-    best: float | None = None
-    worst: float | None = None
-    qps = start_qps
-    for _ in range(max_runs):
-        valid = False
-        for _attempt in range(attempts):
-            outcome = server(config, qps, seconds, work)
-            valid = bool(outcome.valid)
-            print(
-                f"  {config.label:<28} Server {qps:>9,.0f} QPS: "
-                f"{'VALID' if valid else 'INVALID':<7} p99 {outcome.p99_ms or 0:8.2f} ms, "
-                f"{outcome.cpu_us_per_sample or 0:.2f} us CPU/sample"
-                + (f", mean batch {outcome.mean_batch:.1f}" if outcome.mean_batch else ""),
-                flush=True,
-            )
-            if valid:
-                break
-        if valid:
-            best = qps
-        else:
-            worst = qps
-        if worst is None:
-            qps = qps * 1.4
-        elif best is None:
-            qps = qps * 0.7
-        elif worst / best <= 1.05:
-            break
-        else:
-            qps = (best + worst) / 2
-    return best, worst
+    def measure(qps: float) -> bool:
+        outcome = server(config, qps, seconds, work)
+        print(
+            f"  {config.label:<28} Server {qps:>9,.0f} QPS: "
+            f"{'VALID' if outcome.valid else 'INVALID':<7} p99 {outcome.p99_ms or 0:8.2f} ms, "
+            f"{outcome.cpu_us_per_sample or 0:.2f} us CPU/sample"
+            + (f", mean batch {outcome.mean_batch:.1f}" if outcome.mean_batch else ""),
+            flush=True,
+        )
+        return bool(outcome.valid)
+
+    return highest_valid(measure, start_qps, max_runs, attempts)
 
 
 def response_variants(batch: int) -> None:
