@@ -106,8 +106,8 @@ class GpuDeviceConfig:
     def captured_sizes(self) -> tuple[int, ...]:
         if not self.use_graphs:
             return ()
-        if self.graph_sizes is not None:
-            return tuple(sorted(set(self.graph_sizes)))
+        if self.graph_sizes is not None:  # the full batch always: warmed up, never eager
+            return tuple(sorted({*self.graph_sizes, self.batch_size}))
         return default_graph_sizes(self.batch_size)
 
 
@@ -173,9 +173,11 @@ def gather_copies(
 _thread_device = threading.local()
 
 
-def _bind_thread(rt: Any, device: int) -> None:
-    """The CUDA runtime's current device is per thread: set it once on every calling thread."""
-    if getattr(_thread_device, "index", None) != device:
+def bind_thread(rt: Any, device: int, *, force: bool = False) -> None:
+    """The CUDA runtime's current device is per thread: set it once on every calling thread
+    (`force`: whatever this thread's record says, e.g. before teardown). Every switch of the
+    current device goes through here, so the record stays true."""
+    if force or getattr(_thread_device, "index", None) != device:
         rt.set_device(device)
         _thread_device.index = device
 
@@ -269,7 +271,7 @@ class GpuSlot:
     def _enqueue(self, indices: Sequence[int], n: int) -> None:
         owner = self._owner
         rt = owner.rt
-        _bind_thread(rt, owner.config.device)
+        bind_thread(rt, owner.config.device)
         copy = self.copy_stream.handle
         owner.gather(owner.store.rows(indices), self.d_input, copy)
         rt.event_record(self._h2d_done.handle, copy)
@@ -333,7 +335,7 @@ class GpuDevice:
                 f"the engine's profiles stop at batch {runner.max_batch} < batch_size "
                 f"{config.batch_size}"
             )
-        _bind_thread(rt, config.device)
+        bind_thread(rt, config.device)
         self.info = rt.device_info(config.device)
         self.name = f"gpu{config.device} {self.info.name}"
         self._gather_batched = config.gather == "batch" or (
@@ -379,7 +381,7 @@ class GpuDevice:
         buffer the batches are gathered from (pinned host memory, or device memory with
         `start_from_device`), once per load, outside the timed path."""
         rt = self.rt
-        _bind_thread(rt, self.config.device)
+        bind_thread(rt, self.config.device)
         array = np.ascontiguousarray(self.store.array)
         nbytes = max(array.nbytes, 1)
         self._synchronize_quietly()  # no batch may still read the previous samples
@@ -421,5 +423,7 @@ class GpuDevice:
                 stream.synchronize()
 
     def close(self) -> None:
-        """Finish in-flight work, then release graphs, events, buffers, streams and the runner."""
+        """Finish in-flight work, then release graphs, events, buffers, streams and the runner,
+        with this device current (the caller may have another GPU current: its last one)."""
+        bind_thread(self.rt, self.config.device, force=True)
         self._stack.close()

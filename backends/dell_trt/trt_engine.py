@@ -192,9 +192,9 @@ def open_gpu_device(
     """The TensorRT `GpuDevice` for `config`: engine from the cache (built once), one execution
     context per copy stream, warmed up (and graphs captured) before it is returned."""
     from backends.dell_trt import cuda_rt
-    from backends.dell_trt.gpu_device import GpuDevice
+    from backends.dell_trt.gpu_device import GpuDevice, bind_thread
 
-    cuda_rt.set_device(config.device)
+    bind_thread(cuda_rt, config.device, force=True)
     gpu = cuda_rt.device_info(config.device)
     entry = cached_engine(
         EngineCache(engine_root),
@@ -222,7 +222,7 @@ class TrtRunner:
     Implements `gpu_device.Runner`: `enqueue` only sets host-side state (input shape and tensor
     addresses, both skipped when unchanged) and enqueues `execute_async_v3` on the given stream,
     so it can be captured into a CUDA graph. Create it on the thread and with the CUDA device
-    (`cuda_rt.set_device`) the engine is meant for: TensorRT allocates on the current device.
+    (`gpu_device.bind_thread`) the engine is meant for: TensorRT allocates on the current device.
     """
 
     def __init__(self, plan: bytes, contexts: int, verbose: bool = False) -> None:

@@ -1,17 +1,23 @@
 """The engine-independent logic of the GPU device: graph sizes, padding, stream assignment,
-device-gather copy plans, configuration checks. (The CUDA path itself: tests/gpu/.)
+device-gather copy plans, configuration checks, which GPU is current. (The CUDA path itself:
+tests/gpu/.)
 
 Importing gpu_device here, where cuda-bindings is not installed, also shows it loads CUDA lazily.
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import ExitStack
+
 import numpy as np
 import pytest
 
 from backends.dell_trt.gpu_device import (
     SAMPLE_BYTES,
+    GpuDevice,
     GpuDeviceConfig,
+    bind_thread,
     default_graph_sizes,
     gather_copies,
     graph_size_for,
@@ -90,6 +96,11 @@ def test_config_checks() -> None:
     assert GpuDeviceConfig(batch_size=64).captured_sizes() == ()
     explicit = GpuDeviceConfig(batch_size=64, use_graphs=True, graph_sizes=(64, 8, 8, 1))
     assert explicit.captured_sizes() == (1, 8, 64)
+    # the full batch is always captured: a batch above the largest named size runs in a graph
+    assert GpuDeviceConfig(batch_size=64, use_graphs=True, graph_sizes=(8,)).captured_sizes() == (
+        8,
+        64,
+    )
     with pytest.raises(ValueError, match="inference_streams"):
         GpuDeviceConfig(copy_streams=1, inference_streams=2)
     with pytest.raises(ValueError, match="graph_sizes"):
@@ -98,3 +109,47 @@ def test_config_checks() -> None:
         GpuDeviceConfig(batch_size=0)
     with pytest.raises(ValueError, match="gather"):
         GpuDeviceConfig(gather="kernel")
+
+
+class RecordingRuntime:
+    """The one cuda_rt call bind_thread makes, recorded: the current device per thread."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.current = -1
+
+    def set_device(self, device: int) -> None:
+        self.calls.append(device)
+        self.current = device
+
+
+def test_bind_thread_switches_once_unless_forced() -> None:
+    rt = RecordingRuntime()
+
+    def on_a_new_thread() -> None:  # the record is per thread, as CUDA's current device is
+        bind_thread(rt, 3)
+        bind_thread(rt, 3)
+        bind_thread(rt, 3, force=True)
+        bind_thread(rt, 4)
+
+    thread = threading.Thread(target=on_a_new_thread)
+    thread.start()
+    thread.join()
+    assert rt.calls == [3, 3, 4]
+
+
+def test_close_makes_its_own_gpu_current_before_releasing() -> None:
+    """Several GPUs are opened and closed on one thread: each must be torn down as current."""
+    rt = RecordingRuntime()
+    released_on: list[int] = []
+    devices = []
+    for index in (0, 1):
+        device = GpuDevice.__new__(GpuDevice)  # only what close() touches
+        device.rt, device.config = rt, GpuDeviceConfig(device=index)
+        device._stack = ExitStack()
+        device._stack.callback(lambda: released_on.append(rt.current))
+        devices.append(device)
+    bind_thread(rt, 1)  # the last GPU opened is current
+    for device in devices:
+        device.close()
+    assert released_on == [0, 1]
