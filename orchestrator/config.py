@@ -116,6 +116,9 @@ def parse_memory(value: str) -> int:
     return size
 
 
+REFERENCE_MAX_BATCHSIZE = 32
+
+
 class RunSpec(StrictModel):
     """Everything one `mlorch up` does, fully resolved."""
 
@@ -132,7 +135,7 @@ class RunSpec(StrictModel):
     synthetic_images: int = Field(default=64, gt=0)
     synthetic_seed: int = 0
     threads: int | None = Field(default=None, gt=0)
-    max_batchsize: int = Field(default=32, gt=0)
+    max_batchsize: int | None = Field(default=None, gt=0)  # the reference's (None: dell-trt's)
     tuning: Tuning
     quick: QuickLimits = QuickLimits()
     test_timeout_s: int = Field(default=7200, gt=0)  # each container: a test, prepare, synthetic
@@ -163,6 +166,16 @@ class RunSpec(StrictModel):
             profile = data.get("profile", Profile.FULL)
             quick = profile is Profile.QUICK or profile == Profile.QUICK.value
             data = {**data, "compliance": not quick}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_batch_default(cls, data: Any) -> Any:
+        """--threads/--max-batchsize are the reference SUT's; a harness backend (dell-trt)
+        takes batches and threads from its settings, so its spec records neither."""
+        reference = isinstance(data, dict) and data.get("harness") is None
+        if reference and data.get("max_batchsize") is None:
+            data = {**data, "max_batchsize": REFERENCE_MAX_BATCHSIZE}
         return data
 
     @field_validator("memory")

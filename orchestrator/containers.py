@@ -240,7 +240,7 @@ def loadgen_command(
     count: int,
     performance_count: int,
     threads: int | None,
-    max_batchsize: int,
+    max_batchsize: int | None,
     recipe: RecipeInputs | None = None,
     audit: AuditInputs | None = None,
 ) -> tuple[str, ...]:
@@ -269,7 +269,8 @@ def loadgen_command(
         command += audit.args()
     if recipe is not None:  # the recipe's batches, streams and threads come from its settings
         return (*command, *recipe.args())
-    command += ["--max-batchsize", str(max_batchsize)]
+    if max_batchsize is not None:
+        command += ["--max-batchsize", str(max_batchsize)]
     if threads:
         command += ["--threads", str(threads)]
     return tuple(command)
@@ -291,7 +292,7 @@ def loadgen_spec(
     count: int,
     performance_count: int,
     threads: int | None,
-    max_batchsize: int,
+    max_batchsize: int | None,
     gpu_access: str | None = None,
     recipe: RecipeInputs | None = None,
     audit: AuditInputs | None = None,

@@ -79,7 +79,10 @@ def run_checks() -> list[Check]:
                     f"base image {ref}",
                     "ok" if present else "warn",
                     "present" if present else "not present (pulled on first `up`)",
-                    None if present else f"offline: `up` falls back to {local_base()}",
+                    None
+                    if present
+                    else f"offline: --device cpu falls back to {local_base()}; --device cuda "
+                    f"needs it: `docker load -i` a saved copy, or pass --base-image",
                 )
             )
         local = engine.image_id(local_base()) is not None

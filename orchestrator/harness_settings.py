@@ -84,6 +84,14 @@ def resolve_harness(
         found, _, why = (gpus, None, None) if gpus is not None else nvml_gpus()
         if not found and not forced:  # said before a profile for no GPU (the twin's) is chosen
             raise no_gpu(why)  # (a named profile needs none: `check` on a host without GPUs)
+    if device is Device.CPU and forced in {profile.name for profile in S.PROFILES}:
+        raise ConfigError(
+            f"--harness-profile {forced} is a GPU profile; --device cpu runs the CPU twin "
+            f"({S.CPU_PROFILE_NAME})",
+            key="harness_profile",
+            hint=f"leave --harness-profile out (or name {S.CPU_PROFILE_NAME}), or use "
+            "--device cuda",
+        )
     cores = os.cpu_count() or 1
     try:
         selection = S.select(_facts(found), cores, forced)
@@ -122,11 +130,12 @@ def resolve_harness(
 
 
 # CUDA and TensorRT settings the CPU twin does not have
-GPU_ONLY = ("use_graphs", "start_from_device", "builder_optimization_level")
+GPU_ONLY = ("use_graphs", "start_from_device", "builder_optimization_level", "inference_streams")
 
 
 def _refuse_gpu_only(scenarios: dict[str, S.ScenarioSettings]) -> None:
-    """The twin would ignore them, and the manifest would claim what did not run."""
+    """The twin would ignore them, and the manifest would claim what did not run. (Its slots
+    each run their own session: it has no separate inference streams.)"""
     defaults = S.ScenarioSettings(batch_size=1, copy_streams=1, inference_streams=1,
                                   deque_timeout_us=0, use_graphs=False)  # fmt: skip
     for key in GPU_ONLY:
@@ -137,6 +146,6 @@ def _refuse_gpu_only(scenarios: dict[str, S.ScenarioSettings]) -> None:
             raise ConfigError(
                 f"--set {key}={value} applies to --device cuda only (set for {', '.join(on)})",
                 key=key,
-                hint="the CPU twin has no CUDA graphs, device memory or TensorRT builder: drop "
-                "it, or use --device cuda",
+                hint="the CPU twin has no CUDA graphs, streams, device memory or TensorRT "
+                "builder: drop it, or use --device cuda",
             )

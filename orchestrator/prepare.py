@@ -256,6 +256,7 @@ class PreparedRecipe:
     guards: list[dict[str, Any]]  # the CPU model's, then one per TensorRT engine
     fp32_labels: dict[int, int]  # FP32 top-1 of the guard samples (qsl index → label)
     device: Device
+    artifact: dict[str, Any]  # the prepared model's artifact.json: calibration, encodings, files
 
     @property
     def engine(self) -> str:
@@ -266,9 +267,23 @@ class PreparedRecipe:
         return recipe.TRT_ENCODING if self.device is Device.CUDA else recipe.CPU_ENCODING
 
     def record(self) -> dict[str, Any]:
+        """For the manifest: what ran, and how its model was made (the cache can be cleared)."""
+        encoding = self.encoding.lower()
+        encodings = self.artifact.get("encodings") or {}
+        files = self.artifact.get("files") or {}
+        described = dict(encodings.get(encoding) or {})
         return {
             "engine": self.engine,
             "encoding": self.encoding,
+            "model": {
+                "source_sha256": self.artifact.get("model_sha256"),
+                "calibration": self.artifact.get("calibration"),
+                "method": self.artifact.get("method"),
+                "rewrite_version": self.artifact.get("rewrite_version"),
+                "quantizer_version": self.artifact.get("quantizer_version"),
+                "encoding": described,
+                "sha256": files.get(str(described.get("file", ""))),
+            },
             "artifact_key": self.artifact_key,
             "artifacts": str(self.inputs.artifacts),
             "engines": str(self.inputs.engines) if self.inputs.engines else None,
@@ -414,5 +429,6 @@ def ensure_recipe(
             guards.append(engine_guard)
             _check_guard(engine_guard, spec.min_agreement, f"engine {engine_guard['engine']}")
     return PreparedRecipe(
-        RecipeInputs(artifacts, settings_file, engines_dir), key, guards, fp32, spec.device
-    )
+        RecipeInputs(artifacts, settings_file, engines_dir), key, guards, fp32, spec.device,
+        _read_json(artifacts / recipe.ARTIFACT_MANIFEST),
+    )  # fmt: skip

@@ -68,7 +68,7 @@ def _gpu_config(settings: Any, device: int) -> Any:
         device=device,
         batch_size=settings.batch_size,
         copy_streams=settings.copy_streams,
-        inference_streams=min(settings.inference_streams, settings.copy_streams),
+        inference_streams=settings.inference_streams,
         use_graphs=settings.use_graphs,
         start_from_device=settings.start_from_device,
     )
@@ -163,12 +163,20 @@ def _open_devices(args: argparse.Namespace, settings: Any, store: Any) -> list[A
         if count == 0:
             raise RuntimeError("--device cuda but no GPU is visible inside the container")
         onnx_path = args.artifacts / ENCODINGS[recipe.TRT_ENCODING].file
-        return [
-            open_gpu_device(
-                onnx_path, args.engines, store, _gpu_config(settings, device), _builder(settings)
-            )
-            for device in range(count)
-        ]
+        devices: list[Any] = []
+        try:  # a test only reads the engines the engines step built and guarded
+            for index in range(count):
+                config = _gpu_config(settings, index)
+                devices.append(
+                    open_gpu_device(
+                        onnx_path, args.engines, store, config, _builder(settings), build=False
+                    )
+                )
+        except BaseException:
+            for opened in devices:  # the GPUs already set up are released, not leaked
+                opened.close()
+            raise
+        return devices
     from backends.dell_trt.ort_engine import OrtCpuDevice
 
     device = OrtCpuDevice(

@@ -171,9 +171,21 @@ def cached_engine(
     profiles: int,
     options: BuilderOptions = DEFAULT_BUILDER,
     on_wait: Callable[[], None] | None = None,
+    build: bool = True,
 ) -> CachedEngine:
-    """The engine for this GPU, TensorRT, model and options: from the cache, or built once."""
+    """The engine for this GPU, TensorRT, model and options: from the cache, or built once
+    (`build`; without it a missing engine is a TrtError: a test container's cache is read-only,
+    the engines step before the tests builds every engine they use)."""
     key = engine_key(onnx_path, gpu, batch_size, profiles, options)
+    if not build:
+        found = cache.lookup(key)
+        if found is None:
+            raise TrtError(
+                f"no cached engine {key.digest()[:16]} for {gpu.name} (batch {batch_size}, "
+                f"{profiles} profiles) in {cache.root}: the engines step builds it before the "
+                "tests (was the engine cache cleared during the run?)"
+            )
+        return found
     return cache.get_or_build(
         key,
         lambda: build_serialized_engine(onnx_path.read_bytes(), batch_size, profiles, options),
@@ -188,9 +200,11 @@ def open_gpu_device(
     config: GpuDeviceConfig,
     options: BuilderOptions = DEFAULT_BUILDER,
     on_wait: Callable[[], None] | None = None,
+    build: bool = True,
 ) -> GpuDevice:
-    """The TensorRT `GpuDevice` for `config`: engine from the cache (built once), one execution
-    context per copy stream, warmed up (and graphs captured) before it is returned."""
+    """The TensorRT `GpuDevice` for `config`: engine from the cache (built once; `build=False`:
+    only from the cache), one execution context per copy stream, warmed up (and graphs
+    captured) before it is returned."""
     from backends.dell_trt import cuda_rt
     from backends.dell_trt.gpu_device import GpuDevice, bind_thread
 
@@ -204,6 +218,7 @@ def open_gpu_device(
         config.copy_streams,
         options,
         on_wait,
+        build,
     )
     runner = TrtRunner(entry.plan_path.read_bytes(), config.copy_streams)
     device = GpuDevice(runner, store, config)

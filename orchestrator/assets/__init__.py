@@ -100,6 +100,13 @@ def check_asset_args(spec: RunSpec) -> None:
             hint=f"pass --calibration-list {CALIBRATION_LIST} (MLCommons inference repository, "
             f"calibration/ImageNet/; sha256 {CALIBRATION_LIST_SHA256[:12]}…)",
         )
+    if spec.calibration_list is not None and spec.synthetic:
+        raise ConfigError(  # recorded but unused otherwise
+            "--calibration-list applies to a real dataset; a synthetic run calibrates on a "
+            "fixed subset of the synthetic images",
+            key="calibration_list",
+            hint="drop it, or pass --model and --dataset",
+        )
     if spec.calibration_list is not None and not spec.calibration_list.is_file():
         raise AssetError(
             f"calibration list not found: {spec.calibration_list}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import (
     Device,
@@ -18,6 +18,9 @@ from orchestrator.config import (
 )
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import BackendDef
 
 
 @dataclass
@@ -51,8 +54,10 @@ class Application:
         quick: bool,
         config: Path | None,
         overrides: dict[str, Any],
+        drop: tuple[str, ...] = (),
     ) -> RunSpec:
-        """Merge defaults < config file < flags into a validated RunSpec."""
+        """Merge defaults < config file < flags into a validated RunSpec. `drop`: keys a
+        campaign meant for its other backends (from the flags and the config file alike)."""
         from orchestrator.catalog import get_backend
         from orchestrator.harness_settings import resolve_harness
 
@@ -65,6 +70,9 @@ class Application:
             if key not in ("tuning", "quick")
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
+        for key in drop:
+            values.pop(key, None)
+        _refuse_foreign_options(definition, values)
         harness = resolve_harness(
             definition,
             device,
@@ -85,3 +93,31 @@ class Application:
         if quick:
             values["profile"] = Profile.QUICK
         return build_spec(values, str(config) if config else "options")
+
+
+# Options of one kind of backend: given to the other kind they would be recorded, not used.
+REFERENCE_ONLY = {"threads": "--threads", "max_batchsize": "--max-batchsize"}
+RECIPE_ONLY = {"calibration_list": "--calibration-list", "min_agreement": "--min-agreement"}
+
+
+def _refuse_foreign_options(definition: BackendDef, values: dict[str, Any]) -> None:
+    from orchestrator.errors import ConfigError
+
+    if definition.harness_profiles:
+        given = [flag for key, flag in REFERENCE_ONLY.items() if values.get(key) is not None]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} set the reference SUT; {definition.name} takes its "
+                "batches and threads from its harness settings",
+                key=next(key for key in REFERENCE_ONLY if values.get(key) is not None),
+                hint="use --set batch_size=N / --set threads_per_slot=N (optionally "
+                "Scenario.key=N)",
+            )
+        return
+    given = [flag for key, flag in RECIPE_ONLY.items() if values.get(key) is not None]
+    if given:
+        raise ConfigError(
+            f"{' and '.join(given)} apply to dell-trt's model step; {definition.name} has none",
+            key=next(key for key in RECIPE_ONLY if values.get(key) is not None),
+            hint="drop them, or run dell-trt",
+        )

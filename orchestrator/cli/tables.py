@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
@@ -77,6 +77,7 @@ def results_table(outcome: RunOutcome) -> Table:
     table.add_column("metric", overflow="fold")
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
+    agreements = _agreements(outcome)
     for result in outcome.results:
         code = verdict_code(result)
         table.add_row(
@@ -89,6 +90,10 @@ def results_table(outcome: RunOutcome) -> Table:
         if result.percentile_metric is not None:
             raw = f"raw {result.percentile_metric} (ms)"
             table.add_row("", "", Text(raw, style="dim"), _number(result.percentile_ms), "")
+        agreement = agreements.get((result.scenario, result.mode))
+        if agreement is not None:
+            label = "FP32 agreement (%)"  # on the guard images (their count: manifest)
+            table.add_row("", "", Text(label, style="dim"), _number(agreement["percent"]), "")
     for audit in outcome.compliance:
         code = audit_code(audit)
         table.add_row(
@@ -101,14 +106,28 @@ def results_table(outcome: RunOutcome) -> Table:
     return table
 
 
+def _agreements(outcome: RunOutcome) -> dict[tuple[str, str], dict[str, Any]]:
+    """A quantized recipe's accuracy runs: top-1 agreement with FP32 on the guard images."""
+    found = {}
+    for test in outcome.manifest.tests:
+        agreement = (test.get("result") or {}).get("fp32_agreement")
+        if isinstance(agreement, dict) and agreement.get("total"):
+            found[(str(test.get("scenario")), str(test.get("mode")))] = agreement
+    return found
+
+
 def results_list(outcome: RunOutcome) -> Group:
     """The results one line each, for terminals narrower than the table."""
     lines = [Text(f"{outcome.manifest.run_id} · {outcome.manifest.spec.get('device')}")]
+    agreements = _agreements(outcome)
     for result in outcome.results:
         code = verdict_code(result)
         line = Text(f"  {result.scenario} {_mode(result)}: {_metric(result)} {_value(result)} ")
         if result.percentile_metric is not None:
             line.append(f"(raw {result.percentile_metric} {_number(result.percentile_ms)}) ")
+        agreement = agreements.get((result.scenario, result.mode))
+        if agreement is not None:
+            line.append(f"(FP32 agreement {_number(agreement['percent'])} %) ")
         line.append(code, style=VERDICTS[code][0])
         lines.append(line)
     for audit in outcome.compliance:

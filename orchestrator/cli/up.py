@@ -97,8 +97,9 @@ def up(
     app.terminal.success(f"results in {outcome.manifest.run_dir}")
 
 
-# dell-trt's own options: a campaign passes them to the backends that have harness settings.
+# Each kind of backend's own options: a campaign passes them to the backends they are for.
 HARNESS_ONLY = ("set_overrides", "harness_profile", "calibration_list", "min_agreement")
+REFERENCE_ONLY = ("threads", "max_batchsize")
 
 
 def _campaign(
@@ -117,12 +118,12 @@ def _campaign(
     from orchestrator.report.terminal import render_terminal
 
     with_harness = {name for name in backends if get_backend(name).harness_profiles}
+    mixed = 0 < len(with_harness) < len(set(backends))
     resolved = app.resolve_device(device)
     specs = []
     for name in backends:
-        values = dict(overrides)
-        if with_harness and name not in with_harness:
-            values.update(dict.fromkeys(HARNESS_ONLY))  # dell-trt's settings, not this backend's
+        # in a mixed campaign each option goes to the backends it is for
+        drop = (REFERENCE_ONLY if name in with_harness else HARNESS_ONLY) if mixed else ()
         specs.append(
             app.spec(
                 name,
@@ -130,7 +131,8 @@ def _campaign(
                 base_image=base_image,
                 quick=quick,
                 config=config,
-                overrides=values,
+                overrides=overrides,
+                drop=tuple(drop),
             )
         )
     for spec in specs:  # before the first backend starts

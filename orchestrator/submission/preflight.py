@@ -133,6 +133,9 @@ def _spec_model_and_dataset(spec: RunSpec, division: str, report: CheckReport) -
     if spec.synthetic:
         report.add("--model/--dataset", "none given: the synthetic random-weight model and "
                    f"{spec.synthetic_images} generated images")  # fmt: skip
+        if spec.calibration_list is not None:
+            report.add("--calibration-list", "unused: a synthetic run calibrates on the "
+                       "synthetic images")  # fmt: skip
         return spec.dataset_count or spec.synthetic_images
     if spec.model is None or spec.dataset is None:
         report.add("--model/--dataset", "both are needed (one is missing)")

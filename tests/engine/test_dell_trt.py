@@ -66,6 +66,14 @@ def test_recipe_is_recorded_and_guarded(
     artifacts = Path(recipe["artifacts"])
     prepared = json.loads((artifacts / "artifact.json").read_text())
     assert set(prepared["encodings"]) == {"s8s8", "u8s8"}  # one calibration, two encodings
+    # the manifest keeps how the model that ran was made, whatever happens to the cache
+    model = recipe["model"]
+    assert model["calibration"] == prepared["calibration"]
+    assert model["calibration"]["source"].startswith("synthetic")
+    assert (model["method"], model["encoding"]) == ("minmax", prepared["encodings"]["u8s8"])
+    assert model["encoding"]["activation_symmetric"] is False  # asymmetric U8S8 on CPU
+    assert model["sha256"] == prepared["files"]["u8s8.onnx"]
+    assert "int8 linear NCHW" in model["encoding"]["input"]
     settings = json.loads((run_dir / "dell-trt" / "settings.json").read_text())
     assert settings["profile"] == "cpu-twin"
     # The preprocessed cache is INT8 linear: 150 528 bytes a sample (plus the .npy header).

@@ -117,6 +117,12 @@ def test_missing_model(tmp_path: Path) -> None:
         # a campaign refuses before its first backend runs
         (("reference", "dell-trt", "--model", "{model}", "--dataset", "{data}"), 2, "needs the"),
         (("dell-trt", "--harness-profile", "nope"), 2, "unknown profile 'nope'"),
+        (("dell-trt", "--harness-profile", "nvidia-h200-sxm"), 2, "is a GPU profile"),
+        (("dell-trt", "--calibration-list", "{tmp}/cal.txt"), 2, "applies to a real dataset"),
+        (("dell-trt", "--max-batchsize", "4"), 2, "--max-batchsize set the reference SUT"),
+        (("dell-trt", "--threads", "1"), 2, "--threads set the reference SUT"),
+        (("reference", "--min-agreement", "0.5"), 2, "--min-agreement apply to dell-trt's"),
+        (("reference", "--set", "batch_size=4"), 2, "reference has no harness settings"),
     ],
 )
 def test_bad_asset_arguments_fail_before_a_run_folder(
@@ -408,3 +414,16 @@ def test_bad_memory_flag(tmp_path: Path) -> None:
     )
     assert_one_error(result, 2, "memory")
     assert "is not a size like 8g" in result.stderr
+
+
+def test_a_mixed_campaign_gives_each_backend_its_own_options(tmp_path: Path) -> None:
+    """--threads is the reference's, --set dell-trt's (flags and config file alike): both
+    specs are valid, so the campaign gets as far as the engine."""
+    (tmp_path / "run.toml").write_text("[run]\nmax_batchsize = 8\n")
+    result = mlorch(
+        "up", "reference", "dell-trt", "--device", "cpu", "--threads", "2", "--set",
+        "Offline.batch_size=4", "--config", str(tmp_path / "run.toml"), env=NO_ENGINE,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "cannot reach the Docker engine" in result.stderr

@@ -167,3 +167,33 @@ def test_tuning_scales_with_gpu_count_and_round_trips_into_the_sut() -> None:
     assert server.start_from_device is True
     with pytest.raises(ValueError, match="settings version"):
         S.from_json(text.replace('"version": 1', '"version": 99'), "Server")
+
+
+def test_the_twin_has_no_separate_inference_streams() -> None:
+    items = ("Offline.copy_streams=2", "Offline.inference_streams=2")
+    with pytest.raises(ConfigError, match="--set inference_streams=2 applies to --device cuda"):
+        resolve_harness(get_backend("dell-trt"), Device.CPU, items, None)
+    assert resolve_harness(get_backend("dell-trt"), Device.CUDA, items, None, [H100])
+
+
+def test_more_inference_streams_than_copy_streams_is_refused_not_clamped() -> None:
+    """Each slot runs on one stream: the extra streams would be recorded but never used."""
+    items = ("Offline.copy_streams=1", "Offline.inference_streams=2")
+    with pytest.raises(ConfigError, match=r"inference_streams \(2\) cannot exceed copy_streams"):
+        resolve_harness(get_backend("dell-trt"), Device.CUDA, items, None, [H100])
+
+
+def test_a_gpu_profile_on_cpu_is_named_as_such() -> None:
+    with pytest.raises(ConfigError, match="nvidia-h100-sxm is a GPU profile") as caught:
+        resolve_harness(get_backend("dell-trt"), Device.CPU, (), "nvidia-h100-sxm")
+    assert caught.value.exit_code == 2
+    twin = resolve_harness(get_backend("dell-trt"), Device.CPU, (), "cpu-twin")
+    assert twin is not None
+
+
+def test_the_twin_server_profile_fits_the_latency_bound() -> None:
+    """Server on CPU: no batching wait and one query a slot (p99 ≤ 15 ms is the bound)."""
+    for cores in (1, 2, 16):
+        server = S.cpu_profile(cores).scenarios["Server"]
+        assert (server.batch_size, server.deque_timeout_us) == (1, 0)
+        assert server.copy_streams * server.threads_per_slot <= cores

@@ -156,3 +156,32 @@ def test_two_processes_build_once(tmp_path: Path) -> None:
     found = EngineCache(tmp_path).lookup(KEY)
     assert found is not None
     assert found.plan_path.read_bytes() == b"the-plan"
+
+
+def test_a_test_container_only_reads_engines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build=False (the LoadGen tests' path): a missing engine is one clear TrtError, never a
+    build attempt in a container whose engine cache is mounted read-only."""
+    from types import SimpleNamespace
+
+    from backends.dell_trt import trt_engine
+
+    monkeypatch.setattr(trt_engine, "tensorrt_version", lambda: "10.16.0.72")
+    onnx = tmp_path / "s8s8.onnx"
+    onnx.write_bytes(b"q/dq model")
+    gpu = SimpleNamespace(name="NVIDIA H100 80GB HBM3", sm="9.0")
+    cache = EngineCache(tmp_path / "engines")
+    builds: list[int] = []
+
+    def builder(*_args: object) -> bytes:
+        builds.append(1)
+        return b"plan"
+
+    monkeypatch.setattr(trt_engine, "build_serialized_engine", builder)
+    with pytest.raises(trt_engine.TrtError, match="the engines step builds it"):
+        trt_engine.cached_engine(cache, onnx, gpu, 8, 2, build=False)  # type: ignore[arg-type]
+    assert builds == []
+    built = trt_engine.cached_engine(cache, onnx, gpu, 8, 2)  # type: ignore[arg-type]
+    found = trt_engine.cached_engine(cache, onnx, gpu, 8, 2, build=False)  # type: ignore[arg-type]
+    assert (built.built, found.built, found.key, builds) == (True, False, built.key, [1])

@@ -250,3 +250,31 @@ def test_audit_rows_and_their_reasons_fit_80_columns(
         "compliance TEST01 not run: it needs the accuracy run to compare responses with "
         "(-m AccuracyOnly)" in legend
     )
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_an_accuracy_run_shows_its_fp32_agreement(golden: Path, width: int) -> None:
+    """dell-trt's accuracy runs: agreement with FP32 beside the accuracy, table or list."""
+    outcome = _outcome(golden)
+    outcome.manifest.tests.append(
+        {
+            "scenario": "Offline",
+            "mode": "AccuracyOnly",
+            "result": {"fp32_agreement": {"agree": 498, "total": 500, "percent": 99.6}},
+        }
+    )
+    console = Console(file=io.StringIO(), width=width, record=True)
+    text = _render(
+        console,
+        lambda t: t.table(
+            results_table(outcome), narrow=results_list(outcome), legend=results_legend(outcome)
+        ),
+    )
+    if width == 80:
+        lines = text.splitlines()
+        accuracy = next(i for i, line in enumerate(lines) if "Offline      │ accuracy" in line)
+        assert "FP32 agreement (%)" in lines[accuracy + 1]
+        assert "99.600" in lines[accuracy + 1]
+    else:
+        assert "(FP32 agreement 99.600 %)" in " ".join(text.split())
+    assert text.count("FP32 agreement") == 1  # only the run that has one
