@@ -57,7 +57,7 @@ from orchestrator.prepare import (
     ensure_synthetic,
     line_printer,
 )
-from orchestrator.results.accuracy import fp32_agreement, logged_labels, score_accuracy_log
+from orchestrator.results.accuracy import label_agreement, logged_labels, score_accuracy_log
 from orchestrator.results.compliance import AUDIT_NOTICE, Verification, verify_audit
 from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
@@ -578,7 +578,7 @@ def _score(
     (test_dir / "accuracy.txt").write_text(accuracy.line() + "\n")
     agreement = None
     if ctx.recipe is not None:
-        found = fp32_agreement(
+        found = label_agreement(
             logged_labels(test_dir / ACCURACY_LOG, dtype), ctx.recipe.fp32_labels
         )
         agreement = {"agree": found.agree, "total": found.total, "percent": round(found.percent, 3)}

@@ -20,6 +20,7 @@ from orchestrator.errors import ConfigError, ResultError
 from orchestrator.report.telemetry import TelemetryData, read_telemetry
 from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import (
+    ACCURACY_LOG,
     DETAIL,
     DetailLog,
     TestResult,
@@ -680,6 +681,59 @@ def _accuracy_cells(
     return accuracy, scored, agreement
 
 
+def _answers(run: _Run, scenario: str) -> dict[int, int] | None:
+    """qsl index → the top-1 label of the run's accuracy test (None: nothing to compare)."""
+    from orchestrator.catalog import BACKENDS
+    from orchestrator.results.accuracy import logged_labels
+
+    test = run.tests.get((scenario, ACCURACY))
+    backend = BACKENDS.get(str(run.spec.get("backend")))
+    if test is None or test.accuracy is None or backend is None:
+        return None
+    try:
+        return logged_labels(test.folder / ACCURACY_LOG, backend.response_dtype)
+    except (OSError, ValueError, ResultError):
+        return None
+
+
+def _same_data(run: _Run, base: _Run) -> bool:
+    """Both runs answered the same samples under the same qsl indices: the same kind of
+    dataset and size, the same count, each in its dataset's own val_map order."""
+
+    def shape(manifest: dict[str, Any]) -> tuple[Any, ...]:
+        assets = manifest.get("assets") or {}
+        val_map = assets.get("val_map")  # absent from older manifests: the dataset's own
+        own_order = val_map is None or Path(str(val_map)).parent == Path(str(assets.get("dataset")))
+        return (assets.get("synthetic"), assets.get("dataset_images"), assets.get("count"),
+                own_order)  # fmt: skip
+
+    return shape(run.manifest) == shape(base.manifest) and bool(run.manifest.get("assets"))
+
+
+def _same_answers_cells(runs: Sequence[_Run], scenario: str) -> list[Cell]:
+    """Sample by sample, how often each run's accuracy answers equal the first run's: over the
+    whole accuracy run, where the FP32 agreement covers only the guard images."""
+    from orchestrator.results.accuracy import label_agreement
+
+    base = _answers(runs[0], scenario)
+    first = _absent(runs[0], scenario, ACCURACY)
+    cells = [first or missing("baseline", "the runs to its right are compared with this one")]
+    for run in runs[1:]:
+        absent = _absent(run, scenario, ACCURACY)
+        found = _answers(run, scenario) if base is not None and absent is None else None
+        if absent is not None:
+            cells.append(absent)
+        elif found is None:
+            cells.append(missing("n/a", f"no accuracy log to compare (here or in {LABELS[0]})"))
+        elif not _same_data(run, runs[0]):
+            cells.append(missing("n/a", "the runs used different datasets or counts"))
+        else:
+            same = label_agreement(found, base or {})
+            note = f"{same.agree} of {same.total} samples answered alike"
+            cells.append(number(same.percent if same.total else None, note=note, decimals=3))
+    return cells
+
+
 # --- settings --------------------------------------------------------------------------------
 
 
@@ -949,6 +1003,10 @@ def _section(scenario: str, runs: Sequence[_Run]) -> ScenarioSection:
         make_row("accuracy_images", "Images scored", scored, group="Accuracy"),
         make_row("fp32_agreement", "FP32 agreement (%)", agreement, group="Accuracy"),
     ]
+    if len(runs) > 1:
+        same = _same_answers_cells(runs, scenario)
+        label = f"Same top-1 as {LABELS[0]} (%)"
+        rows.append(make_row("same_answers", label, same, group="Accuracy"))
     rows.sort(key=lambda row: GROUPS.index(row.group))
     rows = _fold_absent_telemetry(rows)
     reasons: list[tuple[str, ...]] = []

@@ -103,8 +103,9 @@ class Agreement:
         return 100.0 * self.agree / self.total if self.total else 0.0
 
 
-def fp32_agreement(answers: dict[int, int], fp32_labels: dict[int, int]) -> Agreement:
-    """How often the SUT's answers equal the FP32 model's, over the samples both have."""
-    shared = [index for index in fp32_labels if index in answers]
-    agree = sum(1 for index in shared if answers[index] == fp32_labels[index])
+def label_agreement(answers: dict[int, int], reference: dict[int, int]) -> Agreement:
+    """How often `answers` equal `reference` (the FP32 model's, or another run's), over the
+    samples both have."""
+    shared = [index for index in reference if index in answers]
+    agree = sum(1 for index in shared if answers[index] == reference[index])
     return Agreement(agree, len(shared))

@@ -397,3 +397,33 @@ def test_resolve_run(runs: Path, tmp_path: Path) -> None:
 )
 def test_fmt(value: float, text: str) -> None:
     assert fmt(value) == text
+
+
+def test_runs_are_compared_answer_by_answer(runs: Path, tmp_path: Path) -> None:
+    """Over the whole accuracy run, not only the guard images: how often each run's top-1
+    answer equals the first run's, sample by sample (qsl index)."""
+    import numpy as np
+
+    shutil.copytree(runs / RUN_B, tmp_path / RUN_B)
+    log = tmp_path / RUN_B / "reference" / "Offline" / "accuracy" / "mlperf_log_accuracy.json"
+    entries = json.loads(log.read_text())
+    for entry in entries[:4]:  # four answers differ
+        label = np.frombuffer(bytes.fromhex(entry["data"]), np.float32)[0]
+        entry["data"] = np.array([label + 1], np.float32).tobytes().hex().upper()
+    log.write_text(json.dumps(entries))
+    comparison = build_comparison([runs / RUN_A, tmp_path / RUN_B], generated="test")
+    same = row(section(comparison, "Offline"), "same_answers").cells
+    assert same[0].text == "baseline"
+    assert (same[1].value, same[1].note) == (100 * 60 / 64, "60 of 64 samples answered alike")
+    untouched = row(section(comparison, "SingleStream"), "same_answers").cells[1]
+    assert untouched.value == 100.0
+
+    manifest_path = tmp_path / RUN_B / "manifest.json"  # another dataset: not comparable
+    manifest = json.loads(manifest_path.read_text())
+    manifest["assets"]["count"] = 32
+    manifest_path.write_text(json.dumps(manifest))
+    comparison = build_comparison([runs / RUN_A, tmp_path / RUN_B], generated="test")
+    other = row(section(comparison, "Offline"), "same_answers").cells[1]
+    assert (other.text, other.note) == ("n/a", "the runs used different datasets or counts")
+    alone = build_comparison([runs / RUN_A], generated="test")
+    assert all(r.key != "same_answers" for r in section(alone, "Offline").rows)
