@@ -773,8 +773,11 @@ def _run_settings(run: _Run) -> dict[str, str]:
     out["harness profile"] = str(harness.get("profile", DASH)) if harness else DASH
     if harness.get("overrides"):
         out["harness overrides"] = ", ".join(harness["overrides"])
-    out["threads"] = str(spec.get("threads")) if spec.get("threads") else "CPU count"
-    out["max batch size"] = str(spec.get("max_batchsize", DASH))
+    if harness:  # dell-trt: batches and threads per scenario, in the harness rows
+        out["threads"] = out["max batch size"] = "harness settings"
+    else:
+        out["threads"] = str(spec.get("threads")) if spec.get("threads") else "CPU count"
+        out["max batch size"] = str(spec.get("max_batchsize") or DASH)
     _flat("tuning", spec.get("tuning") or {}, out)
     if spec.get("profile") == "quick":
         _flat("quick", spec.get("quick") or {}, out)

@@ -375,6 +375,7 @@ def test_dell_trt_shaped_records_are_shown(runs: Path, tmp_path: Path) -> None:
     differing = {s.key: s.values for s in comparison.differing_settings}
     assert differing["precision"] == ("fp32", "int8")
     assert differing["harness profile"] == ("—", "cpu-twin")
+    assert differing["max batch size"] == ("32", "harness settings")  # not the reference's flag
     assert differing["FP32 guard U8S8"] == ("—", "99.80 % of 500")
     offline = {s.key: s.values for s in section(comparison, "Offline").differing_settings}
     assert offline["settings.batch_size"] == ("—", "16")
