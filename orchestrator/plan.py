@@ -29,6 +29,21 @@ RULES: dict[Scenario, RuleLimits] = {
 }
 
 
+# LoadGen sizes the one Offline query as target_qps × min_duration × 1.1 samples: a SUT faster
+# than its expected rate finishes it early and the run is INVALID (min duration not met). Full
+# runs leave the expected rate to the submitter (tuning); a --quick run, a smoke test, sizes
+# its query for this many times the expected rate, so an estimate that is low still runs long
+# enough.
+OFFLINE_QUERY_MARGIN = 1.1
+QUICK_OFFLINE_HEADROOM = 2.0
+
+
+def offline_target_qps(spec: RunSpec) -> float:
+    """The Offline target_qps user.conf gives LoadGen."""
+    qps = spec.tuning.offline_expected_qps
+    return qps * QUICK_OFFLINE_HEADROOM if spec.quick_run else qps
+
+
 def expected_rate(spec: RunSpec, scenario: Scenario) -> float:
     """Samples per second the tuning says the SUT sustains in `scenario`."""
     tuning = spec.tuning
@@ -50,6 +65,9 @@ def estimate_seconds(spec: RunSpec, scenario: Scenario, mode: Mode, count: int) 
     min_duration_ms = spec.quick.min_duration_ms if spec.quick_run else rules.min_duration_ms
     min_queries = spec.quick.min_query_count(scenario) if spec.quick_run else rules.min_query_count
     samples = min_queries * rules.samples_per_query
+    if scenario is Scenario.OFFLINE:
+        sized = offline_target_qps(spec) * min_duration_ms / 1000.0 * OFFLINE_QUERY_MARGIN
+        samples = max(samples, round(sized))
     return max(min_duration_ms / 1000.0, samples / rate)
 
 

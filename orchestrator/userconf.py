@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from backends.common.resnet50 import MODEL_NAME, PERFORMANCE_SAMPLE_COUNT
 from orchestrator.config import RunSpec, Scenario
+from orchestrator.plan import offline_target_qps
 
 
 def _fmt(value: float) -> str:
@@ -22,7 +23,7 @@ def user_conf_entries(spec: RunSpec, scenario: Scenario, total_samples: int) -> 
     tuning = spec.tuning
     entries: dict[str, str] = {}
     if scenario is Scenario.OFFLINE:
-        entries["target_qps"] = _fmt(tuning.offline_expected_qps)
+        entries["target_qps"] = _fmt(offline_target_qps(spec))  # with --quick's headroom
     elif scenario is Scenario.SERVER:
         entries["target_qps"] = _fmt(tuning.server_target_qps)
     elif scenario is Scenario.SINGLE_STREAM:

@@ -161,6 +161,11 @@ def results_legend(outcome: RunOutcome) -> list[Text]:
         if code == "INVAL":
             unmet = ", ".join(result.unmet)
             why = f"{unmet} not satisfied" if unmet else "see its mlperf_log_summary.txt"
+            if result.scenario == "Offline" and "min duration" in result.unmet and result.value:
+                why += (  # LoadGen sized the query for a slower SUT than ran
+                    f"; the SUT outran its expected rate: set [run.tuning] "
+                    f"offline_expected_qps above {result.value:,.0f}"
+                )
             lines.append(Text(f"{row} INVAL: {why}"))
         for error in result.errors:
             lines.append(Text(f"{row} ERR: {error}"))

@@ -47,6 +47,9 @@ def test_quick_and_accuracy_estimates() -> None:
         64 * 0.05
     )
     assert estimate_seconds(quick, Scenario.OFFLINE, Mode.ACCURACY, 64) == pytest.approx(64 / 20)
+    # the quick Offline query: 2 × 20/s × 1.5 s × 1.1 = 66 samples, at the expected 20/s
+    offline = estimate_seconds(quick, Scenario.OFFLINE, Mode.PERFORMANCE, 64)
+    assert offline == pytest.approx(66 / 20)
 
 
 def test_human_duration() -> None:

@@ -278,3 +278,14 @@ def test_an_accuracy_run_shows_its_fp32_agreement(golden: Path, width: int) -> N
     else:
         assert "(FP32 agreement 99.600 %)" in " ".join(text.split())
     assert text.count("FP32 agreement") == 1  # only the run that has one
+
+
+def test_an_offline_run_that_outran_its_estimate_says_what_to_raise(golden: Path) -> None:
+    outcome = _outcome(golden)
+    offline = outcome.results[3]
+    outcome.results[3] = replace(offline, valid=False, unmet=("min duration",), value=41.2)
+    legend = [line.plain for line in results_legend(outcome)]
+    assert (
+        "Offline performance INVAL: min duration not satisfied; the SUT outran its expected "
+        "rate: set [run.tuning] offline_expected_qps above 41" in legend
+    )

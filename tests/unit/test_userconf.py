@@ -43,3 +43,16 @@ def test_loadgen_accepts_every_rendered_file(tmp_path: Path, scenario: Scenario)
     settings.scenario = getattr(lg.TestScenario, scenario.value)
     assert settings.FromConfig(str(conf), "resnet50", scenario.value) == 0
     assert settings.min_duration_ms == 1500
+
+
+def test_quick_offline_query_is_sized_with_headroom(tmp_path: Path) -> None:
+    """A --quick Offline query holds twice the expected rate's samples, so a SUT faster than its
+    estimate still runs min_duration (else LoadGen says INVALID: min duration not met)."""
+    assert user_conf_entries(_spec(Profile.QUICK), Scenario.OFFLINE, 64)["target_qps"] == "40"
+    assert user_conf_entries(_spec(), Scenario.OFFLINE, 64)["target_qps"] == "20"  # full: as set
+    conf = tmp_path / "user.conf"
+    conf.write_text(render_user_conf(_spec(Profile.QUICK), Scenario.OFFLINE, 64))
+    settings = lg.TestSettings()
+    settings.scenario = lg.TestScenario.Offline
+    assert settings.FromConfig(str(conf), "resnet50", "Offline") == 0
+    assert settings.offline_expected_qps == 40
