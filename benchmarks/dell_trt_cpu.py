@@ -36,6 +36,7 @@ from orchestrator.containers import Identity, RecipeInputs, throughput_spec
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
 from orchestrator.paths import cache_dir
+from orchestrator.plan import OFFLINE_QUERY_MARGIN, QUICK_OFFLINE_HEADROOM
 from orchestrator.results.loadgen_log import parse_detail_text
 
 SERVER_LATENCY_MS = 15.0  # ResNet50's Server bound (MLPerf rules)
@@ -81,12 +82,14 @@ def raw(engine: DockerEngine, backend: str, run: dict[str, Any], seconds: float)
 
 
 def offline(backend: str, rate: float, seconds: float, cwd: Path, *extra: str) -> dict[str, Any]:
-    """One Offline performance test lasting about `seconds` at the expected `rate`."""
+    """One Offline performance test lasting about `seconds` at the expected `rate` (a quick
+    Offline query holds rate × min_duration × the quick headroom × LoadGen's 1.1 samples)."""
     config = cwd / "offline.toml"
+    min_duration_ms = int(seconds * 1000 / (QUICK_OFFLINE_HEADROOM * OFFLINE_QUERY_MARGIN))
     config.write_text(
         '[run]\nscenarios = ["Offline"]\nmodes = ["PerformanceOnly"]\n'
         f"[run.tuning]\noffline_expected_qps = {rate:.2f}\n"
-        f"[run.quick]\nmin_duration_ms = {int(seconds * 1000)}\n"
+        f"[run.quick]\nmin_duration_ms = {min_duration_ms}\n"
     )
     run = mlorch_up(backend, "--quick", "--config", str(config), *extra, cwd=cwd)
     return dict(run["tests"][0])
