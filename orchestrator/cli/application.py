@@ -103,21 +103,21 @@ RECIPE_ONLY = {"calibration_list": "--calibration-list", "min_agreement": "--min
 def _refuse_foreign_options(definition: BackendDef, values: dict[str, Any]) -> None:
     from orchestrator.errors import ConfigError
 
-    if definition.harness_profiles:
-        given = [flag for key, flag in REFERENCE_ONLY.items() if values.get(key) is not None]
-        if given:
-            raise ConfigError(
-                f"{' and '.join(given)} set the reference SUT; {definition.name} takes its "
-                "batches and threads from its harness settings",
-                key=next(key for key in REFERENCE_ONLY if values.get(key) is not None),
-                hint="use --set batch_size=N / --set threads_per_slot=N (optionally "
-                "Scenario.key=N)",
-            )
+    harness = bool(definition.harness_profiles)
+    foreign = REFERENCE_ONLY if harness else RECIPE_ONLY
+    given = [key for key in foreign if values.get(key) is not None]
+    if not given:
         return
-    given = [flag for key, flag in RECIPE_ONLY.items() if values.get(key) is not None]
-    if given:
+    flags = " and ".join(foreign[key] for key in given)
+    if harness:
         raise ConfigError(
-            f"{' and '.join(given)} apply to dell-trt's model step; {definition.name} has none",
-            key=next(key for key in RECIPE_ONLY if values.get(key) is not None),
-            hint="drop them, or run dell-trt",
+            f"{flags} set the reference SUT; {definition.name} takes its batches and threads "
+            "from its harness settings",
+            key=given[0],
+            hint="use --set batch_size=N / --set threads_per_slot=N (optionally Scenario.key=N)",
         )
+    raise ConfigError(
+        f"{flags} apply to dell-trt's model step; {definition.name} has none",
+        key=given[0],
+        hint="drop them, or run dell-trt",
+    )

@@ -97,9 +97,9 @@ def up(
     app.terminal.success(f"results in {outcome.manifest.run_dir}")
 
 
-# Each kind of backend's own options: a campaign passes them to the backends they are for.
+# dell-trt's own options: a mixed campaign passes them to the backends with harness settings
+# (and the reference's, application.REFERENCE_ONLY, to the others).
 HARNESS_ONLY = ("set_overrides", "harness_profile", "calibration_list", "min_agreement")
-REFERENCE_ONLY = ("threads", "max_batchsize")
 
 
 def _campaign(
@@ -115,6 +115,7 @@ def _campaign(
     from orchestrator.assets import check_asset_args
     from orchestrator.campaign import run_campaign
     from orchestrator.catalog import get_backend
+    from orchestrator.cli.application import REFERENCE_ONLY
     from orchestrator.report.terminal import render_terminal
 
     with_harness = {name for name in backends if get_backend(name).harness_profiles}
@@ -123,7 +124,7 @@ def _campaign(
     specs = []
     for name in backends:
         # in a mixed campaign each option goes to the backends it is for
-        drop = (REFERENCE_ONLY if name in with_harness else HARNESS_ONLY) if mixed else ()
+        drop = (tuple(REFERENCE_ONLY) if name in with_harness else HARNESS_ONLY) if mixed else ()
         specs.append(
             app.spec(
                 name,
@@ -132,7 +133,7 @@ def _campaign(
                 quick=quick,
                 config=config,
                 overrides=overrides,
-                drop=tuple(drop),
+                drop=drop,
             )
         )
     for spec in specs:  # before the first backend starts

@@ -720,15 +720,17 @@ def _same_answers_cells(runs: Sequence[_Run], scenario: str) -> list[Cell]:
     cells = [first or missing("baseline", "the runs to its right are compared with this one")]
     for run in runs[1:]:
         absent = _absent(run, scenario, ACCURACY)
-        found = _answers(run, scenario) if base is not None and absent is None else None
         if absent is not None:
             cells.append(absent)
-        elif found is None:
-            cells.append(missing("n/a", f"no accuracy log to compare (here or in {LABELS[0]})"))
-        elif not _same_data(run, runs[0]):
+            continue
+        if not _same_data(run, runs[0]):  # known from the manifests: no log is read
             cells.append(missing("n/a", "the runs used different datasets or counts"))
+            continue
+        found = _answers(run, scenario) if base is not None else None
+        if base is None or found is None:
+            cells.append(missing("n/a", f"no accuracy log to compare (here or in {LABELS[0]})"))
         else:
-            same = label_agreement(found, base or {})
+            same = label_agreement(found, base)
             note = f"{same.agree} of {same.total} samples answered alike"
             cells.append(number(same.percent if same.total else None, note=note, decimals=3))
     return cells
