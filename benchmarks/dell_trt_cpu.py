@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.common.layout import cache_key
+from backends.common.sizing import QUICK_OFFLINE_HEADROOM
 from benchmarks.search import highest_valid
 from orchestrator.catalog import get_backend
 from orchestrator.config import Device
@@ -36,7 +37,7 @@ from orchestrator.containers import Identity, RecipeInputs, throughput_spec
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
 from orchestrator.paths import cache_dir
-from orchestrator.plan import OFFLINE_QUERY_MARGIN, QUICK_OFFLINE_HEADROOM
+from orchestrator.plan import OFFLINE_QUERY_MARGIN
 from orchestrator.results.loadgen_log import parse_detail_text
 
 SERVER_LATENCY_MS = 15.0  # ResNet50's Server bound (MLPerf rules)

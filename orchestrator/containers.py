@@ -243,6 +243,7 @@ def loadgen_command(
     max_batchsize: int | None,
     recipe: RecipeInputs | None = None,
     audit: AuditInputs | None = None,
+    sizing: str | None = None,
 ) -> tuple[str, ...]:
     command = [
         "run",
@@ -267,6 +268,8 @@ def loadgen_command(
     ]
     if audit is not None:
         command += audit.args()
+    if sizing is not None:  # measure first, size the test from it (backends.common.sizing)
+        command += ["--sizing", sizing]
     if recipe is not None:  # the recipe's batches, streams and threads come from its settings
         return (*command, *recipe.args())
     if max_batchsize is not None:
@@ -296,6 +299,7 @@ def loadgen_spec(
     gpu_access: str | None = None,
     recipe: RecipeInputs | None = None,
     audit: AuditInputs | None = None,
+    sizing: str | None = None,
 ) -> ContainerSpec:
     """One LoadGen test in one container: model, cache and user.conf read-only, results writable.
 
@@ -304,7 +308,16 @@ def loadgen_spec(
     what = audit.test.lower() if audit is not None else mode.short
     extra_labels = {"audit": audit.test} if audit is not None else {}
     command = loadgen_command(
-        scenario, mode, device, count, performance_count, threads, max_batchsize, recipe, audit
+        scenario,
+        mode,
+        device,
+        count,
+        performance_count,
+        threads,
+        max_batchsize,
+        recipe,
+        audit,
+        sizing,
     )
     return ContainerSpec(
         image=image,

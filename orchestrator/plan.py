@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backends.common.sizing import loadgen_value
 from orchestrator.config import Mode, RunSpec, Scenario
 
 
@@ -30,18 +31,14 @@ RULES: dict[Scenario, RuleLimits] = {
 
 
 # LoadGen sizes the one Offline query as target_qps × min_duration × 1.1 samples: a SUT faster
-# than its expected rate finishes it early and the run is INVALID (min duration not met). Full
-# runs leave the expected rate to the submitter (tuning); a --quick run, a smoke test, sizes
-# its query for this many times the expected rate, so an estimate that is low still runs long
-# enough.
+# than its expected rate finishes it early and the run is INVALID (min duration not met). A
+# --quick run sizes its query with extra headroom (backends.common.sizing.loadgen_value).
 OFFLINE_QUERY_MARGIN = 1.1
-QUICK_OFFLINE_HEADROOM = 2.0
 
 
 def offline_target_qps(spec: RunSpec) -> float:
     """The Offline target_qps user.conf gives LoadGen."""
-    qps = spec.tuning.offline_expected_qps
-    return qps * QUICK_OFFLINE_HEADROOM if spec.quick_run else qps
+    return loadgen_value(Scenario.OFFLINE.value, spec.tuning.offline_expected_qps, spec.quick_run)
 
 
 def expected_rate(spec: RunSpec, scenario: Scenario) -> float:

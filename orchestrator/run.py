@@ -63,6 +63,7 @@ from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import RunManifest, utc_now
 from orchestrator.results.validity import judge_run
+from orchestrator.sizing import RunSizing, SizingCache, sizing_key
 from orchestrator.telemetry import NvmlSampler, record_telemetry
 from orchestrator.userconf import render_user_conf
 
@@ -113,6 +114,12 @@ class RunContext:
     gpu_access: GpuAccess | None = None  # how GPUs reach containers on cuda
     recipe: PreparedRecipe | None = None  # dell-trt: prepared model, engines, settings
     nvml: Any = None  # the NVML API telemetry reads (None: nvidia-ml-py's pynvml)
+    sizing: RunSizing | None = None  # each scenario's expected rate/latency and its source
+
+    @property
+    def sized_spec(self) -> RunSpec:
+        """The spec with the tuning as sized so far (user.conf and estimates use it)."""
+        return self.sizing.spec if self.sizing is not None else self.spec
 
 
 def new_run_id(backend: str) -> str:
@@ -229,9 +236,14 @@ def up(
                 prepared = ensure_recipe(prep, spec, assets, cache, settings_file, gpu_access)
                 manifest.recipe = prepared.record()
                 manifest.write()
+            sizing = _run_sizing(spec, manifest, image, assets, prepared)
+            for entry in sizing.by_scenario.values():
+                terminal.info(f"sizing: {entry.describe()}")
+            manifest.sizing = sizing.record()
+            manifest.write()
             ctx = RunContext(
                 engine, backend, spec, image, run_id, run_dir, assets, cache, identity, terminal,
-                gpu_access, prepared,
+                gpu_access, prepared, sizing=sizing,
             )  # fmt: skip
             _run_tests(ctx, manifest, results, audits)
         manifest.status = "complete"
@@ -265,6 +277,25 @@ def up(
             manifest.write()
             identity.reclaim(run_dir)
     return RunOutcome(manifest, results, audits)
+
+
+def _run_sizing(
+    spec: RunSpec,
+    manifest: RunManifest,
+    image: BuiltImage,
+    assets: ResolvedAssets,
+    prepared: PreparedRecipe | None,
+) -> RunSizing:
+    """Each scenario's sizing: the user's value, a cached measurement for exactly this host,
+    image, model and settings, or the profile's guess until its first test measures."""
+    model = assets.model.md5
+    if prepared is not None:  # what runs is the recipe's model, made from that source
+        model += ":" + str(prepared.record()["model"].get("sha256"))
+    keys = {
+        scenario: sizing_key(spec, scenario, manifest.host, image.image_id, model)
+        for scenario in spec.scenarios
+    }
+    return RunSizing(spec, SizingCache(cache_dir()), keys)
 
 
 def _judge(manifest: RunManifest) -> None:
@@ -330,16 +361,17 @@ def _run_tests(
     """Every scenario × mode and audit, one container each, recording each outcome as it lands."""
     spec = ctx.spec
     tests = _planned_tests(spec)
-    estimates = [estimate_seconds(spec, t.scenario, t.mode, ctx.assets.count) for t in tests]
     manifest.compliance = [
         _audit_entry(scenario, test, None, "skipped", [why])
         for scenario in spec.scenarios
         for test, why in plan_audits(spec).skipped
     ]
     manifest.write()
-    for number, (planned, estimate) in enumerate(zip(tests, estimates, strict=True), 1):
+    for number, planned in enumerate(tests, 1):
         scenario, mode = planned.scenario, planned.mode
         name = f"[{number}/{len(tests)}] {planned.name}"
+        # Re-estimated per test: a test that measured sizes the ones after it.
+        estimate = estimate_seconds(ctx.sized_spec, scenario, mode, ctx.assets.count)
         try:
             with ctx.terminal.status(f"{name} (≈ {human_duration(estimate)})"):
                 result, record = run_test(ctx, scenario, mode, planned.audit)
@@ -357,6 +389,8 @@ def _run_tests(
                 {"scenario": scenario.value, "mode": mode.value, "dir": folder, "status": status}
             )
             raise
+        if ctx.sizing is not None:
+            manifest.sizing = ctx.sizing.record()
         if planned.audit is not None:
             audits.append(_verify_audit(ctx, manifest, name, planned.audit, result, record))
             continue
@@ -370,10 +404,25 @@ def _run_tests(
             ctx.terminal.success(line)
         for warning in result.warnings:
             ctx.terminal.warn(f"{name}: {warning}")
+        infeasible = _server_infeasible(ctx, result)
+        if infeasible:
+            ctx.terminal.warn(f"{name}: {infeasible}")
+            record["sizing_note"] = infeasible
         results.append(result)
         manifest.tests.append(record)
         manifest.loadgen_version = manifest.loadgen_version or result.loadgen_version
         manifest.write()
+
+
+def _server_infeasible(ctx: RunContext, result: TestResult) -> str | None:
+    """For an INVALID Server run whose single sample is already over the latency bound: why no
+    target QPS can be VALID here, in words (a bare INVALID would send the user tuning)."""
+    if ctx.sizing is None or result.valid is not False:
+        return None
+    entry = ctx.sizing.by_scenario.get(Scenario.SERVER)
+    if result.scenario != Scenario.SERVER.value or entry is None:
+        return None
+    return entry.server_infeasible()
 
 
 def _verify_audit(
@@ -496,7 +545,8 @@ def run_test(
     test_dir = ctx.run_dir / _test_folder(ctx, scenario, mode, audit)
     test_dir.mkdir(parents=True, exist_ok=True)
     user_conf = scenario_dir / "user.conf"
-    user_conf.write_text(render_user_conf(ctx.spec, scenario, ctx.assets.count))
+    user_conf.write_text(render_user_conf(ctx.sized_spec, scenario, ctx.assets.count))
+    sizing = ctx.sizing.request(scenario, mode) if ctx.sizing is not None else None
     audit_inputs = None
     if audit is not None:
         audit_config = test_dir / AUDIT_CONFIG
@@ -511,7 +561,7 @@ def run_test(
         performance_count=min(PERFORMANCE_SAMPLE_COUNT, ctx.assets.count),
         threads=ctx.spec.threads, max_batchsize=ctx.spec.max_batchsize,
         gpu_access=ctx.gpu_access, recipe=ctx.recipe.inputs if ctx.recipe else None,
-        audit=audit_inputs,
+        audit=audit_inputs, sizing=sizing,
     )  # fmt: skip
     hz = ctx.spec.telemetry_hz
     sampler = NvmlSampler(hz, ctx.nvml) if hz > 0 else None
@@ -547,6 +597,8 @@ def run_test(
         result_data["fp32_agreement"] = agreement
     (test_dir / "result.json").write_text(json.dumps(result_data, indent=2) + "\n")
     harness = read_json_object(test_dir / "harness.json")
+    if sizing is not None and ctx.sizing is not None:
+        _take_measurement(ctx, scenario, harness, user_conf)
     record = {
         "scenario": scenario.value,
         "mode": mode.value,
@@ -561,6 +613,20 @@ def run_test(
     for problem in (telemetry or {}).get("problems", ()):
         ctx.terminal.warn(f"{scenario.value} {mode.value} telemetry: {problem}")
     return result, record
+
+
+def _take_measurement(
+    ctx: RunContext, scenario: Scenario, harness: dict[str, Any], user_conf: Path
+) -> None:
+    """Cache what the test measured and sized itself to; user.conf then says what LoadGen used
+    (the container set it in code after reading the guess)."""
+    assert ctx.sizing is not None
+    record = harness.get("sizing")
+    if not isinstance(record, dict):
+        raise InternalError(f"the {scenario.value} test was asked to size itself but did not")
+    entry = ctx.sizing.measured(scenario, record)
+    user_conf.write_text(render_user_conf(ctx.sized_spec, scenario, ctx.assets.count))
+    ctx.terminal.info(f"sizing: {entry.describe()}")
 
 
 def _score(

@@ -76,6 +76,12 @@ def add_test_arguments(parser: argparse.ArgumentParser, *, loadgen: bool) -> Non
     parser.add_argument("--user-conf", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--audit-config", type=Path, default=None)
+    parser.add_argument(
+        "--sizing",
+        choices=["quick", "full"],
+        default=None,
+        help="measure the SUT first and size the performance test from it",
+    )
 
 
 def add_test_commands(

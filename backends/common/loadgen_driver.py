@@ -60,6 +60,22 @@ class TestRequest:
     user_conf: Path
     output_dir: Path
     audit_config: Path | None = None
+    # "quick" / "full": measure the SUT first and size this test from it (that profile's
+    # headroom), overriding what user.conf says for the scenario's expected rate or latency.
+    sizing: str | None = None
+
+
+SIZING_PROFILES = ("quick", "full")
+PROBE_SAMPLES = 64  # loaded for the measured pass (cycled); the test loads its own set after
+
+# The TestSettings field each scenario's sized value goes to, and the factor from the tuning's
+# unit (qps, ms) to LoadGen's (qps, ns).
+_SIZED_SETTING = {
+    "Offline": ("offline_expected_qps", 1.0),
+    "Server": ("server_target_qps", 1.0),
+    "SingleStream": ("single_stream_expected_latency_ns", 1e6),
+    "MultiStream": ("multi_stream_expected_latency_ns", 1e6),
+}
 
 
 def scenario_enum(name: str) -> Any:
@@ -80,16 +96,56 @@ def mode_enum(name: str) -> Any:
         raise ValueError(f"unknown mode {name!r}") from None
 
 
+def size_test(
+    settings: Any,
+    request: TestRequest,
+    qsl: SampleLibrary,
+    make_sut: Callable[..., SystemUnderTest | FastSystemUnderTest],
+) -> dict[str, Any]:
+    """The measured pass (backends.common.probe) and the value it sizes the test to, set on
+    LoadGen's `settings`; the record harness.json keeps."""
+    from backends.common.probe import measure
+    from backends.common.sizing import loadgen_value, tuning_value
+
+    if request.sizing not in SIZING_PROFILES:
+        raise ValueError(f"sizing must be one of {SIZING_PROFILES}, got {request.sizing!r}")
+    indices = list(range(min(PROBE_SAMPLES, qsl.performance_count, qsl.total_count)))
+    qsl.load(indices)
+    try:
+        measurement = measure(make_sut, request.scenario, indices)
+    finally:
+        qsl.unload(indices)
+    tuned = tuning_value(measurement)
+    value = loadgen_value(request.scenario, tuned, request.sizing == "quick")
+    field, factor = _SIZED_SETTING[request.scenario]
+    setattr(settings, field, value * factor)
+    print(
+        f"sizing: {request.scenario} measured {measurement.samples_per_second:.4g} samples/s"
+        + (f", {measurement.latency_ms:.4g} ms a query" if measurement.latency_ms else "")
+        + f" in {measurement.seconds:.2f} s; {field} = {value * factor:.6g}",
+        flush=True,
+    )
+    return {
+        "profile": request.sizing,
+        "measurement": measurement.to_dict(),
+        "tuning_value": tuned,
+        "setting": field,
+        "value": value * factor,
+    }
+
+
 def run_test(
     request: TestRequest,
     qsl: SampleLibrary,
-    make_sut: Callable[[], SystemUnderTest | FastSystemUnderTest],
+    make_sut: Callable[..., SystemUnderTest | FastSystemUnderTest],
     facts: dict[str, Any] | None = None,
     *,
     coalesce_server: bool = False,
 ) -> None:
     """Configure LoadGen from user.conf, run one test, write logs to request.output_dir.
 
+    `make_sut()` builds the SUT of the test; with `request.sizing`, `make_sut(complete)` also
+    builds one for the measured pass first, answering through `complete` instead of LoadGen.
     `coalesce_server` lets LoadGen's Server issue thread hand over every query that is due in
     one call (user.conf cannot set it). If the SUT has `stats()`, its result goes into
     harness.json.
@@ -114,6 +170,9 @@ def run_test(
     coalesced = coalesce_server and request.scenario == "Server"
     if coalesced:
         settings.server_coalesce_queries = True
+    sizing = None
+    if request.sizing is not None and request.mode == "PerformanceOnly":
+        sizing = size_test(settings, request, qsl, make_sut)
 
     request.output_dir.mkdir(parents=True, exist_ok=True)
     output = lg.LogOutputSettings()
@@ -160,4 +219,6 @@ def run_test(
     }
     if stats is not None:
         record["harness_stats"] = stats()
+    if sizing is not None:
+        record["sizing"] = sizing
     (request.output_dir / "harness.json").write_text(json.dumps(record, indent=2) + "\n")

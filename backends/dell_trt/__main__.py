@@ -219,12 +219,19 @@ def _run(args: argparse.Namespace) -> int:
         user_conf=args.user_conf,
         output_dir=args.output,
         audit_config=args.audit_config,
+        sizing=args.sizing,
     )
     try:
         run_test(
             request,
             qsl,
-            lambda: LwisSUT(devices, settings.batch_size, settings.deque_timeout_us, fail_process),
+            lambda complete=None: LwisSUT(
+                devices,
+                settings.batch_size,
+                settings.deque_timeout_us,
+                fail_process,
+                samples_complete=complete,
+            ),
             facts,
             coalesce_server=True,
         )

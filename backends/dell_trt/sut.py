@@ -7,7 +7,7 @@ that call returns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,12 +32,13 @@ class LabelResponder:
     buffer before its slot is reused.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, samples_complete: Callable[[list[Any]], None] | None = None) -> None:
         import mlperf_loadgen as lg
 
         self._response = lg.QuerySampleResponse
         self._set_id = lg.QuerySampleResponse.id.fset
-        self._samples_complete = lg.QuerySamplesComplete
+        # LoadGen's, or the measured pass's counter (backends.common.probe)
+        self._samples_complete = samples_complete or lg.QuerySamplesComplete
         self._prepared: dict[int, list[Any]] = {}
 
     def complete(self, ids: Sequence[int], labels: np.ndarray) -> None:
@@ -71,8 +72,11 @@ class LwisSUT:
         deque_timeout_us: int,
         on_error: ErrorFn,
         stop_timeout_s: float = STOP_TIMEOUT_S,
+        samples_complete: Callable[[list[Any]], None] | None = None,
     ) -> None:
-        self.responder = LabelResponder()
+        self.responder = LabelResponder(samples_complete)
+        # A burst of this many samples keeps every slot of every device busy.
+        self.busy_samples = batch_size * sum(len(device.slots) for device in devices)
         self.harness = LwisHarness(
             devices, batch_size, deque_timeout_us, self.responder.complete, on_error
         )

@@ -41,6 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         user_conf=args.user_conf,
         output_dir=args.output,
         audit_config=args.audit_config,
+        sizing=args.sizing,
     )
     facts = {
         "backend": "reference",
@@ -52,7 +53,9 @@ def _run(args: argparse.Namespace) -> int:
     run_test(
         request,
         qsl,
-        lambda: ReferenceSUT(model, qsl, args.scenario, threads, args.max_batchsize),
+        lambda complete=None: ReferenceSUT(
+            model, qsl, args.scenario, threads, args.max_batchsize, complete
+        ),
         facts,
     )
     print("LoadGen test finished", flush=True)

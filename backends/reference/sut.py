@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,11 +119,19 @@ class ReferenceSUT:
         scenario: str,
         threads: int,
         max_batchsize: int,
+        samples_complete: Callable[[list[Any]], None] | None = None,
     ) -> None:
+        import mlperf_loadgen as lg
+
         self.model = model
         self.qsl = qsl
         self.max_batchsize = max_batchsize
         self.inline = scenario == "SingleStream"
+        self._response = lg.QuerySampleResponse
+        # LoadGen's, or the measured pass's counter (backends.common.probe)
+        self._samples_complete = samples_complete or lg.QuerySamplesComplete
+        # A burst of this many samples gives every worker a full batch.
+        self.busy_samples = max(1, threads) * max_batchsize
         self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=threads * 4)
         self._workers: list[threading.Thread] = []
         if not self.inline:
@@ -160,18 +169,16 @@ class ReferenceSUT:
             self._run(item, worker)
 
     def _run(self, item: _Batch, worker: int) -> None:
-        import mlperf_loadgen as lg
-
         stage = "inference"
         try:
             labels = self.model.predict(self.qsl.batch(item.indices), worker)
             stage = "encoding"
             buffers = encode_responses(labels)
             responses = [
-                lg.QuerySampleResponse(sample_id, buf.ctypes.data, buf.nbytes)
+                self._response(sample_id, buf.ctypes.data, buf.nbytes)
                 for sample_id, buf in zip(item.ids, buffers, strict=True)
             ]
             stage = "QuerySamplesComplete"
-            lg.QuerySamplesComplete(responses)
+            self._samples_complete(responses)
         except BaseException as exc:
             abort_test(exc, stage)

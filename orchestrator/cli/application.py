@@ -86,6 +86,7 @@ class Application:
         values["tuning"] = merge_tuning(
             device, file_cfg.tuning, harness.tuning() if harness else None
         )
+        values["tuning_given"] = tuple(file_cfg.tuning or ())
         values["quick"] = merge_quick(file_cfg.quick)
         values.update(backend=backend, device=device)
         if base_image:

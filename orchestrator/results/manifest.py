@@ -70,6 +70,8 @@ class RunManifest:
     # compliance audits: {"scenario", "test", "passed", "dir", "reasons", "status", ...}
     compliance: list[dict[str, Any]] = field(default_factory=list)
     recipe: dict[str, Any] | None = None  # dell-trt: prepared model, engines, FP32 guards
+    # per scenario: its expected rate/latency, where it came from, what was measured
+    sizing: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float | None = None
     pid: int = field(default_factory=os.getpid)
     host_id: str = field(default_factory=socket.gethostname)
@@ -91,6 +93,7 @@ class RunManifest:
             "image": self.image,
             "host": self.host,
             "recipe": self.recipe,
+            "sizing": self.sizing,
             "tests": self.tests,
             "compliance": self.compliance,
             "pid": self.pid,

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +82,25 @@ def quick_run(
         "up", "reference", "--device", "cpu", "--quick", cwd=work, env={"COLUMNS": "80"}
     )
     return result, work / "runs"
+
+
+def assert_sized_and_valid(run_dir: Path, manifest: dict[str, Any], backend: str) -> None:
+    """A default quick run sizes every scenario from a measurement (this run's, or one cached
+    for the same host, image and settings), and SingleStream, MultiStream and Offline come out
+    VALID whatever the host's speed; a Server run that cannot be VALID says why in words."""
+    from backends.common.sizing import loadgen_value
+    from orchestrator.userconf import parse_user_conf
+
+    for scenario, entry in manifest["sizing"].items():
+        assert entry["source"] in ("measured now", "cached measurement"), entry
+        assert entry["measurement"]["samples_per_second"] > 0
+        conf = parse_user_conf((run_dir / backend / scenario / "user.conf").read_text())
+        sized = {e.key: float(e.value) for e in conf if e.key in ("target_qps", "target_latency")}
+        assert list(sized.values()) == [loadgen_value(scenario, entry["value"], quick=True)]
+    for test in manifest["tests"]:
+        if test["mode"] != "PerformanceOnly":
+            continue
+        if test["scenario"] != "Server":  # Server's target is `mlorch tune`'s to find
+            assert test["result"]["valid"] is True, (test["scenario"], test["result"])
+        elif "sizing_note" in test:
+            assert " ms " in test["sizing_note"]

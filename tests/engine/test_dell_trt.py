@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from orchestrator.engine.client import DockerEngine
-from tests.engine.conftest import mlorch
+from tests.engine.conftest import assert_sized_and_valid, mlorch
 
 pytestmark = pytest.mark.engine
 
@@ -50,6 +50,13 @@ def test_all_scenarios_and_modes_complete(
         accuracy = (run_dir / "dell-trt" / scenario / "accuracy" / "accuracy.txt").read_text()
         assert accuracy.strip() == "accuracy=100.000%, good=64, total=64"
     assert "Traceback" not in result.stderr
+
+
+def test_quick_twin_sizes_itself_and_is_valid(
+    twin_run: tuple[subprocess.CompletedProcess[str], Path, dict[str, Any]],
+) -> None:
+    _, run_dir, manifest = twin_run
+    assert_sized_and_valid(run_dir, manifest, "dell-trt")
 
 
 def test_recipe_is_recorded_and_guarded(

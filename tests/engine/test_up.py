@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from orchestrator.engine.client import DockerEngine
-from tests.engine.conftest import mlorch, mlorch_background
+from tests.engine.conftest import assert_sized_and_valid, mlorch, mlorch_background
 
 pytestmark = pytest.mark.engine
 
@@ -90,6 +90,15 @@ def test_results_table_fits_80_columns(
     assert legend, result.stdout  # the codes are explained under the table
 
 
+def test_quick_run_sizes_itself_and_is_valid(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    result, runs = quick_run
+    manifest = _manifest(runs)
+    assert_sized_and_valid(runs / manifest["run_id"], manifest, "reference")
+    assert "sizing: SingleStream" in result.stderr  # the plan says where each value comes from
+
+
 def test_manifest_records_provenance(
     quick_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
@@ -157,6 +166,9 @@ def test_second_up_builds_nothing(
     second = _manifest(tmp_path / "runs")
     assert second["image"]["built_now"] is False
     assert second["image"]["id"] == _manifest(first_runs)["image"]["id"]
+    # the first run measured Offline for this host, image and settings: nothing is measured now
+    assert second["sizing"]["Offline"]["source"] == "cached measurement"
+    assert "sizing" not in second["tests"][0]["harness"]
 
 
 def _long_config(tmp_path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,12 +46,16 @@ def preprocessed(
     return cache
 
 
-def _run_reference(model: Path, cache: Path, out: Path, scenario: str, mode: str) -> None:
+def _run_reference(
+    model: Path, cache: Path, out: Path, scenario: str, mode: str, sizing: str | None = None
+) -> None:
     conf = out.parent / f"{scenario}.conf"
+    extra = out.with_suffix(".extra")  # lines a test adds after the shared ones
     conf.write_text(
         TINY_CONF.replace("override = 8", "override = 64")
         + "*.Offline.target_qps = 20\n*.SingleStream.target_latency = 50\n"
         "*.MultiStream.target_latency = 400\n*.Server.target_qps = 5\n"
+        + (extra.read_text() if extra.is_file() else "")
     )
     command = [
         sys.executable,
@@ -75,6 +80,7 @@ def _run_reference(model: Path, cache: Path, out: Path, scenario: str, mode: str
         str(out),
         "--threads",
         "2",
+        *(("--sizing", sizing) if sizing else ()),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -97,9 +103,38 @@ def test_reference_sut_performance_logs(
 ) -> None:
     model, _ = synthetic_assets
     out = tmp_path / "perf"
-    _run_reference(model, preprocessed, out, "Offline", "PerformanceOnly")
+    # The conf's expected rate is a guess; the test sizes itself from its measured pass, so
+    # it lasts its minimum duration (VALID) on a host of any speed.
+    _run_reference(model, preprocessed, out, "Offline", "PerformanceOnly", sizing="quick")
     result = result_from_logs(out, "Offline", "PerformanceOnly")
-    assert result.valid is True
+    assert result.valid is True, result
     assert result.value is not None
     assert result.value > 0
     assert result.errors == ()
+    sizing = json.loads((out / "harness.json").read_text())["sizing"]
+    measured = sizing["measurement"]["samples_per_second"]
+    assert sizing["setting"] == "offline_expected_qps"
+    assert sizing["value"] == pytest.approx(measured * 1.25 * 2, rel=1e-3)
+
+
+@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream"])
+def test_reference_sut_sized_latency_runs_never_run_out_of_queries(
+    synthetic_assets: tuple[Path, Path], preprocessed: Path, tmp_path: Path, scenario: str
+) -> None:
+    """A latency guess far above the host's (the conf says 50 / 400 ms) ran out of generated
+    queries on fast hosts (ERR); the sized test expects half the measured latency instead.
+    SingleStream runs the 64 queries its early stopping needs and is VALID; MultiStream's p99
+    would need 662, so with 8 early stopping is the only condition left unmet."""
+    model, _ = synthetic_assets
+    out = tmp_path / "perf"
+    if scenario == "SingleStream":
+        (tmp_path / "perf.extra").write_text("*.SingleStream.min_query_count = 64\n")
+    _run_reference(model, preprocessed, out, scenario, "PerformanceOnly", sizing="quick")
+    result = result_from_logs(out, scenario, "PerformanceOnly")
+    assert result.errors == (), result.errors
+    if scenario == "SingleStream":
+        assert result.valid is True, result
+    else:
+        assert result.unmet == ("early stopping",), result
+    sizing = json.loads((out / "harness.json").read_text())["sizing"]
+    assert sizing["measurement"]["latency_ms"] > 0

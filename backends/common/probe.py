@@ -1,0 +1,206 @@
+"""The measured pass a SUT container runs before its LoadGen test when the host asks it to size.
+
+It drives a SUT built exactly as the test's (same model, harness, batch, threads, streams)
+through its own issue path — `issue_queries` with sample objects, or `issue_fast` with id and
+index lists — and counts the responses through the completion callable the SUT was built with,
+in place of LoadGen's `QuerySamplesComplete`. No LoadGen test runs, so the one test the process
+may run is still to come. Query shapes follow the scenario: bursts of samples (Offline), one
+query of one sample at a time (SingleStream), of eight (MultiStream), and for Server both the
+one-sample latency and the rate of a burst of one-sample queries.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from backends.common.sizing import (
+    MULTI_STREAM_SAMPLES,
+    PROBE_MAX_LATENCY_QUERIES,
+    PROBE_SECONDS,
+    Measurement,
+)
+
+WAIT_TIMEOUT_S = 120.0  # one query or burst of the pass; a SUT slower than this is broken
+FIRST_BURST = 32  # at least; a SUT's `busy_samples` (a batch for every worker) can ask more
+MAX_BURST = 1 << 20
+
+
+class ProbeTimeout(RuntimeError):
+    """The SUT did not answer a query of the measured pass in time."""
+
+
+@dataclass(frozen=True)
+class ProbeSample:
+    """What LoadGen's QuerySample offers a classic SUT: a response id and a QSL index."""
+
+    id: int
+    index: int
+
+
+class CompletionCounter:
+    """Stands in for `QuerySamplesComplete`: counts the responses, wakes whoever waits."""
+
+    def __init__(self) -> None:
+        self._done = 0
+        self._changed = threading.Condition()
+
+    def __call__(self, responses: Sequence[Any]) -> None:
+        with self._changed:
+            self._done += len(responses)
+            self._changed.notify_all()
+
+    def wait_for(self, total: int, timeout_s: float | None = None) -> None:
+        timeout_s = WAIT_TIMEOUT_S if timeout_s is None else timeout_s
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._done >= total, timeout_s):
+                raise ProbeTimeout(
+                    f"sizing pass: the SUT answered {self._done} of {total} samples "
+                    f"in {timeout_s:.0f} s"
+                )
+
+    @property
+    def done(self) -> int:
+        with self._changed:
+            return self._done
+
+
+Issue = Callable[[list[int], list[int]], None]
+
+
+def _issuer(sut: Any) -> Issue:
+    fast = getattr(sut, "issue_fast", None)
+    if fast is not None:
+        return fast  # type: ignore[no-any-return]
+
+    def classic(ids: list[int], indices: list[int]) -> None:
+        sut.issue_queries([ProbeSample(i, x) for i, x in zip(ids, indices, strict=True)])
+
+    return classic
+
+
+class _Pass:
+    """Issue queries of loaded QSL indices, cycling over them, with fresh response ids."""
+
+    def __init__(self, sut: Any, counter: CompletionCounter, indices: Sequence[int]) -> None:
+        if not indices:
+            raise ValueError("the sizing pass needs loaded samples")
+        self.issue = _issuer(sut)
+        self.flush: Callable[[], None] = sut.flush_queries
+        self.counter = counter
+        self.indices = list(indices)
+        self.issued = 0
+        # A harness of several workers needs a burst that fills them all, or its rate reads low.
+        self.first_burst = max(FIRST_BURST, int(getattr(sut, "busy_samples", 0) or 0))
+
+    def _next(self, count: int) -> tuple[list[int], list[int]]:
+        ids = list(range(self.issued, self.issued + count))
+        pool = self.indices
+        self.issued += count
+        return ids, [pool[i % len(pool)] for i in ids]
+
+    def burst(self, samples: int, per_query: int) -> float:
+        """Issue `samples` at once in queries of `per_query`; seconds until all are answered."""
+        started = time.perf_counter()
+        for start in range(0, samples, per_query):
+            self.issue(*self._next(min(per_query, samples - start)))
+        self.flush()
+        self.counter.wait_for(self.issued)
+        return time.perf_counter() - started
+
+    def one_query(self, samples: int) -> float:
+        """One query of `samples`, waited for: its latency in seconds."""
+        started = time.perf_counter()
+        self.issue(*self._next(samples))
+        self.counter.wait_for(self.issued)
+        return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class _Burst:
+    samples: int
+    queries: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.samples / max(self.seconds, 1e-9)
+
+
+def _throughput(run: _Pass, budget_s: float, per_query: int) -> _Burst:
+    """Bursts that grow until one lasts about half the budget; the last (largest) one counts."""
+    size, spent = run.first_burst, 0.0
+    while True:
+        burst = _Burst(size, -(-size // per_query), run.burst(size, per_query))
+        spent += burst.seconds
+        if spent >= budget_s or burst.seconds >= budget_s / 2 or size >= MAX_BURST:
+            return burst
+        size = min(MAX_BURST, max(2 * size, min(64 * size, int(burst.rate * budget_s / 2))))
+
+
+def _latencies(run: _Pass, samples: int, budget_s: float) -> list[float]:
+    """One query at a time until the budget is spent (at least five, at most a few hundred)."""
+    run.one_query(samples)  # the first query of a shape pays for lazy set-up; not counted
+    latencies: list[float] = []
+    spent = 0.0
+    while len(latencies) < 5 or (spent < budget_s and len(latencies) < PROBE_MAX_LATENCY_QUERIES):
+        latency = run.one_query(samples)
+        latencies.append(latency)
+        spent += latency
+    return latencies
+
+
+def _latency_measurement(scenario: str, samples: int, latencies: list[float]) -> Measurement:
+    seconds = sum(latencies)
+    ordered = sorted(latencies)
+    p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+    return Measurement(
+        scenario,
+        samples * len(latencies),
+        len(latencies),
+        seconds,
+        samples * len(latencies) / seconds,
+        latency_ms=statistics.median(latencies) * 1000,
+        latency_p90_ms=p90 * 1000,
+    )
+
+
+def measure(
+    make_sut: Callable[[CompletionCounter], Any],
+    scenario: str,
+    indices: Sequence[int],
+    budget_s: float = PROBE_SECONDS,
+) -> Measurement:
+    """Measure `scenario` on a SUT built by `make_sut(complete)` over loaded QSL `indices`;
+    the SUT is stopped afterwards, whatever happens."""
+    counter = CompletionCounter()
+    sut = make_sut(counter)
+    try:
+        run = _Pass(sut, counter, indices)
+        if scenario == "Offline":
+            burst = _throughput(run, budget_s, per_query=MAX_BURST)
+            return Measurement(scenario, burst.samples, 1, burst.seconds, burst.rate)
+        if scenario == "SingleStream":
+            return _latency_measurement(scenario, 1, _latencies(run, 1, budget_s))
+        if scenario == "MultiStream":
+            samples = MULTI_STREAM_SAMPLES
+            return _latency_measurement(scenario, samples, _latencies(run, samples, budget_s))
+        if scenario == "Server":
+            single = _latency_measurement(scenario, 1, _latencies(run, 1, budget_s / 2))
+            burst = _throughput(run, budget_s / 2, per_query=1)
+            return Measurement(
+                scenario,
+                burst.samples + single.samples,
+                burst.queries + single.queries,
+                burst.seconds + single.seconds,
+                burst.rate,
+                latency_ms=single.latency_ms,
+                latency_p90_ms=single.latency_p90_ms,
+            )
+        raise ValueError(f"unknown scenario {scenario!r}")
+    finally:
+        sut.stop()

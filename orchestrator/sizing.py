@@ -1,0 +1,191 @@
+"""Self-sizing on the host: where each scenario's expected rate or latency comes from.
+
+Per scenario of a run, in order: the value the user gave (`[run.tuning]` in the config file) is
+used as given; else a measurement cached for exactly this host, image, backend, device, model and
+settings; else the scenario's first performance test measures the SUT right before its LoadGen
+test (`--sizing`, backends.common.probe) and sizes itself, and the host caches what it measured
+for every later test and run. The profile's guess only stands until then (and sizes the plan's
+first estimate). The rules from a measurement to a value live in backends.common.sizing, which
+the containers apply too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from backends.common.sizing import (
+    SERVER_LATENCY_BOUND_MS,
+    TUNING_KEY,
+    Measurement,
+    tuning_value,
+)
+from orchestrator.config import Mode, RunSpec, Scenario, Tuning
+from orchestrator.results.manifest import utc_now
+
+SIZING_VERSION = 1  # part of every cache key: a change of the rules re-measures
+CACHE_FOLDER = "sizing"
+
+
+class SizingSource(StrEnum):
+    USER = "user"  # [run.tuning] in the config file: never replaced
+    CACHED = "cached measurement"
+    MEASURED = "measured now"
+    PROFILE = "profile guess"  # until the scenario's first performance test measures
+
+
+@dataclass(frozen=True)
+class ScenarioSizing:
+    """One scenario's sizing value (tuning units: qps or ms) and where it came from."""
+
+    scenario: Scenario
+    value: float
+    source: SizingSource
+    cache_key: str
+    measurement: Measurement | None = None
+    measured_at: str | None = None
+
+    @property
+    def key(self) -> str:
+        return TUNING_KEY[self.scenario.value]
+
+    def record(self) -> dict[str, Any]:
+        """The manifest's record of it."""
+        return {
+            "key": self.key,
+            "value": self.value,
+            "source": self.source.value,
+            "cache_key": self.cache_key,
+            "measured_at": self.measured_at,
+            "measurement": self.measurement.to_dict() if self.measurement else None,
+        }
+
+    def describe(self) -> str:
+        unit = "qps" if self.key.endswith("qps") else "ms"
+        what = f"{self.scenario.value} {self.key} = {self.value:g} {unit}"
+        if self.source is SizingSource.PROFILE:
+            return f"{what} (profile guess), measured before its first performance test"
+        if self.source is SizingSource.CACHED:
+            return f"{what} (cached measurement of {self.measured_at})"
+        return f"{what} ({self.source.value})"
+
+    def server_infeasible(self) -> str | None:
+        """Why no Server target can be VALID here, in words, when one sample alone is over
+        the latency bound; None otherwise or when that is not known."""
+        m = self.measurement
+        if self.scenario is not Scenario.SERVER or m is None or m.server_feasible:
+            return None
+        return (
+            f"Server cannot be VALID on this host with these settings: one sample alone takes "
+            f"{m.latency_p90_ms:.1f} ms (p90 of the measured pass), over the "
+            f"{SERVER_LATENCY_BOUND_MS:g} ms p99 bound"
+        )
+
+
+def sizing_key(spec: RunSpec, scenario: Scenario, host: dict[str, Any], image_id: str,
+               model_digest: str) -> str:  # fmt: skip
+    """What a measurement depends on: the host (CPU, cores, GPUs), the image, the backend and
+    device, the model that runs, and every setting of the scenario's SUT."""
+    harness = spec.harness or {}
+    facts = {
+        "version": SIZING_VERSION,
+        "host": [host.get("hostname"), host.get("cpu_model"), host.get("cpu_count")],
+        "gpus": [gpu.get("name") for gpu in host.get("gpus") or ()],
+        "image": image_id,
+        "backend": spec.backend,
+        "device": spec.device.value,
+        "scenario": scenario.value,
+        "model": model_digest,
+        "threads": spec.threads,
+        "max_batchsize": spec.max_batchsize,
+        "harness": (harness.get("scenarios") or {}).get(scenario.value),
+        "harness_gpus": harness.get("gpus"),
+        "memory": spec.memory,
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+class SizingCache:
+    """Measurements by key, one small JSON file each under <cache>/sizing/."""
+
+    def __init__(self, root: Path) -> None:
+        self.folder = root / CACHE_FOLDER
+
+    def get(self, key: str) -> tuple[Measurement, str] | None:
+        """(measurement, when) for `key`; None when absent or unreadable (re-measured)."""
+        try:
+            data = json.loads((self.folder / f"{key}.json").read_text())
+            return Measurement.from_dict(data["measurement"]), str(data["measured_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: str, measurement: Measurement, when: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{key}.json"
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"measured_at": when, "measurement": measurement.to_dict()}))
+        tmp.replace(path)  # atomic: concurrent runs read a whole file or none
+
+
+class RunSizing:
+    """The sizing of one run's scenarios, updated as its tests measure."""
+
+    def __init__(self, spec: RunSpec, cache: SizingCache, keys: dict[Scenario, str]) -> None:
+        self.base = spec
+        self.cache = cache
+        self.by_scenario: dict[Scenario, ScenarioSizing] = {}
+        given = set(spec.tuning_given)
+        for scenario, key in keys.items():
+            tuning_key = TUNING_KEY[scenario.value]
+            value = float(getattr(spec.tuning, tuning_key))
+            cached = None if tuning_key in given else cache.get(key)
+            if tuning_key in given:
+                entry = ScenarioSizing(scenario, value, SizingSource.USER, key)
+            elif cached is not None:
+                measurement, when = cached
+                entry = ScenarioSizing(
+                    scenario, tuning_value(measurement), SizingSource.CACHED, key,
+                    measurement, when,
+                )  # fmt: skip
+            else:
+                entry = ScenarioSizing(scenario, value, SizingSource.PROFILE, key)
+            self.by_scenario[scenario] = entry
+
+    @property
+    def spec(self) -> RunSpec:
+        """The run's spec with the tuning as sized so far (what user.conf and estimates use)."""
+        values = self.base.tuning.model_dump()
+        for entry in self.by_scenario.values():
+            values[entry.key] = entry.value
+        return self.base.model_copy(update={"tuning": Tuning.model_validate(values)})
+
+    def request(self, scenario: Scenario, mode: Mode) -> str | None:
+        """The container's `--sizing` for this test: its profile when the test must measure
+        (a performance test of a scenario nothing has sized yet), else None."""
+        entry = self.by_scenario.get(scenario)
+        if mode is not Mode.PERFORMANCE or entry is None:
+            return None
+        if entry.source is not SizingSource.PROFILE:
+            return None
+        return self.base.profile.value
+
+    def measured(self, scenario: Scenario, sizing_record: dict[str, Any]) -> ScenarioSizing:
+        """Take what a test measured (its harness.json `sizing`), cache it, size later tests."""
+        measurement = Measurement.from_dict(sizing_record["measurement"])
+        old = self.by_scenario[scenario]
+        when = utc_now()
+        entry = ScenarioSizing(
+            scenario, tuning_value(measurement), SizingSource.MEASURED, old.cache_key,
+            measurement, when,
+        )  # fmt: skip
+        self.cache.put(old.cache_key, measurement, when)
+        self.by_scenario[scenario] = entry
+        return entry
+
+    def record(self) -> dict[str, Any]:
+        return {scenario.value: entry.record() for scenario, entry in self.by_scenario.items()}

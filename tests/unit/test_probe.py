@@ -1,0 +1,118 @@
+"""The measured pass of self-sizing, over fake SUTs of both issue paths (no LoadGen, no
+timing assertions: only what was issued, in which shapes, and what came back)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from backends.common import probe
+from backends.common.probe import CompletionCounter, ProbeTimeout, measure
+from backends.common.sizing import MULTI_STREAM_SAMPLES, TUNING_KEY
+
+
+class _Response:
+    def __init__(self, sample_id: int) -> None:
+        self.id = sample_id
+
+
+class ClassicSUT:
+    """issue_queries(QuerySample-likes), answered on a worker thread as the reference does."""
+
+    def __init__(self, complete: Callable[[list[Any]], None], busy: int = 0) -> None:
+        self.complete = complete
+        self.queries: list[int] = []
+        self.indices: set[int] = set()
+        self.stopped = False
+        self.busy_samples = busy
+
+    def issue_queries(self, samples: list[Any]) -> None:
+        self.queries.append(len(samples))
+        self.indices.update(s.index for s in samples)
+        responses = [_Response(s.id) for s in samples]
+        threading.Thread(target=self.complete, args=(responses,)).start()
+
+    def flush_queries(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+class FastSUT(ClassicSUT):
+    """issue_fast(ids, indices), answered inline."""
+
+    def issue_fast(self, ids: list[int], indices: list[int]) -> None:
+        self.queries.append(len(ids))
+        self.indices.update(indices)
+        self.complete([_Response(i) for i in ids])
+
+    def issue_queries(self, samples: list[Any]) -> None:
+        raise AssertionError("a SUT with issue_fast is driven through it")
+
+
+def _measure(kind: type[ClassicSUT], scenario: str, **sut: Any) -> tuple[Any, ClassicSUT]:
+    built: list[ClassicSUT] = []
+
+    def make(complete: CompletionCounter) -> ClassicSUT:
+        built.append(kind(complete, **sut))
+        return built[0]
+
+    measurement = measure(make, scenario, [3, 5, 7], budget_s=0.02)
+    return measurement, built[0]
+
+
+@pytest.mark.parametrize("kind", [ClassicSUT, FastSUT])
+@pytest.mark.parametrize("scenario", list(TUNING_KEY))
+def test_each_scenario_is_measured_in_its_query_shape(
+    kind: type[ClassicSUT], scenario: str
+) -> None:
+    measurement, sut = _measure(kind, scenario)
+    assert measurement.scenario == scenario
+    assert measurement.samples_per_second > 0
+    assert sut.stopped
+    assert sut.indices <= {3, 5, 7}  # only loaded samples
+    if scenario == "SingleStream":
+        assert set(sut.queries) == {1}
+    elif scenario == "MultiStream":
+        assert set(sut.queries) == {MULTI_STREAM_SAMPLES}
+    elif scenario == "Server":
+        assert set(sut.queries) == {1}
+    else:
+        assert len(sut.queries) >= 1
+        assert measurement.latency_ms is None
+    if scenario != "Offline":
+        assert measurement.latency_ms is not None
+        assert measurement.latency_ms > 0
+        assert measurement.queries >= 5
+
+
+def test_the_first_burst_fills_every_worker() -> None:
+    _, sut = _measure(FastSUT, "Offline", busy=500)
+    assert sut.queries[0] == 500
+
+
+def test_a_sut_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(probe, "WAIT_TIMEOUT_S", 0.05)
+
+    class Silent(ClassicSUT):
+        def issue_queries(self, samples: list[Any]) -> None:
+            pass
+
+    with pytest.raises(ProbeTimeout, match="answered 0 of"):
+        _measure(Silent, "SingleStream")
+
+
+def test_the_sut_is_stopped_when_the_pass_fails() -> None:
+    built: list[ClassicSUT] = []
+
+    def make(complete: CompletionCounter) -> ClassicSUT:
+        built.append(ClassicSUT(complete))
+        return built[0]
+
+    with pytest.raises(ValueError, match="needs loaded samples"):
+        measure(make, "Offline", [])
+    assert built[0].stopped

@@ -1,0 +1,265 @@
+"""Self-sizing: the rules from a measured pass to LoadGen's values, proven against LoadGen's own
+query arithmetic over simulated hosts from 1 to 1 000 000 samples/s; the host-side sources,
+cache and keys."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from backends.common.sizing import (
+    MULTI_STREAM_SAMPLES,
+    TUNING_KEY,
+    Measurement,
+    loadgen_value,
+    tuning_value,
+)
+from orchestrator.config import (
+    DEFAULT_TUNING,
+    Device,
+    Mode,
+    Profile,
+    QuickLimits,
+    RunSpec,
+    Scenario,
+)
+from orchestrator.plan import RULES
+from orchestrator.sizing import (
+    RunSizing,
+    SizingCache,
+    SizingSource,
+    sizing_key,
+)
+
+RATES = [10.0**exponent for exponent in range(7)]  # 1/s .. 1 000 000/s
+# How much faster or slower the LoadGen test runs than the measured pass (warm caches, a
+# neighbour's load, clock boost): sizing must hold over this whole range.
+DRIFT = (0.6, 0.8, 1.0, 1.2, 1.35)
+LATENCY_DRIFT = (1 / 3.5, 0.5, 1.0, 2.0, 5.0)  # test latency / pass latency
+
+
+def _limits(profile: Profile) -> tuple[float, dict[Scenario, int]]:
+    """(min duration s, min query count per scenario) of a profile, as user.conf sets them."""
+    if profile is Profile.QUICK:
+        quick = QuickLimits()
+        return quick.min_duration_ms / 1000, {s: quick.min_query_count(s) for s in Scenario}
+    return 600.0, {s: RULES[s].min_query_count for s in Scenario}
+
+
+def _offline_seconds(expected_qps: float, real_rate: float, profile: Profile) -> float:
+    """LoadGen Offline: one query of max(min_query_count, 1.1 × min_duration × qps) samples."""
+    duration, counts = _limits(profile)
+    value = loadgen_value("Offline", expected_qps, profile is Profile.QUICK)
+    samples = max(counts[Scenario.OFFLINE], int(1.1 * duration * value))
+    return samples / real_rate
+
+
+def _runs_out(scenario: Scenario, expected_ms: float, real_ms: float, profile: Profile) -> bool:
+    """LoadGen SingleStream/MultiStream generate queries for twice the minimum duration at the
+    expected latency; a SUT faster than that issues them all before the minimum duration."""
+    duration, counts = _limits(profile)
+    minimum = counts[scenario]
+    generated = max(minimum, math.ceil(2 * duration / (expected_ms / 1000)))
+    needed = max(minimum, math.ceil(duration / (real_ms / 1000)))
+    return generated < needed
+
+
+def _latency_measurement(scenario: str, latency_ms: float) -> Measurement:
+    samples = MULTI_STREAM_SAMPLES if scenario == "MultiStream" else 1
+    return Measurement(scenario, samples * 10, 10, latency_ms / 100, samples * 1000 / latency_ms,
+                       latency_ms=latency_ms, latency_p90_ms=latency_ms * 1.1)  # fmt: skip
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+@pytest.mark.parametrize("rate", RATES)
+def test_offline_sized_from_a_measurement_lasts_its_minimum_duration(
+    profile: Profile, rate: float
+) -> None:
+    measured = Measurement("Offline", 64, 1, 64 / rate, rate)
+    expected = tuning_value(measured)
+    duration, counts = _limits(profile)
+    for drift in DRIFT:
+        assert _offline_seconds(expected, rate * drift, profile) >= duration, (rate, drift)
+    # and not needlessly long: at the measured rate, under 3 minimum durations (quick: 6),
+    # unless the rules' minimum sample count alone takes longer
+    limit = 3 * duration * (2 if profile is Profile.QUICK else 1)
+    assert _offline_seconds(expected, rate, profile) <= max(limit, counts[Scenario.OFFLINE] / rate)
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+@pytest.mark.parametrize("scenario", [Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM])
+@pytest.mark.parametrize("rate", RATES)
+def test_latency_sized_from_a_measurement_never_runs_out_of_queries(
+    profile: Profile, scenario: Scenario, rate: float
+) -> None:
+    samples = MULTI_STREAM_SAMPLES if scenario is Scenario.MULTI_STREAM else 1
+    latency_ms = 1000 * samples / rate
+    expected_ms = tuning_value(_latency_measurement(scenario.value, latency_ms))
+    for drift in LATENCY_DRIFT:
+        assert not _runs_out(scenario, expected_ms, latency_ms * drift, profile), (rate, drift)
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_the_old_guesses_fail_where_measurement_does_not(rate: float) -> None:
+    """What a fixed guess did: the CPU defaults (20 qps, 50 ms) break on hosts far from them."""
+    guess = DEFAULT_TUNING[Device.CPU]
+    broken = _offline_seconds(guess.offline_expected_qps, rate, Profile.QUICK) < 1.5 or _runs_out(
+        Scenario.SINGLE_STREAM, guess.single_stream_expected_latency_ms, 1000 / rate, Profile.QUICK
+    )
+    assert broken == (rate >= 100)  # 10/s and slower ran long enough; faster hosts broke
+
+
+def test_server_starts_at_half_the_burst_rate_and_knows_the_bound() -> None:
+    fast = Measurement("Server", 100, 100, 1.0, 400.0, latency_ms=4.0, latency_p90_ms=5.0)
+    slow = Measurement("Server", 20, 20, 1.0, 30.0, latency_ms=40.0, latency_p90_ms=48.0)
+    assert tuning_value(fast) == 200.0
+    assert fast.server_feasible
+    assert not slow.server_feasible
+
+
+def test_loadgen_value_adds_the_quick_offline_headroom_only() -> None:
+    assert loadgen_value("Offline", 100.0, quick=True) == 200.0
+    assert loadgen_value("Offline", 100.0, quick=False) == 100.0
+    assert loadgen_value("SingleStream", 5.0, quick=True) == 5.0
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"scenario": "Offline", "samples": 1, "queries": 1, "seconds": 1, "samples_per_second": 0},
+        {"scenario": "Bogus", "samples": 1, "queries": 1, "seconds": 1, "samples_per_second": 1},
+        {"scenario": "SingleStream", "samples": 1, "queries": 1, "seconds": 1,
+         "samples_per_second": 1},  # a latency scenario without a latency
+        {"scenario": "Offline"},
+    ],
+)  # fmt: skip
+def test_damaged_measurements_are_refused(data: dict[str, object]) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
+        Measurement.from_dict(data)
+
+
+def test_measurement_round_trips() -> None:
+    m = _latency_measurement("MultiStream", 80.0)
+    assert Measurement.from_dict(json.loads(json.dumps(m.to_dict()))) == m
+
+
+# --- the host side: sources, cache, keys ---------------------------------------------------------
+
+HOST = {"hostname": "node1", "cpu_model": "EPYC", "cpu_count": 2, "gpus": []}
+
+
+def _spec(**values: object) -> RunSpec:
+    base: dict[str, object] = {
+        "backend": "reference",
+        "device": Device.CPU,
+        "profile": Profile.QUICK,
+        "tuning": DEFAULT_TUNING[Device.CPU],
+    }
+    return RunSpec.model_validate({**base, **values})
+
+
+def _keys(spec: RunSpec, image: str = "sha256:aa") -> dict[Scenario, str]:
+    return {s: sizing_key(spec, s, HOST, image, "md5") for s in spec.scenarios}
+
+
+def _record(measurement: Measurement) -> dict[str, object]:
+    return {"measurement": measurement.to_dict()}
+
+
+def test_first_run_measures_then_the_second_measures_nothing(tmp_path: Path) -> None:
+    spec = _spec()
+    cache = SizingCache(tmp_path)
+    first = RunSizing(spec, cache, _keys(spec))
+    assert {e.source for e in first.by_scenario.values()} == {SizingSource.PROFILE}
+    assert first.request(Scenario.OFFLINE, Mode.PERFORMANCE) == "quick"
+    assert first.request(Scenario.OFFLINE, Mode.ACCURACY) is None  # accuracy needs no sizing
+
+    entry = first.measured(Scenario.OFFLINE, _record(Measurement("Offline", 64, 1, 0.5, 128.0)))
+    assert entry.source is SizingSource.MEASURED
+    assert first.spec.tuning.offline_expected_qps == 160.0  # 128 × 1.25
+    assert first.request(Scenario.OFFLINE, Mode.PERFORMANCE) is None  # later tests use it
+
+    second = RunSizing(spec, cache, _keys(spec))
+    offline = second.by_scenario[Scenario.OFFLINE]
+    assert offline.source is SizingSource.CACHED
+    assert offline.value == 160.0
+    assert second.request(Scenario.OFFLINE, Mode.PERFORMANCE) is None
+    assert second.request(Scenario.SINGLE_STREAM, Mode.PERFORMANCE) == "quick"  # not measured
+
+
+def test_user_values_are_never_measured_or_replaced(tmp_path: Path) -> None:
+    tuning = DEFAULT_TUNING[Device.CPU].model_copy(update={"offline_expected_qps": 7.0})
+    spec = _spec(tuning=tuning, tuning_given=("offline_expected_qps",))
+    cache = SizingCache(tmp_path)
+    cache.put(_keys(spec)[Scenario.OFFLINE], Measurement("Offline", 64, 1, 0.1, 640.0), "then")
+    sizing = RunSizing(spec, cache, _keys(spec))
+    offline = sizing.by_scenario[Scenario.OFFLINE]
+    assert (offline.source, offline.value) == (SizingSource.USER, 7.0)
+    assert sizing.request(Scenario.OFFLINE, Mode.PERFORMANCE) is None
+    assert sizing.spec.tuning.offline_expected_qps == 7.0
+
+
+def test_unknown_given_tuning_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown tuning key"):
+        _spec(tuning_given=("offline_qps",))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"threads": 1},
+        {"max_batchsize": 8},
+        {"memory": "4g"},
+        {"device": Device.CUDA},
+        {"harness": {"gpus": 0, "scenarios": {"Offline": {"batch_size": 16}}}},
+    ],
+)
+def test_a_changed_setting_re_measures(tmp_path: Path, change: dict[str, object]) -> None:
+    spec = _spec()
+    changed = _spec(**change)
+    assert _keys(spec)[Scenario.OFFLINE] != _keys(changed)[Scenario.OFFLINE]
+    assert _keys(spec) != _keys(spec, image="sha256:bb")
+    other_host = sizing_key(
+        spec, Scenario.OFFLINE, {**HOST, "cpu_model": "Xeon"}, "sha256:aa", "md5"
+    )
+    assert other_host != _keys(spec)[Scenario.OFFLINE]
+
+
+def test_another_scenarios_harness_settings_do_not_re_measure() -> None:
+    one = _spec(harness={"gpus": 0, "scenarios": {"Offline": {"b": 1}, "Server": {"b": 1}}})
+    two = _spec(harness={"gpus": 0, "scenarios": {"Offline": {"b": 1}, "Server": {"b": 2}}})
+    assert _keys(one)[Scenario.OFFLINE] == _keys(two)[Scenario.OFFLINE]
+    assert _keys(one)[Scenario.SERVER] != _keys(two)[Scenario.SERVER]
+
+
+def test_a_damaged_cache_entry_is_measured_again(tmp_path: Path) -> None:
+    spec = _spec()
+    keys = _keys(spec)
+    folder = tmp_path / "sizing"
+    folder.mkdir()
+    (folder / f"{keys[Scenario.OFFLINE]}.json").write_text("{not json")
+    sizing = RunSizing(spec, SizingCache(tmp_path), keys)
+    assert sizing.by_scenario[Scenario.OFFLINE].source is SizingSource.PROFILE
+
+
+def test_server_infeasible_is_said_in_words(tmp_path: Path) -> None:
+    spec = _spec()
+    sizing = RunSizing(spec, SizingCache(tmp_path), _keys(spec))
+    slow = Measurement("Server", 20, 20, 1.0, 30.0, latency_ms=40.0, latency_p90_ms=48.0)
+    entry = sizing.measured(Scenario.SERVER, _record(slow))
+    why = entry.server_infeasible()
+    assert why is not None
+    assert "48.0 ms" in why
+    assert "15 ms" in why
+
+
+def test_record_names_every_scenario_and_its_source(tmp_path: Path) -> None:
+    spec = _spec()
+    sizing = RunSizing(spec, SizingCache(tmp_path), _keys(spec))
+    record = sizing.record()
+    assert set(record) == {s.value for s in Scenario}
+    assert {r["key"] for r in record.values()} == set(TUNING_KEY.values())
+    assert all(r["source"] == "profile guess" for r in record.values())
