@@ -28,9 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backends.common.layout import cache_key
-from backends.common.sizing import QUICK_OFFLINE_HEADROOM
 from benchmarks.search import highest_valid
+from contract.layout import cache_key
+from contract.protocol import THROUGHPUT_PREFIX, last_json_line
+from contract.sizing import QUICK_OFFLINE_HEADROOM
 from orchestrator.catalog import get_backend
 from orchestrator.config import Device
 from orchestrator.containers import Identity, RecipeInputs, throughput_spec
@@ -78,8 +79,10 @@ def raw(engine: DockerEngine, backend: str, run: dict[str, Any], seconds: float)
             engine, spec, timeout_s=seconds * 5 + 300, log_file=Path(tmp) / "log",
             on_line=lambda _line: None, what=f"raw throughput of {backend}",
         )  # fmt: skip
-    line = next(ln for ln in outcome.log_tail.splitlines() if ln.startswith("MLORCH_THROUGHPUT "))
-    return dict(json.loads(line.removeprefix("MLORCH_THROUGHPUT ")))
+    found = last_json_line(THROUGHPUT_PREFIX, outcome.log_tail)
+    if found is None:
+        raise RuntimeError(f"the throughput container printed no result:\n{outcome.log_tail}")
+    return found
 
 
 def offline(backend: str, rate: float, seconds: float, cwd: Path, *extra: str) -> dict[str, Any]:

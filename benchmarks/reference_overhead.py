@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from contract.protocol import THROUGHPUT_PREFIX, last_json_line
 from orchestrator.catalog import get_backend
 from orchestrator.config import Device
 from orchestrator.console import Terminal
@@ -61,8 +62,10 @@ def raw_throughput(
             on_line=lambda _line: None,
             what="raw throughput",
         )
-    line = next(ln for ln in outcome.log_tail.splitlines() if ln.startswith("MLORCH_THROUGHPUT "))
-    return dict(json.loads(line.removeprefix("MLORCH_THROUGHPUT ")))
+    found = last_json_line(THROUGHPUT_PREFIX, outcome.log_tail)
+    if found is None:
+        raise RuntimeError(f"the throughput container printed no result:\n{outcome.log_tail}")
+    return found
 
 
 def main() -> None:
@@ -140,7 +143,7 @@ def main() -> None:
 
 
 def _cache_of(run: dict) -> Path:
-    from backends.common.layout import cache_key
+    from contract.layout import cache_key
     from orchestrator.paths import cache_dir
 
     return (

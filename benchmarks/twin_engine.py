@@ -32,16 +32,16 @@ from pathlib import Path
 import numpy as np
 
 from backends.common.dataset import Int8Samples, PreprocessedImagenet
-from backends.common.layout import read_val_map, synthetic_root
 from backends.common.preprocess import prepare_cache
 from backends.common.synthetic import load_existing, make_synthetic_assets
 from backends.dell_trt import guard
-from backends.dell_trt.artifact import synthetic_calibration_set
 from backends.dell_trt.graph import rewrite_file
 from backends.dell_trt.ort_engine import OrtCpuDevice, int8_dot_product
 from backends.dell_trt.quantize import calibrate, calibration_batches, emit
 from backends.dell_trt.throughput import raw_throughput
 from backends.reference.sut import OnnxRuntimeModel
+from contract.dell_trt.artifact import synthetic_calibration_set
+from contract.layout import read_val_map, synthetic_root
 
 CORES = os.cpu_count() or 1
 

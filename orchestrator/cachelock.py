@@ -3,7 +3,7 @@
 Two `mlorch up` on one host may need the same cache entry (a wheelhouse, a probe, the synthetic
 assets, a preprocessed dataset, an image build) at once. Whoever takes the entry's lock fills it;
 the other is told once that it waits, then finds the entry complete and reuses it. The locks are
-`backends.common.locks.exclusive` (flock: released when their process dies, even by SIGKILL), in
+`contract.locks.exclusive` (flock: released when their process dies, even by SIGKILL), in
 `$MLORCH_CACHE/locks/`: outside the folders lent to containers, so a container never needs them.
 """
 
@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from backends.common.locks import LockTimeout, exclusive
+from contract.locks import LockTimeout, exclusive
 from orchestrator.console import Terminal
 from orchestrator.errors import WaitTimeout
 from orchestrator.paths import cache_dir

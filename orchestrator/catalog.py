@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from contract.dell_trt import recipe
 from orchestrator.config import Device
 from orchestrator.errors import ConfigError
 
@@ -83,7 +84,7 @@ class BackendDef:
     # image (checked with ldd at build time; the driver's libraries are mounted at run time).
     gpu_libraries: tuple[str, ...] = ()
     needs_tensorrt: bool = False  # the cuda image runs TensorRT from the base
-    harness_profiles: bool = False  # settings from backends.dell_trt.settings (--set, profiles)
+    harness_profiles: bool = False  # settings from contract.dell_trt.settings (--set, profiles)
 
     def image_repository(self, device: Device) -> str:
         return f"mlorch/{self.name}-{device.value}"
@@ -117,7 +118,7 @@ BACKENDS: dict[str, BackendDef] = {
         default_base={Device.CPU: NGC_BASE, Device.CUDA: NGC_BASE},
         system_site_packages=True,
         input_format="int8",
-        response_dtype="int32",
+        response_dtype=recipe.RESPONSE_DTYPE,
         gpu_libraries=("tensorrt|tensorrt_bindings:**/*.so",),
         needs_tensorrt=True,
         harness_profiles=True,

@@ -21,9 +21,12 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.engine.client import BUILD_TIMEOUT_S
 from orchestrator.errors import ConfigError
-from orchestrator.telemetry import DEFAULT_HZ, MAX_HZ
+
+BUILD_TIMEOUT_S = 3600  # the whole image build, context upload included
+# Telemetry samples a second per test container (GPU via NVML, host CPU and memory); 0: none.
+DEFAULT_HZ = 10.0
+MAX_HZ = 100.0  # NVML refreshes power and utilisation every few ms at best
 
 
 class Scenario(StrEnum):

@@ -268,7 +268,7 @@ def loadgen_command(
     ]
     if audit is not None:
         command += audit.args()
-    if sizing is not None:  # measure first, size the test from it (backends.common.sizing)
+    if sizing is not None:  # measure first, size the test from it (contract.sizing)
         command += ["--sizing", sizing]
     if recipe is not None:  # the recipe's batches, streams and threads come from its settings
         return (*command, *recipe.args())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from orchestrator.config import Device
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import ConfigError
+from orchestrator.gpu import engine_gpu_support
 from orchestrator.hostinfo import nvml_gpus
 
 
@@ -13,7 +14,7 @@ def detect_device(engine: DockerEngine) -> tuple[Device, str]:
     gpus, _driver, why = nvml_gpus()
     if not gpus:
         return Device.CPU, f"no GPU found ({why or 'NVML reports 0 GPUs'})"
-    support = engine.gpu_support()
+    support = engine_gpu_support(engine)
     if support.access is None:
         return (
             Device.CPU,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from orchestrator.catalog import BACKENDS, CUDA_BASES, NGC_BASE, local_base
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import EngineUnavailable
-from orchestrator.gpu import TOOLKIT_HINT, driver_verdict
+from orchestrator.gpu import TOOLKIT_HINT, driver_verdict, engine_gpu_support
 from orchestrator.hostinfo import free_disk_gib, nvml_gpus
 from orchestrator.paths import cache_dir
 
@@ -57,7 +57,7 @@ def run_checks() -> list[Check]:
         checks.append(Check(f"driver for {base.ref}", verdict, sentence, hint))
 
     if engine is not None:
-        support = engine.gpu_support()
+        support = engine_gpu_support(engine)
         if support.access is not None:
             checks.append(Check("GPU containers", "ok", f"{support.access}: {support.detail}"))
         else:

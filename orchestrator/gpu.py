@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.catalog import CudaBase
+from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import GpuUnavailable
 from orchestrator.hostinfo import GpuInfo
 
@@ -87,6 +88,11 @@ def _cdi_kind(text: str, suffix: str) -> str | None:
     except Exception:
         return None
     return str(data.get("kind")) if isinstance(data, dict) and data.get("kind") else None
+
+
+def engine_gpu_support(engine: DockerEngine) -> GpuSupport:
+    """How `engine` would give containers GPUs (hook, CDI, runtime), if at all."""
+    return gpu_support(engine.info(), engine.is_local)
 
 
 def gpu_support(

@@ -1,7 +1,7 @@
 """Harness settings of backends that have them (dell-trt): chosen on the host, announced,
 validated, recorded in the manifest and handed to each SUT container as settings.json.
 
-The profiles and the selection rule live in `backends.dell_trt.settings` (standard library only),
+The profiles and the selection rule live in `contract.dell_trt.settings` (standard library only),
 next to the harness that reads them.
 """
 
@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from backends.dell_trt import settings as S
+from contract.dell_trt import settings as S
 from orchestrator.catalog import BackendDef
 from orchestrator.config import Device
 from orchestrator.errors import ConfigError
@@ -49,7 +49,7 @@ class ResolvedHarness:
 
 
 def settings_json(record: dict[str, Any]) -> str:
-    """The settings.json one SUT container reads (backends.dell_trt.settings.from_json)."""
+    """The settings.json one SUT container reads (contract.dell_trt.settings.from_json)."""
     scenarios = {name: S.ScenarioSettings(**values) for name, values in record["scenarios"].items()}
     selection = S.Selection(
         S.Profile(record["profile"], record["source"], "", (), scenarios), record["reason"]

@@ -20,20 +20,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends.common.digest import file_sha256
-from backends.common.locks import atomic_write_text
+from contract.digest import file_sha256
+from contract.locks import atomic_write_text
+from contract.protocol import PROBE_PREFIX, last_json_line
 from orchestrator import __version__
 from orchestrator.cachelock import cache_lock
 from orchestrator.catalog import CUDA_BASES, BackendDef, local_base
-from orchestrator.config import Device
+from orchestrator.config import BUILD_TIMEOUT_S, Device
 from orchestrator.console import Terminal
 from orchestrator.containers import CONTAINER_UID
 from orchestrator.engine import labels as L
-from orchestrator.engine.client import BUILD_TIMEOUT_S, DockerEngine, ImageFacts
+from orchestrator.engine.client import DockerEngine, ImageFacts
 from orchestrator.engine.container import ContainerSpec, run_to_completion
 from orchestrator.errors import ContainerFailed, ImageError
 from orchestrator.gpu import gpu_stack_problems
-from orchestrator.paths import backends_dir, cache_dir, docker_dir
+from orchestrator.paths import cache_dir, container_packages, docker_dir
 from orchestrator.wheelhouse import (
     DOWNLOAD_TIMEOUT_S,
     PIP_REQUIREMENT,
@@ -67,11 +68,12 @@ def tensorrt():
         except Exception:
             pass
     return os.environ.get("TRT_VERSION")
-print("MLORCH_PROBE " + json.dumps({"python": "%d.%d" % sys.version_info[:2],
+print(@PREFIX@ + " " + json.dumps({"python": "%d.%d" % sys.version_info[:2],
       "glibc": platform.libc_ver()[1], "machine": platform.machine(),
       "cuda": cuda(), "tensorrt": tensorrt()}))
 """
-PROBE_VERSION = 2
+PROBE_CODE = PROBE_CODE.replace("@PREFIX@", repr(PROBE_PREFIX))
+PROBE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -273,12 +275,10 @@ def _probe(engine: DockerEngine, base: BaseImage) -> dict[str, str | None]:
                 f"base image {base.ref} has no usable python3 ({exc.message})",
                 hint="mlorch needs python3 (3.10+) with the venv module in the base image",
             ) from exc
-    line = next(
-        (ln for ln in outcome.log_tail.splitlines() if ln.startswith("MLORCH_PROBE ")), None
-    )
-    if line is None:
+    found = last_json_line(PROBE_PREFIX, outcome.log_tail)
+    if found is None:
         raise ImageError(f"probe of {base.ref} printed nothing usable")
-    return dict(json.loads(line.removeprefix("MLORCH_PROBE ")))
+    return found
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -324,14 +324,14 @@ def stage_context(
     for wheel in wheelhouse.wheels():
         digest.update(f"wheel\0{wheel.name}\0{_file_sha256(wheel)}".encode())
         _link_or_copy(wheel, wheel_dir / wheel.name)
-    source = backends_dir()
-    for path in sorted(source.rglob("*.py")):
-        rel = path.relative_to(source.parent)
-        data = path.read_bytes()
-        digest.update(f"src\0{rel}\0".encode() + hashlib.sha256(data).digest())
-        target = folder / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    for source in container_packages():
+        for path in sorted(source.rglob("*.py")):
+            rel = path.relative_to(source.parent)
+            data = path.read_bytes()
+            digest.update(f"src\0{rel}\0".encode() + hashlib.sha256(data).digest())
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
     return folder, dockerfile, digest.hexdigest()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -31,8 +32,12 @@ def docker_dir() -> Path:
     raise FileNotFoundError("mlorch's docker/ templates are missing from this installation")
 
 
-def backends_dir() -> Path:
-    """The `backends` package copied into every image."""
-    import backends
-
-    return Path(backends.__file__).resolve().parent
+def container_packages() -> tuple[Path, ...]:
+    """The packages copied into every image: the host/container contract and the backends."""
+    found = []
+    for name in ("contract", "backends"):  # located, not imported: the host runs no backend code
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"mlorch's {name} package is missing from this installation")
+        found.append(Path(next(iter(spec.submodule_search_locations))).resolve())
+    return tuple(found)

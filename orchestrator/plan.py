@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.common.sizing import loadgen_value
+from contract.sizing import loadgen_value
 from orchestrator.config import Mode, RunSpec, Scenario
 
 
@@ -32,7 +32,7 @@ RULES: dict[Scenario, RuleLimits] = {
 
 # LoadGen sizes the one Offline query as target_qps × min_duration × 1.1 samples: a SUT faster
 # than its expected rate finishes it early and the run is INVALID (min duration not met). A
-# --quick run sizes its query with extra headroom (backends.common.sizing.loadgen_value).
+# --quick run sizes its query with extra headroom (contract.sizing.loadgen_value).
 OFFLINE_QUERY_MARGIN = 1.1
 
 

@@ -12,19 +12,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from backends.common.digest import file_sha256
-from backends.common.layout import (
-    BAD_IMAGES_EXIT,
+from contract.dell_trt import recipe
+from contract.digest import file_sha256
+from contract.layout import (
     cache_is_complete,
     cache_key,
     sample_file,
     val_map_digest,
 )
-from backends.common.resnet50 import (
+from contract.protocol import BAD_IMAGES_EXIT, GUARD_PREFIX, read_json_line, read_progress
+from contract.resnet50 import (
     CALIBRATION_LIST_SHA256,
     SAMPLE_ELEMENTS,
 )
-from backends.dell_trt import recipe
 from orchestrator.assets import ResolvedAssets, SyntheticRequest, skip
 from orchestrator.assets.dataset import damaged, decode_failures, parse_bad_image
 from orchestrator.cachelock import cache_lock
@@ -47,7 +47,6 @@ from orchestrator.paths import cache_dir
 
 PREPARE_TIMEOUT_S = 3600  # defaults; `up` passes its --timeout
 SYNTHETIC_TIMEOUT_S = 1800
-PROGRESS_PREFIX = "mlorch-progress "
 BYTES_PER_ELEMENT = {"fp32": 4, "int8": 1}
 
 
@@ -58,9 +57,8 @@ def line_printer(
     last = [0]
 
     def on_line(line: str) -> None:
-        if line.startswith(PROGRESS_PREFIX):
-            token = line.split()[1]
-            step = int(token[1:]) if token.startswith("+") else int(token) - last[0]
+        step = read_progress(line, last[0])
+        if step is not None:
             last[0] += step
             if progress:
                 progress(step)
@@ -244,7 +242,6 @@ def _preprocess(
 
 # --- dell-trt: the prepared model (one calibration, two encodings) and the TensorRT engines ---
 
-GUARD_PREFIX = "mlorch-guard "  # one JSON line per engine guard printed by the engines step
 MODEL_TIMEOUT_S = 3 * 3600
 ENGINES_TIMEOUT_S = 3 * 3600
 
@@ -294,7 +291,7 @@ class PreparedRecipe:
 def calibration_id(spec: RunSpec, assets: ResolvedAssets) -> tuple[str, Path | None]:
     """What the calibration set is (its images' digest, part of the prepared model's key) and
     the list to mount: the official list on real ImageNet, a fixed subset of synthetic data."""
-    from backends.dell_trt.artifact import (
+    from contract.dell_trt.artifact import (
         CalibrationSetError,
         official_calibration_set,
         synthetic_calibration_set,
@@ -405,8 +402,9 @@ def ensure_recipe(
         found: list[dict[str, Any]] = []
 
         def on_line(line: str) -> None:
-            if line.startswith(GUARD_PREFIX):
-                found.append(json.loads(line.removeprefix(GUARD_PREFIX)))
+            guard = read_json_line(GUARD_PREFIX, line)  # one per engine the step built
+            if guard is not None:
+                found.append(guard)
             else:
                 terminal.log_line("engines", line)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from backends.common.layout import val_map_path
-from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
+from contract.layout import val_map_path
+from contract.resnet50 import PERFORMANCE_SAMPLE_COUNT
 from orchestrator import __version__
 from orchestrator.assets import (
     ResolvedAssets,
@@ -43,7 +43,7 @@ from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
 from orchestrator.engine.owner import remove_orphans
 from orchestrator.errors import InternalError, Interrupted, MlorchError, disk_full
-from orchestrator.gpu import GpuAccess, require_cuda
+from orchestrator.gpu import GpuAccess, engine_gpu_support, require_cuda
 from orchestrator.harness_settings import settings_json
 from orchestrator.hostinfo import check_disk, host_facts, nvml_gpus
 from orchestrator.image import BuiltImage, ensure_image
@@ -311,7 +311,7 @@ def cuda_preflight(
     """GPUs, a new enough driver and container GPU support, checked before anything starts."""
     gpus, driver, why = nvml_gpus()
     base = CUDA_BASES.get(spec.base_image or backend.default_base[Device.CUDA])
-    return require_cuda(gpus, driver, why, lambda: connect().gpu_support(), base)
+    return require_cuda(gpus, driver, why, lambda: engine_gpu_support(connect()), base)
 
 
 def _planned_tests(spec: RunSpec) -> list[PlannedTest]:
@@ -634,7 +634,7 @@ def _score(
 ) -> tuple[TestResult, dict[str, Any] | None]:
     """accuracy.txt in the official format; for a quantized recipe also the agreement of its
     answers with the FP32 model's on the guard samples."""
-    from backends.common.layout import labels, read_val_map
+    from contract.layout import labels, read_val_map
 
     dtype = ctx.backend.response_dtype
     assets = ctx.assets

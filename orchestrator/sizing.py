@@ -5,7 +5,7 @@ used as given; else a measurement cached for exactly this host, image, backend, 
 settings; else the scenario's first performance test measures the SUT right before its LoadGen
 test (`--sizing`, backends.common.probe) and sizes itself, and the host caches what it measured
 for every later test and run. The profile's guess only stands until then (and sizes the plan's
-first estimate). The rules from a measurement to a value live in backends.common.sizing, which
+first estimate). The rules from a measurement to a value live in contract.sizing, which
 the containers apply too.
 """
 
@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from backends.common.sizing import (
+from contract.sizing import (
     SERVER_LATENCY_BOUND_MS,
     TUNING_KEY,
     Measurement,

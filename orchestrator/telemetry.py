@@ -42,6 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from orchestrator.config import DEFAULT_HZ, MAX_HZ
 from orchestrator.errors import ResultError
 from orchestrator.results.loadgen_log import (
     DETAIL,
@@ -67,8 +68,6 @@ GPU_FIELDS = (
 # Host columns kept per tick; `since` is where the CPU utilisation's interval began.
 HOST_FIELDS = ("since", "cpu_util_pct", "mem_used_mib")
 
-DEFAULT_HZ = 10.0
-MAX_HZ = 100.0  # NVML refreshes power and utilisation every few ms at best
 STOP_TIMEOUT_S = 2.0
 LOST_AFTER_FAILED_TICKS = 3  # a GPU every reading of which fails this many ticks in a row is gone
 MIB = 1 << 20

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.common.resnet50 import MODEL_NAME, PERFORMANCE_SAMPLE_COUNT
+from contract.resnet50 import MODEL_NAME, PERFORMANCE_SAMPLE_COUNT
 from orchestrator.config import RunSpec, Scenario
 from orchestrator.plan import offline_target_qps
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.common.locks import atomic_write_text
+from contract.locks import atomic_write_text
 from orchestrator import __version__
 from orchestrator.errors import ConfigError, WheelhouseError
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.common.locks import atomic_write_text, exclusive
+from contract.locks import atomic_write_text, exclusive
 
 DUMP_SCRIPT = Path(__file__).with_name("api_dump.py")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-PROGRESS_PREFIX = "mlorch-progress"  # `mlorch-progress DONE TODO` lines drive the host's bar
+from contract.protocol import BAD_IMAGES_EXIT, bad_image_line, progress_line
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -21,14 +21,13 @@ def progress_printer(total: int) -> Callable[[int, int], None]:
 
     def report(done: int, todo: int) -> None:
         if done % step == 0 or done == todo:
-            print(f"{PROGRESS_PREFIX} {done} {todo}", flush=True)
+            print(progress_line(done, todo), flush=True)
 
     return report
 
 
 def _prepare(args: argparse.Namespace) -> int:
     """Preprocess; damaged images and unusable inputs end in lines for the host, no traceback."""
-    from backends.common.layout import BAD_IMAGE_PREFIX, BAD_IMAGES_EXIT
     from backends.common.preprocess import BadImages, prepare_cache
 
     report = progress_printer(args.count)
@@ -38,7 +37,7 @@ def _prepare(args: argparse.Namespace) -> int:
         )
     except BadImages as exc:
         for relpath, reason in exc.failures:
-            print(f"{BAD_IMAGE_PREFIX} {relpath}\t{reason}", flush=True)
+            print(bad_image_line(relpath, reason), flush=True)
         number = len(exc.failures)
         print(f"prepare: {number} image{'s' * (number != 1)} could not be decoded", flush=True)
         return BAD_IMAGES_EXIT
@@ -53,7 +52,7 @@ def _synthetic(args: argparse.Namespace) -> int:
     from backends.common.synthetic import make_synthetic_assets
 
     made = make_synthetic_assets(
-        args.out, args.images, args.seed, lambda n: print(f"{PROGRESS_PREFIX} +{n}", flush=True)
+        args.out, args.images, args.seed, lambda n: print(progress_line(n), flush=True)
     )
     print(f"synthetic assets: {made.images} images, {made.distinct_labels} labels", flush=True)
     return 0
@@ -62,7 +61,7 @@ def _synthetic(args: argparse.Namespace) -> int:
 def add_test_arguments(parser: argparse.ArgumentParser, *, loadgen: bool) -> None:
     """The arguments every backend's `run` (loadgen=True: one LoadGen test) and `throughput`
     (loadgen=False: the raw engine) take; each backend adds its own engine options."""
-    from backends.common.resnet50 import PERFORMANCE_SAMPLE_COUNT
+    from contract.resnet50 import PERFORMANCE_SAMPLE_COUNT
 
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--count", type=int, required=True)

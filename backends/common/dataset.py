@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common.layout import CACHE_MANIFEST, cache_is_complete, sample_file
-from backends.common.resnet50 import SAMPLE_SHAPE
+from contract.layout import CACHE_MANIFEST, cache_is_complete, sample_file
+from contract.resnet50 import SAMPLE_SHAPE
 
 
 class PreprocessedImagenet:

@@ -9,16 +9,12 @@ which the host reports as a failed test naming the error.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
 from typing import NoReturn
 
-# Exit status of a container whose SUT aborted the test (distinct from Python's 1, argparse's 2
-# and the 128+N of signals); the host maps it to a ContainerFailed naming the error.
-EXIT_SUT_FAILED = 86
-FATAL_PREFIX = "mlorch-fatal "
+from contract.protocol import EXIT_SUT_FAILED, FATAL_PREFIX, json_line
 
 
 def abort_test(exc: BaseException, where: str) -> NoReturn:
@@ -29,20 +25,7 @@ def abort_test(exc: BaseException, where: str) -> NoReturn:
         traceback.print_exception(exc, file=sys.stderr)
         sys.stderr.flush()
         error = " ".join(f"{type(exc).__name__}: {exc}".split())
-        sys.stdout.write(FATAL_PREFIX + json.dumps({"where": where, "error": error}) + "\n")
+        sys.stdout.write(json_line(FATAL_PREFIX, {"where": where, "error": error}) + "\n")
         sys.stdout.flush()
     finally:
         os._exit(EXIT_SUT_FAILED)
-
-
-def parse_fatal_line(line: str) -> dict[str, str] | None:
-    """The report of an `abort_test` line ({"where", "error"}), None for any other line."""
-    if not line.startswith(FATAL_PREFIX):
-        return None
-    try:
-        data = json.loads(line[len(FATAL_PREFIX) :])
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    return {"where": str(data.get("where", "?")), "error": str(data.get("error", "?"))}

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from backends.common.resnet50 import MODEL_NAME
+from contract.resnet50 import MODEL_NAME
 
 _tests_run_in_process = 0
+# How long a SUT may take to stop its workers after its test (each worker join, each wait).
+STOP_TIMEOUT_S = 30.0
 
 
 class SampleLibrary(Protocol):
@@ -105,7 +107,7 @@ def size_test(
     """The measured pass (backends.common.probe) and the value it sizes the test to, set on
     LoadGen's `settings`; the record harness.json keeps."""
     from backends.common.probe import measure
-    from backends.common.sizing import loadgen_value, tuning_value
+    from contract.sizing import loadgen_value, tuning_value
 
     if request.sizing not in SIZING_PROFILES:
         raise ValueError(f"sizing must be one of {SIZING_PROFILES}, got {request.sizing!r}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common.layout import (
+from contract.layout import (
     CACHE_MANIFEST,
     FORMATS,
     cache_is_complete,
@@ -25,8 +25,8 @@ from backends.common.layout import (
     recipe,
     sample_file,
 )
-from backends.common.locks import atomic_write_text
-from backends.common.resnet50 import CHANNEL_MEANS, IMAGE_SIZE, SCALE_PERCENT
+from contract.locks import atomic_write_text
+from contract.resnet50 import CHANNEL_MEANS, IMAGE_SIZE, SCALE_PERCENT
 
 _MEANS = np.asarray(CHANNEL_MEANS, dtype=np.float32)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from backends.common.sizing import (
+from contract.sizing import (
     MULTI_STREAM_SAMPLES,
     PROBE_MAX_LATENCY_QUERIES,
     PROBE_SECONDS,

@@ -3,7 +3,7 @@
 Writes `model/resnet50_v1.onnx` (ResNet50-v1.5 shape: a seeded random-weight body and a
 classifier head built from the images' own features, see `prototype_head`) and `imagenet/` in the
 ImageNet validation layout (JPEGs + `val_map.txt`), then `assets.json` last as the completion
-marker (names and paths: `backends.common.layout`). Each image's label is the FP32 model's own
+marker (names and paths: `contract.layout`). Each image's label is the FP32 model's own
 top-1 answer (ArgMax − 1, as the reference decodes it), so an FP32 run scores 100 % by
 construction: the accuracy path is exercised end to end, the number means nothing about quality.
 """
@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common.layout import (
+from backends.common.preprocess import load_and_preprocess
+from backends.common.synthetic_model import FEATURES_NAME, build_resnet50
+from contract.layout import (
     SYNTHETIC_DATASET,
     SYNTHETIC_MARKER,
     SYNTHETIC_MODEL,
@@ -26,10 +28,8 @@ from backends.common.layout import (
     VAL_MAP,
     synthetic_root,
 )
-from backends.common.locks import atomic_write_text
-from backends.common.preprocess import load_and_preprocess
-from backends.common.resnet50 import INPUT_NAME, NUM_CLASSES_WITH_BACKGROUND, SOFTMAX_OUTPUT
-from backends.common.synthetic_model import FEATURES_NAME, build_resnet50
+from contract.locks import atomic_write_text
+from contract.resnet50 import INPUT_NAME, NUM_CLASSES_WITH_BACKGROUND, SOFTMAX_OUTPUT
 
 __all__ = ["SyntheticAssets", "load_existing", "make_synthetic_assets", "synthetic_root"]
 # Every image's top-1 probability must beat the runner-up by this relative margin, so

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.common.resnet50 import (
+from contract.resnet50 import (
     ARGMAX_OUTPUT,
     INPUT_NAME,
     NUM_CLASSES_WITH_BACKGROUND,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-GUARD_PREFIX = "mlorch-guard "
+from contract.protocol import GUARD_PREFIX, THROUGHPUT_PREFIX, json_line
 
 
 def _log(line: str) -> None:
@@ -32,8 +32,9 @@ def _log(line: str) -> None:
 
 def _model(args: argparse.Namespace) -> int:
     """Prepare the recipe's models into --out (the host's models/<key> folder)."""
-    from backends.common.layout import read_val_map, val_map_digest
-    from backends.dell_trt import artifact, quantize, recipe
+    from backends.dell_trt import quantize
+    from contract.dell_trt import artifact, recipe
+    from contract.layout import read_val_map, val_map_digest
 
     if args.calibration_list is not None:
         calibration = artifact.official_calibration_set(args.dataset, args.calibration_list)
@@ -56,7 +57,7 @@ def _model(args: argparse.Namespace) -> int:
 
 
 def _settings(path: Path, scenario: str) -> Any:
-    from backends.dell_trt.settings import from_json
+    from contract.dell_trt.settings import from_json
 
     return from_json(path.read_text(), scenario)
 
@@ -85,9 +86,10 @@ def _engines(args: argparse.Namespace) -> int:
     the path the scenario's tests take: its device configuration (every execution context, its
     CUDA graphs, its staging), fed through the slots as the harness feeds them."""
     from backends.common.dataset import Int8Samples
-    from backends.dell_trt import cuda_rt, guard, recipe
-    from backends.dell_trt.artifact import ENCODINGS, guard_files
+    from backends.dell_trt import cuda_rt, guard
     from backends.dell_trt.trt_engine import open_gpu_device
+    from contract.dell_trt import recipe
+    from contract.dell_trt.artifact import ENCODINGS, guard_files
 
     onnx_path = args.artifacts / ENCODINGS[recipe.TRT_ENCODING].file
     _, labels_file = guard_files(args.artifacts, args.guard_tag)
@@ -125,7 +127,7 @@ def _engines(args: argparse.Namespace) -> int:
                 **result.as_dict(),
             }
             _log(f"engine {record['engine']} ({scenario}, gpu {device}): {result.summary()}")
-            print(GUARD_PREFIX + json.dumps(record), flush=True)
+            print(json_line(GUARD_PREFIX, record), flush=True)
     return 0
 
 
@@ -152,8 +154,8 @@ class _StoreWithDevices:
 
 def _open_devices(args: argparse.Namespace, settings: Any, store: Any) -> list[Any]:
     """The engines this test runs on: one TensorRT device per GPU, or the CPU twin."""
-    from backends.dell_trt import recipe
-    from backends.dell_trt.artifact import ENCODINGS
+    from contract.dell_trt import recipe
+    from contract.dell_trt.artifact import ENCODINGS
 
     if args.device == "cuda":
         from backends.dell_trt import cuda_rt
@@ -288,7 +290,7 @@ def _throughput(args: argparse.Namespace) -> int:
         ],
         "device_facts": [getattr(device, "facts", {}) for device in devices],
     }
-    print("MLORCH_THROUGHPUT " + json.dumps(record), flush=True)
+    print(json_line(THROUGHPUT_PREFIX, record), flush=True)
     return 0
 
 

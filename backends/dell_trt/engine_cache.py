@@ -10,7 +10,7 @@ deliberately not in the key.
 
 Layout: `<root>/<key>/engine.plan` and `<root>/<key>/engine.json` (the key's fields, the plan's
 size and sha256, the build time). The json is written last, so its presence marks a complete
-entry. Builders serialize on `<root>/<key>.lock` (`backends.common.locks.exclusive`): a second
+entry. Builders serialize on `<root>/<key>.lock` (`contract.locks.exclusive`): a second
 process asking for the same key waits and then loads what the first one built.
 """
 
@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.common.digest import file_sha256
-from backends.common.locks import atomic_write_bytes, atomic_write_text, exclusive
+from contract.digest import file_sha256
+from contract.locks import atomic_write_bytes, atomic_write_text, exclusive
 
 # The TensorRT of the pinned base image (nvcr.io/nvidia/tensorrt:26.03-py3). The API conformance
 # tests check trt_engine.py against this version's real bindings (and the newest 11.x).

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from backends.common.resnet50 import SAMPLE_ELEMENTS
+from contract.dell_trt.recipe import LABEL_BYTES
+from contract.resnet50 import SAMPLE_ELEMENTS
 
 if TYPE_CHECKING:
     from backends.dell_trt import cuda_rt
 
 SAMPLE_BYTES = SAMPLE_ELEMENTS  # one INT8 sample
-LABEL_BYTES = 4  # one int32 top-1 label a sample
 DENSE_GRAPH_LIMIT = 64
 GATHER_METHODS = ("auto", "batch", "loop")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.common.resnet50 import (
+from contract.resnet50 import (
     ARGMAX_OUTPUT,
     INPUT_NAME,
     NUM_CLASSES,
@@ -290,6 +290,6 @@ def rewrite_file(source: Path, destination: Path) -> None:
     """Rewrite the model file `source` into `destination`."""
     import onnx
 
-    from backends.common.locks import atomic_write_bytes
+    from contract.locks import atomic_write_bytes
 
     atomic_write_bytes(destination, rewrite(onnx.load(str(source))).SerializeToString())

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.common.layout import read_val_map
+from contract.layout import read_val_map
 
 DEFAULT_SAMPLES = 300
 DEFAULT_THRESHOLD = 0.99

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from backends.common.dataset import Int8Samples
-from backends.common.resnet50 import SAMPLE_SHAPE
+from backends.common.loadgen_driver import STOP_TIMEOUT_S
+from contract.resnet50 import SAMPLE_SHAPE
 
 DEFAULT_CAPACITY = 32
-SHUTDOWN_TIMEOUT_S = 30.0
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
@@ -149,10 +149,10 @@ class OrtCpuSlot:
                 self._done.set()
 
     def close(self) -> None:
-        self._done.wait(SHUTDOWN_TIMEOUT_S)
+        self._done.wait(STOP_TIMEOUT_S)
         self._closing = True
         self._start.set()
-        self._thread.join(SHUTDOWN_TIMEOUT_S)
+        self._thread.join(STOP_TIMEOUT_S)
 
 
 class OrtCpuDevice:

@@ -2,7 +2,7 @@
 
 `calibrate` runs onnxruntime's calibrator once over the FP32 preprocessing of the calibration
 images and returns the raw (asymmetric) activation ranges. `emit` turns those ranges into a Q/DQ
-model for one encoding (`backends.dell_trt.artifact.ENCODINGS`): weights int8, symmetric, per
+model for one encoding (`contract.dell_trt.artifact.ENCODINGS`): weights int8, symmetric, per
 output channel; activations int8 symmetric (s8s8, TensorRT) or uint8 asymmetric (u8s8,
 onnxruntime CPU). Both models take the INT8 linear input (round(x − mean) clipped, scale 1.0):
 the input's quantization is pinned to scale 1 so the int8 cache feeds the first DequantizeLinear
@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from backends.common.digest import file_sha256
-from backends.common.locks import atomic_write_text, exclusive
-from backends.common.resnet50 import INPUT_NAME
-from backends.dell_trt import guard, recipe
-from backends.dell_trt.artifact import (
+from backends.dell_trt import guard
+from backends.dell_trt.graph import REWRITE_VERSION, classifier_tail, rewrite
+from contract.dell_trt import recipe
+from contract.dell_trt.artifact import (
     ENCODINGS,
     MANIFEST,
     METHODS,
@@ -42,7 +41,9 @@ from backends.dell_trt.artifact import (
     guard_files,
     read_manifest,
 )
-from backends.dell_trt.graph import REWRITE_VERSION, classifier_tail, rewrite
+from contract.digest import file_sha256
+from contract.locks import atomic_write_text, exclusive
+from contract.resnet50 import INPUT_NAME
 
 CALIBRATION_BATCH = 16
 _INPUT_DQ = "mlorch_nv/input_dequantize"
@@ -236,7 +237,7 @@ def emit(
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
-    from backends.common.locks import atomic_write_bytes
+    from contract.locks import atomic_write_bytes
 
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")

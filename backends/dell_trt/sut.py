@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from backends.common.fatal import abort_test
+from backends.common.loadgen_driver import STOP_TIMEOUT_S
 from backends.dell_trt.harness import ErrorFn, InferenceDevice, LwisHarness
+from contract.dell_trt.recipe import LABEL_BYTES
 
-LABEL_BYTES = 4
-STOP_TIMEOUT_S = 30.0
 # Distinct label buffers whose responses are kept: a few per slot is plenty; beyond that the
 # labels are temporaries (non-int32 engine output) and caching them would only grow memory.
 _MAX_CACHED_BUFFERS = 256

@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from backends.common.digest import file_sha256
-from backends.common.resnet50 import SAMPLE_SHAPE
 from backends.dell_trt.engine_cache import (
     DEFAULT_BUILDER,
     BuilderOptions,
@@ -31,6 +29,8 @@ from backends.dell_trt.engine_cache import (
     EngineCache,
     EngineKey,
 )
+from contract.digest import file_sha256
+from contract.resnet50 import SAMPLE_SHAPE
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -64,7 +64,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def _throughput(args: argparse.Namespace) -> int:
     """Raw onnxruntime throughput: the SUT's model, batch and threads, no LoadGen."""
-    import json
     import threading
     import time
 
@@ -72,6 +71,7 @@ def _throughput(args: argparse.Namespace) -> int:
 
     from backends.common.dataset import PreprocessedImagenet
     from backends.reference.sut import OnnxRuntimeModel
+    from contract.protocol import THROUGHPUT_PREFIX, json_line
 
     threads = args.threads or os.cpu_count() or 1
     qsl = PreprocessedImagenet(args.cache, args.count, args.count)
@@ -102,7 +102,7 @@ def _throughput(args: argparse.Namespace) -> int:
         "seconds": elapsed,
         **model.facts,
     }
-    print("MLORCH_THROUGHPUT " + json.dumps(record), flush=True)
+    print(json_line(THROUGHPUT_PREFIX, record), flush=True)
     return 0
 
 

@@ -20,9 +20,8 @@ import numpy as np
 
 from backends.common.dataset import PreprocessedImagenet
 from backends.common.fatal import abort_test
-from backends.common.resnet50 import ARGMAX_OUTPUT, SAMPLE_SHAPE
-
-SHUTDOWN_TIMEOUT_S = 30.0
+from backends.common.loadgen_driver import STOP_TIMEOUT_S
+from contract.resnet50 import ARGMAX_OUTPUT, SAMPLE_SHAPE
 
 
 def visible_gpu_count() -> int:
@@ -159,7 +158,7 @@ class ReferenceSUT:
         for _ in self._workers:
             self._queue.put(None)
         for thread in self._workers:
-            thread.join(timeout=SHUTDOWN_TIMEOUT_S)
+            thread.join(timeout=STOP_TIMEOUT_S)
 
     def _work(self, worker: int) -> None:
         while True:

@@ -13,14 +13,14 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from backends.common.dataset_check import ListedImage, Problem, summary_counts
-from backends.common.layout import (
+from contract.dataset_check import ListedImage, Problem, summary_counts
+from contract.layout import (
     SYNTHETIC_DATASET,
     SYNTHETIC_MARKER,
     SYNTHETIC_MODEL,
     synthetic_root,
 )
-from backends.common.resnet50 import CALIBRATION_LIST, CALIBRATION_LIST_SHA256
+from contract.resnet50 import CALIBRATION_LIST, CALIBRATION_LIST_SHA256
 from orchestrator.assets.dataset import (
     damaged,
     inspect_dataset,

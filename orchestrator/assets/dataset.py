@@ -1,6 +1,6 @@
 """Damaged datasets: the up-front check, its one summary, and the filtered list of `--skip-bad`.
 
-The checks themselves are the standard-library ones in backends.common.dataset_check; this
+The checks themselves are the standard-library ones in contract.dataset_check; this
 module turns their findings into an error, a manifest record or a filtered val_map.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from backends.common.dataset_check import (
+from contract.dataset_check import (
     UNDECODABLE,
     DatasetReport,
     ListedImage,
@@ -22,8 +22,9 @@ from backends.common.dataset_check import (
     summary_counts,
     summary_details,
 )
-from backends.common.layout import BAD_IMAGE_PREFIX, VAL_MAP
-from backends.common.locks import atomic_write_text
+from contract.layout import VAL_MAP
+from contract.locks import atomic_write_text
+from contract.protocol import read_bad_image
 from orchestrator.errors import AssetError, DamagedDataset
 from orchestrator.paths import cache_dir
 
@@ -104,9 +105,10 @@ def skipped_record(problems: Sequence[Problem]) -> dict[str, Any]:
 
 def parse_bad_image(line: str) -> tuple[str, str] | None:
     """`mlorch-bad-image <relpath>\\t<reason>` from the prepare container → (relpath, reason)."""
-    if not line.startswith(BAD_IMAGE_PREFIX + " "):
+    found = read_bad_image(line)
+    if found is None:
         return None
-    relpath, _, reason = line[len(BAD_IMAGE_PREFIX) + 1 :].partition("\t")
+    relpath, reason = found
     return relpath, reason or "cannot be decoded"
 
 

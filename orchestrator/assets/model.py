@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends.common.resnet50 import INPUT_NAME
+from contract.resnet50 import INPUT_NAME
 from orchestrator.cachelock import cache_lock
 from orchestrator.errors import AssetError
 

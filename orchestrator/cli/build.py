@@ -24,7 +24,7 @@ def build(
 ) -> None:
     """Build the SUT image for BACKEND (content-addressed: unchanged inputs build nothing)."""
     from orchestrator.catalog import get_backend
-    from orchestrator.engine.client import BUILD_TIMEOUT_S
+    from orchestrator.config import BUILD_TIMEOUT_S
     from orchestrator.image import ensure_image
 
     app: Application = ctx.obj

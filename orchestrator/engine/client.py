@@ -15,16 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator.engine import labels as L
 from orchestrator.errors import BuildFailed, ContainerFailed, EngineUnavailable, ImageError
 
-if TYPE_CHECKING:
-    from orchestrator.gpu import GpuSupport
-
 API_TIMEOUT_S = 60
-BUILD_TIMEOUT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -63,12 +59,6 @@ class DockerEngine:
     def is_local(self) -> bool:
         """True when the daemon listens on a local socket (its files are this host's)."""
         return str(getattr(self.client.api, "base_url", "")) == "http+docker://localhost"
-
-    def gpu_support(self) -> GpuSupport:
-        """How this engine would give containers GPUs (hook, CDI, runtime), if at all."""
-        from orchestrator.gpu import gpu_support
-
-        return gpu_support(self.info(), self.is_local)
 
     # images
     def image_id(self, ref: str) -> str | None:
@@ -116,7 +106,7 @@ class DockerEngine:
         tag: str,
         labels: dict[str, str],
         on_line: Callable[[str], None],
-        timeout: float = BUILD_TIMEOUT_S,
+        timeout: float,
     ) -> str:
         """Build `context` as `tag`, streaming the build output; return the image id.
 

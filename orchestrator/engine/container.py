@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.common.fatal import EXIT_SUT_FAILED, parse_fatal_line
+from contract.protocol import EXIT_SUT_FAILED, read_fatal
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.owner import Owner
 from orchestrator.errors import ContainerFailed, WaitTimeout
@@ -150,7 +150,7 @@ class _LogPump(threading.Thread):
     def _emit(self, raw: bytes) -> None:
         line = raw.decode(errors="replace").rstrip("\r")
         self.tail.append(line)
-        self.fatal = parse_fatal_line(line) or self.fatal
+        self.fatal = read_fatal(line) or self.fatal
         with contextlib.suppress(Exception):
             self.on_line(line)
 

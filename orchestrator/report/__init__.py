@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from backends.common.locks import atomic_write_text
+from contract.locks import atomic_write_text
 from orchestrator.report.model import Comparison
 
 HTML_FILE = "report.html"

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.common.locks import atomic_write_text
+from contract.locks import atomic_write_text
 from orchestrator.compliance import AuditTest, applied_settings
 from orchestrator.errors import ResultError
 from orchestrator.results.accuracy import read_responses

@@ -12,8 +12,8 @@ import json
 import re
 from pathlib import Path
 
-from backends.common.digest import file_sha256
-from backends.common.locks import atomic_write_bytes, atomic_write_text
+from contract.digest import file_sha256
+from contract.locks import atomic_write_bytes, atomic_write_text
 from orchestrator.errors import ResultError
 from orchestrator.results.loadgen_log import ACCURACY_LOG
 

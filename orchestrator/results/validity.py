@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.common.resnet50 import DATASET_SIZE, PERFORMANCE_SAMPLE_COUNT
+from contract.resnet50 import DATASET_SIZE, PERFORMANCE_SAMPLE_COUNT
 from orchestrator.assets.model import OFFICIAL_MODELS
 from orchestrator.config import Scenario
 from orchestrator.errors import ResultError

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from backends.dell_trt import recipe
+from contract.dell_trt import recipe
 from orchestrator import __version__
 from orchestrator.assets.model import MODEL_FILE, OFFICIAL_MODELS
 from orchestrator.paths import source_root

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from orchestrator.results.compliance import VERIFY_ACCURACY, VERIFY_PERFORMANCE
 from orchestrator.results.loadgen_log import ACCURACY_LOG, DETAIL, SUMMARY
 from orchestrator.results.truncation import ACCURACY_TXT
 
 VERSION = "v6.1"
 BENCHMARK = "resnet50"  # the checker maps it to its model "resnet"
-DIVISIONS = ("closed", "open")
 
 
 class Division(StrEnum):
@@ -49,15 +49,12 @@ INFERABLE: dict[str, tuple[str, ...]] = {
     "MultiStream": ("SingleStream",),
     "Offline": ("MultiStream", "SingleStream"),
 }
-COMPLIANCE_TESTS = ("TEST01", "TEST04")
 TELEMETRY = "telemetry"
 MEASUREMENTS = "measurements.json"
 USER_CONF = "user.conf"
 README = "README.md"
 LOG_FILES = (SUMMARY, DETAIL)
 ACCURACY_FILES = (SUMMARY, DETAIL, ACCURACY_LOG, ACCURACY_TXT)
-VERIFY_ACCURACY = "verify_accuracy.txt"
-VERIFY_PERFORMANCE = "verify_performance.txt"
 # measurements.json fields the checker wants non-empty
 MEASUREMENT_FIELDS = (
     "input_data_types",

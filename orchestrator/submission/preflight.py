@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.common.resnet50 import DATASET_SIZE
+from contract.resnet50 import DATASET_SIZE
 from orchestrator.config import Mode, RunSpec, Scenario
 from orchestrator.errors import ResultError
 from orchestrator.plan import estimate_seconds, human_duration
+from orchestrator.results.compliance import VERIFY_ACCURACY, VERIFY_PERFORMANCE
 from orchestrator.results.loadgen_log import (
     ACCURACY_LOG,
     DETAIL,
@@ -30,6 +31,8 @@ from orchestrator.results.loadgen_log import (
 )
 from orchestrator.results.truncation import ACCURACY_TXT, MAX_TRUNCATED_BYTES, recorded_hash
 from orchestrator.results.validity import (
+    COMPLIANCE_TESTS,
+    DIVISIONS,
     SUBMITTER_KEYS,
     Finding,
     accuracy_findings,
@@ -39,15 +42,11 @@ from orchestrator.results.validity import (
 )
 from orchestrator.submission.layout import (
     BENCHMARK,
-    COMPLIANCE_TESTS,
-    DIVISIONS,
     INFERABLE,
     LOG_FILES,
     MEASUREMENT_FIELDS,
     SCENARIOS_BY_TYPE,
     SYSTEM_TYPES,
-    VERIFY_ACCURACY,
-    VERIFY_PERFORMANCE,
     ScenarioPaths,
     SubmitterPaths,
 )
@@ -127,7 +126,7 @@ def check_spec(spec: RunSpec, division: str = "closed", config: Path | None = No
 
 def _spec_model_and_dataset(spec: RunSpec, division: str, report: CheckReport) -> int | None:
     """Problems of the model and dataset; the number of images the run would use."""
-    from backends.common.layout import read_val_map, val_map_path
+    from contract.layout import read_val_map, val_map_path
     from orchestrator.assets.model import file_md5
 
     if spec.synthetic:

@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.common.locks import LockTimeout, exclusive
+from contract.locks import LockTimeout, exclusive
 from orchestrator.errors import ConfigError, ResultError
+from orchestrator.results.compliance import VERIFY_ACCURACY, VERIFY_PERFORMANCE
 from orchestrator.results.loadgen_log import ACCURACY_LOG, DETAIL, SUMMARY
 from orchestrator.results.manifest import read_manifest, resolve_run
 from orchestrator.results.truncation import ACCURACY_TXT, truncate_accuracy_log
 from orchestrator.results.validity import (
+    COMPLIANCE_TESTS,
+    DIVISIONS,
     ComplianceVerdict,
     Validity,
     compliance_verdicts,
@@ -45,15 +48,11 @@ from orchestrator.submission.documents import (
     src_readme,
 )
 from orchestrator.submission.layout import (
-    COMPLIANCE_TESTS,
-    DIVISIONS,
     INFERABLE,
     LOG_FILES,
     SCENARIOS_BY_TYPE,
     TELEMETRY,
     USER_CONF,
-    VERIFY_ACCURACY,
-    VERIFY_PERFORMANCE,
     ScenarioPaths,
     SubmitterPaths,
 )

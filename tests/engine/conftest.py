@@ -88,7 +88,7 @@ def assert_sized_and_valid(run_dir: Path, manifest: dict[str, Any], backend: str
     """A default quick run sizes every scenario from a measurement (this run's, or one cached
     for the same host, image and settings), and SingleStream, MultiStream and Offline come out
     VALID whatever the host's speed; a Server run that cannot be VALID says why in words."""
-    from backends.common.sizing import loadgen_value
+    from contract.sizing import loadgen_value
     from orchestrator.userconf import parse_user_conf
 
     for scenario, entry in manifest["sizing"].items():

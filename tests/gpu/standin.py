@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.common.resnet50 import SAMPLE_ELEMENTS
+from contract.resnet50 import SAMPLE_ELEMENTS
 
 CLASSES = 16
 THREADS = 256

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends.common.resnet50 import SAMPLE_SHAPE
 from backends.dell_trt.gpu_device import GpuDevice, GpuDeviceConfig
+from contract.resnet50 import SAMPLE_SHAPE
 from tests.gpu.standin import CupyProjectionRunner, reference_labels
 
 SAMPLES = 96

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.common.layout import labels, read_val_map
 from backends.common.preprocess import prepare_cache
+from contract.layout import labels, read_val_map
 from orchestrator.results.accuracy import score_accuracy_log
 from orchestrator.results.loadgen_log import result_from_logs
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.common.fatal import EXIT_SUT_FAILED, parse_fatal_line
+from contract.protocol import EXIT_SUT_FAILED, read_fatal
 
 pytestmark = pytest.mark.loadgen
 
@@ -100,7 +100,7 @@ def test_worker_exception_ends_the_test_at_once(
     assert result.returncode == EXIT_SUT_FAILED, result.stderr[-3000:]
     assert elapsed < 30, elapsed  # the test asked for 60 s of queries: it was cut short
     assert "finished normally" not in result.stdout
-    fatal = [parse_fatal_line(line) for line in result.stdout.splitlines()]
+    fatal = [read_fatal(line) for line in result.stdout.splitlines()]
     reports = [report for report in fatal if report is not None]
     assert len(reports) == 1, result.stdout
     assert reports[0]["where"] == stage

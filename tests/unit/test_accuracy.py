@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.common.layout import labels, read_val_map
+from contract.layout import labels, read_val_map
 from orchestrator.errors import ResultError
 from orchestrator.results.accuracy import Accuracy, score_accuracy_log
 from orchestrator.results.loadgen_log import parse_accuracy_line

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.common.layout import CACHE_MANIFEST, SYNTHETIC_MARKER, cache_key
+from contract.layout import CACHE_MANIFEST, SYNTHETIC_MARKER, cache_key
 from orchestrator import cachelock
 from orchestrator.assets import ResolvedAssets, synthetic_request
 from orchestrator.assets.model import ModelInfo
@@ -35,7 +35,7 @@ WAITING = "waiting for another mlorch to finish"
 FILL_THEN_RELEASE = """
 import sys, time
 from pathlib import Path
-from backends.common.locks import atomic_write_text, exclusive
+from contract.locks import atomic_write_text, exclusive
 lock, ready, target, content = sys.argv[1:]
 with exclusive(Path(lock)):
     Path(ready).write_text("held")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.common.fatal import EXIT_SUT_FAILED
+from contract.protocol import EXIT_SUT_FAILED
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import PIDS_LIMIT, ContainerSpec, run_to_completion
 from orchestrator.engine.owner import Owner

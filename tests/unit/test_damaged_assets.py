@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from backends.common.layout import (
-    BAD_IMAGE_PREFIX,
-    BAD_IMAGES_EXIT,
+from contract.layout import (
     cache_key,
     read_val_map,
     sample_file,
 )
+from contract.protocol import BAD_IMAGE_PREFIX, BAD_IMAGES_EXIT
 from orchestrator.assets import ResolvedAssets, plan_assets
 from orchestrator.catalog import BackendDef, get_backend
 from orchestrator.config import DEFAULT_TUNING, Device, RunSpec

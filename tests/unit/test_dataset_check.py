@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from backends.common.dataset_check import (
+from contract.dataset_check import (
     DUPLICATE,
     ESCAPING,
     MISSING,
@@ -23,7 +23,7 @@ from backends.common.dataset_check import (
     summary_counts,
     summary_details,
 )
-from backends.common.layout import read_val_map
+from contract.layout import read_val_map
 from tests.damaged_dataset import (
     EXPECTED,
     DamagedFolder,
@@ -228,7 +228,7 @@ def test_strict_reader_rejects_out_of_range_labels(tmp_path: Path) -> None:
 
 def test_the_check_is_standard_library_only() -> None:
     code = (
-        "import sys, backends.common.dataset_check; "
+        "import sys, contract.dataset_check; "
         "heavy = {'cv2', 'numpy', 'PIL', 'onnxruntime'} & set(sys.modules); "
         "assert not heavy, heavy"
     )

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from backends.dell_trt import artifact, recipe
-from backends.dell_trt.artifact import (
+from backends.dell_trt.graph import REWRITE_VERSION
+from contract.dell_trt import artifact, recipe
+from contract.dell_trt.artifact import (
     CalibrationSetError,
     official_calibration_set,
     synthetic_calibration_set,
 )
-from backends.dell_trt.graph import REWRITE_VERSION
 
 _BASE = {"model_sha256": "a" * 64, "calibration_id": "synthetic:abc:every-2", "method": "minmax"}
 
@@ -63,7 +63,7 @@ def test_recipe_version_moves_with_the_rewrite_and_the_quantizer() -> None:
 
 def test_host_can_import_it_without_numerical_libraries() -> None:
     code = (
-        "import sys, backends.dell_trt.artifact, backends.dell_trt.graph\n"
+        "import sys, contract.dell_trt.artifact, backends.dell_trt.graph\n"
         "heavy = {'numpy', 'onnx', 'onnxruntime', 'cv2'} & set(sys.modules)\n"
         "assert not heavy, heavy"
     )

@@ -10,9 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
-from backends.common.layout import read_val_map
 from backends.common.preprocess import load_and_preprocess
-from backends.common.resnet50 import ARGMAX_OUTPUT, INPUT_NAME, SOFTMAX_OUTPUT
 from backends.dell_trt.graph import (
     CLASS_OUTPUT,
     TARGET_OPSET,
@@ -20,6 +18,8 @@ from backends.dell_trt.graph import (
     classifier_tail,
     rewrite,
 )
+from contract.layout import read_val_map
+from contract.resnet50 import ARGMAX_OUTPUT, INPUT_NAME, SOFTMAX_OUTPUT
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.dell_trt import settings as S
+from contract.dell_trt import settings as S
 from orchestrator.catalog import get_backend
 from orchestrator.config import Device
 from orchestrator.errors import ConfigError, GpuUnavailable

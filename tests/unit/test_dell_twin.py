@@ -21,11 +21,11 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from backends.common.layout import read_val_map, val_map_digest
 from backends.common.preprocess import load_and_preprocess
-from backends.common.resnet50 import INPUT_NAME, NUM_CLASSES_WITH_BACKGROUND
-from backends.dell_trt import guard, recipe
-from backends.dell_trt.artifact import (
+from backends.dell_trt import guard
+from backends.dell_trt.quantize import load_ranges, prepare_model
+from contract.dell_trt import recipe
+from contract.dell_trt.artifact import (
     ENCODINGS,
     MANIFEST,
     RANGES,
@@ -34,7 +34,8 @@ from backends.dell_trt.artifact import (
     guard_files,
     synthetic_calibration_set,
 )
-from backends.dell_trt.quantize import load_ranges, prepare_model
+from contract.layout import read_val_map, val_map_digest
+from contract.resnet50 import INPUT_NAME, NUM_CLASSES_WITH_BACKGROUND
 
 _SCALE = "{}_scale"
 
@@ -401,8 +402,8 @@ def test_twin_slot_contract_errors(prepared: tuple, int8_cache: Path) -> None:
 
 def test_twin_refuses_a_float_input_model(prepared: tuple, int8_cache: Path) -> None:
     from backends.common.dataset import Int8Samples
-    from backends.dell_trt.artifact import RECIPE_FP32
     from backends.dell_trt.ort_engine import OrtCpuDevice
+    from contract.dell_trt.artifact import RECIPE_FP32
 
     store = Int8Samples(int8_cache, 64, 64)
     with pytest.raises(ValueError, match="int8 input"):

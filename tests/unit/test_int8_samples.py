@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from backends.common.dataset import Int8Samples
-from backends.common.layout import read_val_map, sample_file
 from backends.common.preprocess import prepare_cache, preprocess_bgr
-from backends.common.resnet50 import SAMPLE_SHAPE
+from contract.layout import read_val_map, sample_file
+from contract.resnet50 import SAMPLE_SHAPE
 
 
 @pytest.fixture(scope="module")

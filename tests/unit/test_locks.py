@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.common.locks import LockTimeout, atomic_write_text, exclusive
+from contract.locks import LockTimeout, atomic_write_text, exclusive
 
 
 def _hold(lock: str, ready: str, seconds: float) -> None:

@@ -10,14 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from backends.common.layout import (
-    BAD_IMAGE_PREFIX,
-    BAD_IMAGES_EXIT,
+from backends.common.preprocess import load_and_preprocess, prepare_cache, preprocess_bgr
+from contract.layout import (
     cache_is_complete,
     cache_key,
     sample_file,
 )
-from backends.common.preprocess import load_and_preprocess, prepare_cache, preprocess_bgr
+from contract.protocol import BAD_IMAGE_PREFIX, BAD_IMAGES_EXIT
 from tests.damaged_dataset import jpeg_bytes, picture, with_garbage_huffman_table
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from backends.common import probe
 from backends.common.probe import CompletionCounter, ProbeTimeout, measure
-from backends.common.sizing import MULTI_STREAM_SAMPLES, TUNING_KEY
+from contract.sizing import MULTI_STREAM_SAMPLES, TUNING_KEY
 
 
 class _Response:

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from backends.common.digest import file_sha256
-from backends.common.layout import val_map_digest
 from backends.common.synthetic import synthetic_root
-from backends.dell_trt import recipe
+from contract.dell_trt import recipe
+from contract.digest import file_sha256
+from contract.layout import val_map_digest
+from contract.protocol import GUARD_PREFIX, json_line
 from orchestrator.assets import ResolvedAssets, SyntheticRequest, resolve_synthetic
 from orchestrator.catalog import get_backend
 from orchestrator.config import DEFAULT_TUNING, Device, RunSpec
@@ -22,7 +23,7 @@ from orchestrator.containers import Identity
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import AccuracyGuardFailed
 from orchestrator.paths import cache_dir
-from orchestrator.prepare import GUARD_PREFIX, Preparer, calibration_id, ensure_recipe
+from orchestrator.prepare import Preparer, calibration_id, ensure_recipe
 from tests.fake_docker import RUNNING, CannedAPI, exited, fake_client
 
 
@@ -53,7 +54,7 @@ def _run(
     request = SyntheticRequest(synthetic_root(test_cache, 64, 0), 64, 0)
     assets = resolve_synthetic(spec, request, Terminal(quiet=True))
     _prepared_model(spec, assets, cpu)
-    line = GUARD_PREFIX + json.dumps({"engine": "e1", "n": 16, "fraction": engine})
+    line = json_line(GUARD_PREFIX, {"engine": "e1", "n": 16, "fraction": engine})
     api = CannedAPI([RUNNING, exited(0)], [f"{line}\n".encode()])
     prep = Preparer(
         DockerEngine(fake_client(api)), get_backend("dell-trt"), "img", "run",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.common.sizing import (
+from contract.sizing import (
     MULTI_STREAM_SAMPLES,
     TUNING_KEY,
     Measurement,

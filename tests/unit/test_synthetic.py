@@ -8,9 +8,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from backends.common.layout import read_val_map
 from backends.common.preprocess import load_and_preprocess
 from backends.common.synthetic_model import build_resnet50
+from contract.layout import read_val_map
 from orchestrator.assets.model import validate_model
 
 

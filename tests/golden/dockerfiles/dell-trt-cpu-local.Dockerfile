@@ -12,16 +12,18 @@ RUN python3 -m venv --without-pip --system-site-packages /opt/venv \
         -r /tmp/requirements.txt \
  && /opt/venv/bin/python -c "import importlib.metadata as m; print('\n'.join(sorted(f'{d.name}=={d.version}' for d in m.distributions())))" > /opt/venv/pip-freeze.txt
 
-# Stage 2: the SUT image — the base, the venv and the backend code; no wheels, no build tools.
+# Stage 2: the SUT image — the base, the venv, the contract and the backend code; no wheels,
+# no build tools.
 FROM mlorch/base:bookworm
 COPY --from=deps /opt/venv /opt/venv
+COPY contract/ /opt/mlorch/contract/
 COPY backends/ /opt/mlorch/backends/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/mlorch \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp
-RUN python -m compileall -q /opt/mlorch/backends \
+RUN python -m compileall -q /opt/mlorch/contract /opt/mlorch/backends \
  && python -c "import mlperf_loadgen, backends.dell_trt"
 LABEL mlorch.tool="mlorch" mlorch.backend="dell-trt"
 WORKDIR /tmp

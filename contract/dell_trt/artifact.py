@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.common.digest import file_sha256
-from backends.common.layout import read_val_map
-from backends.common.resnet50 import (
+from contract.dell_trt import recipe
+from contract.digest import file_sha256
+from contract.layout import read_val_map
+from contract.resnet50 import (
     CALIBRATION_LIST,
     CALIBRATION_LIST_SHA256,
     CALIBRATION_LIST_SIZE,
 )
-from backends.dell_trt import recipe
 
 # Bump whenever the quantization recipe changes (op list, exclusions, encodings, input handling).
 QUANTIZER_VERSION = 1

@@ -14,6 +14,10 @@ import json
 RECIPE_VERSION = 1
 CALIBRATION_METHOD = "minmax"
 ENCODINGS = ("s8s8", "u8s8")  # TensorRT wants symmetric int8; onnxruntime x86 asymmetric uint8
+# What one LoadGen response holds: the engine's top-1 label (0-999, no background class) as one
+# int32; the host scores accuracy logs with this dtype.
+RESPONSE_DTYPE = "int32"
+LABEL_BYTES = 4
 TRT_ENCODING = "s8s8"
 CPU_ENCODING = "u8s8"
 SYNTHETIC_CALIBRATION_STRIDE = 2  # synthetic data: every 2nd image (the official list is real)

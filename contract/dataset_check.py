@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends.common.layout import (
+from contract.layout import (
     BAD_LABEL,
     BAD_LINE,
     VAL_MAP,

@@ -14,15 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.common.resnet50 import CHANNEL_MEANS, IMAGE_SIZE, NUM_CLASSES, SCALE_PERCENT
+from contract.resnet50 import CHANNEL_MEANS, IMAGE_SIZE, NUM_CLASSES, SCALE_PERCENT
 
 VAL_MAP = "val_map.txt"
 CACHE_MANIFEST = "preprocessed.json"
-
-# `prepare` reports each image it cannot decode as `mlorch-bad-image <relpath>\t<reason>` and then
-# exits with this status (sysexits' EX_DATAERR), so the host can tell damaged data from a crash.
-BAD_IMAGE_PREFIX = "mlorch-bad-image"
-BAD_IMAGES_EXIT = 65
 
 # Cache formats: the reference feeds float32 (x − mean); the Dell/NVIDIA recipe feeds INT8 linear
 # (round(x − mean) clipped to [−128, 127], scale 1.0), 150 528 bytes a sample.
@@ -94,7 +89,7 @@ def val_map_path(dataset_dir: Path, val_map: Path | None = None) -> Path:
 def read_val_map(dataset_dir: Path, val_map: Path | None = None) -> list[ImageEntry]:
     """Parse a val_map (the dataset's own by default), failing at the first bad line.
 
-    The host checks every line and image up front (backends.common.dataset_check), so this strict
+    The host checks every line and image up front (contract.dataset_check), so this strict
     reader is for lists already known to be good.
     """
     entries = []
