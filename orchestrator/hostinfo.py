@@ -11,7 +11,10 @@ from typing import Any
 
 from orchestrator.errors import DiskFull
 
-MIN_FREE_DISK_GIB = float(os.environ.get("MLORCH_MIN_FREE_GIB", "2.0"))
+
+def min_free_disk_gib() -> float:
+    """The free space every write needs besides its own (`MLORCH_MIN_FREE_GIB`, default 2)."""
+    return float(os.environ.get("MLORCH_MIN_FREE_GIB", "2.0"))
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,10 @@ def free_disk_gib(path: Path) -> float:
     return round(shutil.disk_usage(probe).free / (1 << 30), 1)
 
 
-def check_disk(path: Path, need_gib: float = MIN_FREE_DISK_GIB) -> None:
-    """Refuse to start a step that needs more free disk under `path` than there is."""
+def check_disk(path: Path, need_gib: float | None = None) -> None:
+    """Refuse to start a step that needs more free disk under `path` than there is (by default
+    the minimum every step keeps free)."""
+    need_gib = min_free_disk_gib() if need_gib is None else need_gib
     free = free_disk_gib(path)
     if free < need_gib:
         raise DiskFull(

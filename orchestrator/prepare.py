@@ -42,7 +42,7 @@ from orchestrator.containers import (
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import ContainerSpec, run_to_completion
 from orchestrator.errors import AccuracyGuardFailed, ConfigError, ContainerFailed
-from orchestrator.hostinfo import MIN_FREE_DISK_GIB, check_disk
+from orchestrator.hostinfo import check_disk, min_free_disk_gib
 from orchestrator.paths import cache_dir
 
 PREPARE_TIMEOUT_S = 3600  # defaults; `up` passes its --timeout
@@ -215,7 +215,7 @@ def _preprocess(
     fmt, identity = prep.backend.input_format, prep.identity
     # fp32: ~0.6 MB per image (50 000 images: ~30 GB); int8: 150 KB per image.
     need = assets.count * (SAMPLE_ELEMENTS * BYTES_PER_ELEMENT[fmt] + 128) / (1 << 30)
-    check_disk(cache.parent, need_gib=need + MIN_FREE_DISK_GIB)
+    check_disk(cache.parent, need_gib=need + min_free_disk_gib())
     cache.mkdir(parents=True, exist_ok=True)
     identity.lend(cache)
     spec = prepare_spec(

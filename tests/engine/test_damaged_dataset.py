@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from orchestrator.engine.client import DockerEngine
-from tests.damaged_dataset import (
+from tests.engine.conftest import mlorch
+from tests.support.damaged_dataset import (
     EXPECTED,
     jpeg_bytes,
     make_damaged_dataset,
     picture,
     with_garbage_huffman_table,
 )
-from tests.engine.conftest import mlorch
 
 pytestmark = pytest.mark.engine
 

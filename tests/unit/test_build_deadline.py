@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import BuildFailed
-from tests.fake_docker import CannedAPI, fake_client
+from tests.support.fake_docker import CannedAPI, fake_client
 
 
 def _api(events: int, pause_s: float) -> CannedAPI:

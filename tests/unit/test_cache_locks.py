@@ -26,7 +26,7 @@ from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import WaitTimeout
 from orchestrator.image import PROBE_VERSION, BaseImage, image_freeze, probe_platform
 from orchestrator.prepare import Preparer, ensure_preprocessed, ensure_synthetic
-from tests.fake_docker import CannedAPI, fake_client
+from tests.support.fake_docker import CannedAPI, fake_client
 
 WAITING = "waiting for another mlorch to finish"
 
@@ -74,6 +74,7 @@ def _engine() -> tuple[DockerEngine, CannedAPI]:
     return DockerEngine(fake_client(api)), api
 
 
+@pytest.mark.subprocess
 def test_probe_waits_and_reuses(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = BaseImage("mlorch/base:bookworm", "sha256:" + "a" * 64, fallback=True)
     key = base.image_id.replace(":", "_")
@@ -88,6 +89,7 @@ def test_probe_waits_and_reuses(cache: Path, capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().err.count(WAITING) == 1
 
 
+@pytest.mark.subprocess
 def test_freeze_waits_and_reuses(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = cache / "freeze" / "mlorch_reference-cpu_0123.txt"
     engine, api = _engine()
@@ -98,6 +100,7 @@ def test_freeze_waits_and_reuses(cache: Path, capsys: pytest.CaptureFixture[str]
     assert WAITING in capsys.readouterr().err
 
 
+@pytest.mark.subprocess
 def test_synthetic_waits_and_reuses(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     request = synthetic_request(8, 3)
     marker = json.dumps({"distinct_labels": 5})
@@ -114,6 +117,7 @@ def test_synthetic_waits_and_reuses(cache: Path, capsys: pytest.CaptureFixture[s
     assert "5 distinct labels" in err
 
 
+@pytest.mark.subprocess
 def test_preprocessing_waits_and_reuses(
     cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -141,6 +145,7 @@ def test_preprocessing_waits_and_reuses(
     assert "is complete" in err
 
 
+@pytest.mark.subprocess
 def test_a_lock_held_too_long_is_a_wait_timeout(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,6 +161,7 @@ def test_a_lock_held_too_long_is_a_wait_timeout(
     assert info.value.exit_code == 7
 
 
+@pytest.mark.subprocess
 def test_build_contexts_of_dead_processes_are_removed(tmp_path: Path) -> None:
     from orchestrator.image import remove_stale_contexts
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from orchestrator.config import DEFAULT_TUNING, Device, Mode, Profile, RunSpec, 
 from orchestrator.plan import human_duration
 from orchestrator.submission import preflight
 from orchestrator.submission.preflight import CheckReport, check_spec
+from tests.support.cli import run_cli
 
 EDGE = (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM, Scenario.OFFLINE)
 
@@ -194,14 +193,8 @@ def test_compliance_off_in_closed(assets: tuple[Path, Path]) -> None:
 
 
 def _mlorch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "80", "DOCKER_HOST": "unix:///nonexistent/docker.sock"},
-        check=False,
+    return run_cli(
+        *args, cwd=cwd, columns=80, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     )
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import pytest
 
 from orchestrator.submission.layout import ScenarioPaths, SubmitterPaths
 from orchestrator.submission.preflight import CheckReport, check_tree
-from tests.submission_fixtures import (
+from tests.support.cli import run_cli
+from tests.support.submission_fixtures import (
     SYSTEM_ID,
     make_tree,
     set_log_values,
@@ -328,14 +328,7 @@ def test_open_division_needs_no_compliance_nor_every_scenario(tmp_path: Path) ->
 
 
 def _check_cli(tree: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "check", str(tree)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "80"},
-        check=False,
-    )
+    return run_cli("check", str(tree), columns=80)
 
 
 def test_cli_exit_status_and_80_columns(tmp_path: Path) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_cli
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 
@@ -16,15 +17,7 @@ NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 def mlorch(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-        cwd=cwd,
-        check=False,
-    )
+    return run_cli(*args, env=env, cwd=cwd)
 
 
 def assert_one_error(result: subprocess.CompletedProcess[str], code: int, message: str) -> None:
@@ -359,7 +352,7 @@ def test_damaged_dataset_is_refused_before_any_container(
     tmp_path: Path, synthetic_assets: tuple[Path, Path]
 ) -> None:
     """No engine at all: the whole dataset is checked and refused up front, in one summary."""
-    from tests.damaged_dataset import EXPECTED, make_damaged_dataset
+    from tests.support.damaged_dataset import EXPECTED, make_damaged_dataset
 
     model, _ = synthetic_assets
     folder = make_damaged_dataset(tmp_path / "imagenet")
@@ -391,7 +384,7 @@ def test_damaged_dataset_is_refused_before_any_container(
 def test_skip_bad_passes_the_check_then_needs_the_engine(
     tmp_path: Path, synthetic_assets: tuple[Path, Path], how: str
 ) -> None:
-    from tests.damaged_dataset import make_damaged_dataset
+    from tests.support.damaged_dataset import make_damaged_dataset
 
     model, _ = synthetic_assets
     folder = make_damaged_dataset(tmp_path / "imagenet")

@@ -11,7 +11,7 @@ from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import PIDS_LIMIT, ContainerSpec, run_to_completion
 from orchestrator.engine.owner import Owner
 from orchestrator.errors import ContainerFailed, WaitTimeout
-from tests.fake_docker import RUNNING, CannedAPI, exited, fake_client
+from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
 
 
 def _spec(mem_limit: int | None = None) -> ContainerSpec:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api_surface import Api, check_source
-from tests.real_wheels import Prepared, WheelUnavailable, cuda_bindings, prepare
+from tests.support.api_surface import Api, check_source
+from tests.support.real_wheels import Prepared, WheelUnavailable, cuda_bindings, prepare
 
 
 def pinned_cuda_bindings() -> str:
@@ -166,6 +166,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.subprocess
 def test_every_wrapper_reaches_its_call_and_raises_cuda_error(cuda_wheel: Prepared) -> None:
     result = cuda_wheel.run(DRY_RUN)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -210,6 +211,7 @@ print(json.dumps({"outcome": outcome, "runner_closed": Runner.closed}))
 """
 
 
+@pytest.mark.subprocess
 def test_gpu_device_without_a_gpu_fails_cleanly_and_closes_the_runner(
     cuda_wheel: Prepared,
 ) -> None:

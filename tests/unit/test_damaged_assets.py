@@ -28,8 +28,8 @@ from orchestrator.paths import cache_dir
 from orchestrator.prepare import Preparer, ensure_preprocessed
 from orchestrator.results.manifest import RunManifest
 from orchestrator.run import _record_assets
-from tests.damaged_dataset import EXPECTED, DamagedFolder, make_damaged_dataset
-from tests.fake_docker import RUNNING, CannedAPI, exited, fake_client
+from tests.support.damaged_dataset import EXPECTED, DamagedFolder, make_damaged_dataset
+from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
 
 
 @pytest.fixture

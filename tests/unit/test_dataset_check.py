@@ -24,7 +24,7 @@ from contract.dataset_check import (
     summary_details,
 )
 from contract.layout import read_val_map
-from tests.damaged_dataset import (
+from tests.support.damaged_dataset import (
     EXPECTED,
     DamagedFolder,
     jpeg_bytes,
@@ -226,6 +226,7 @@ def test_strict_reader_rejects_out_of_range_labels(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.subprocess
 def test_the_check_is_standard_library_only() -> None:
     code = (
         "import sys, contract.dataset_check; "

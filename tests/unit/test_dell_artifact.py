@@ -61,6 +61,7 @@ def test_recipe_version_moves_with_the_rewrite_and_the_quantizer() -> None:
     assert artifact.ENCODINGS[recipe.CPU_ENCODING].activation_type == "uint8"
 
 
+@pytest.mark.subprocess
 def test_host_can_import_it_without_numerical_libraries() -> None:
     code = (
         "import sys, contract.dell_trt.artifact, backends.dell_trt.graph\n"

@@ -21,6 +21,8 @@ from backends.dell_trt.graph import (
 from contract.layout import read_val_map
 from contract.resnet50 import ARGMAX_OUTPUT, INPUT_NAME, SOFTMAX_OUTPUT
 
+pytestmark = pytest.mark.heavy
+
 
 @pytest.fixture(scope="module")
 def images(synthetic_assets: tuple[Path, Path]) -> np.ndarray:

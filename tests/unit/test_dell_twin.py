@@ -37,6 +37,8 @@ from contract.dell_trt.artifact import (
 from contract.layout import read_val_map, val_map_digest
 from contract.resnet50 import INPUT_NAME, NUM_CLASSES_WITH_BACKGROUND
 
+pytestmark = pytest.mark.heavy
+
 _SCALE = "{}_scale"
 
 

@@ -138,6 +138,7 @@ def _build_in_process(root: str, log: str, started: str) -> None:
     EngineCache(Path(root)).get_or_build(KEY, build)
 
 
+@pytest.mark.subprocess
 def test_two_processes_build_once(tmp_path: Path) -> None:
     log, started = tmp_path / "builds.log", tmp_path / "started"
     spawn = multiprocessing.get_context("spawn")

@@ -116,6 +116,7 @@ def _compile(source: str, output: Path, *args: str) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(not shutil.which("gcc") or not shutil.which("ldd"), reason="needs gcc, ldd")
 def test_libcheck_fails_on_an_unresolved_library_but_not_on_driver_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -14,7 +14,7 @@ from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine, ImageFacts
 from orchestrator.image import BaseImage, resolve_base_image, stage_context
 from orchestrator.wheelhouse import Wheelhouse
-from tests.fake_docker import CannedAPI, fake_client
+from tests.support.fake_docker import CannedAPI, fake_client
 
 BASE_ID = "sha256:" + "1" * 64
 OTHER_ID = "sha256:" + "2" * 64

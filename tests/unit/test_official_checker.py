@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,8 @@ from orchestrator.submission.official import (
     summarize_errors,
 )
 from orchestrator.submission.tree import build_submission
-from tests.submission_fixtures import FACTS, make_run
+from tests.support.cli import run_cli
+from tests.support.submission_fixtures import FACTS, make_run
 
 CHECKOUT = os.environ.get("MLORCH_MLC_INFERENCE")
 
@@ -66,11 +65,8 @@ def test_a_folder_without_the_checker_is_refused(tmp_path: Path) -> None:
 
 
 def test_cli_refuses_official_on_a_spec(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "check", "reference", "--device", "cpu",
-         "--official", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
-    )  # fmt: skip
+    result = run_cli("check", "reference", "--device", "cpu", "--official", str(tmp_path),
+                     cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "--official checks a tree" in result.stderr
 

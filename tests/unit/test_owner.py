@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 from orchestrator.engine import labels as L
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.owner import Owner, OwnerState, owner_state, sort_containers
-from tests.fake_docker import CannedAPI, fake_client
+from tests.support.fake_docker import CannedAPI, fake_client
+
+pytestmark = pytest.mark.subprocess
 
 
 def _dead_owner() -> Owner:

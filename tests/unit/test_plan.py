@@ -16,6 +16,7 @@ def _spec(profile: Profile) -> RunSpec:
     )
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("scenario", list(Scenario))
 def test_rules_match_the_loadgen_embedded_conf(tmp_path: Path, scenario: Scenario) -> None:
     """Read in a fresh process: LoadGen applies its embedded mlperf.conf only once per process."""

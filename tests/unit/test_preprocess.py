@@ -17,7 +17,7 @@ from contract.layout import (
     sample_file,
 )
 from contract.protocol import BAD_IMAGE_PREFIX, BAD_IMAGES_EXIT
-from tests.damaged_dataset import jpeg_bytes, picture, with_garbage_huffman_table
+from tests.support.damaged_dataset import jpeg_bytes, picture, with_garbage_huffman_table
 
 
 def _fixed_image(height: int, width: int) -> np.ndarray:
@@ -95,6 +95,7 @@ def _prepare(
     )  # fmt: skip
 
 
+@pytest.mark.subprocess
 def test_undecodable_images_are_reported_not_raised(tmp_path: Path) -> None:
     """A zero-byte JPEG and one with a garbage Huffman table (headers fine): every bad image is
     named on a line of its own, the exit status says 'damaged data', no traceback."""
@@ -134,6 +135,7 @@ def test_undecodable_images_are_reported_not_raised(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.subprocess
 def test_prepare_refuses_a_bad_list_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "val_map.txt").write_text("a.JPEG 1\nb.JPEG 1000\n")
     result = _prepare(tmp_path, tmp_path / "cache", 2)

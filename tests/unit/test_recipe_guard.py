@@ -24,7 +24,7 @@ from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import AccuracyGuardFailed
 from orchestrator.paths import cache_dir
 from orchestrator.prepare import Preparer, calibration_id, ensure_recipe
-from tests.fake_docker import RUNNING, CannedAPI, exited, fake_client
+from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
 
 
 def _spec(device: Device) -> RunSpec:

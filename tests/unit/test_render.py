@@ -40,6 +40,7 @@ def _as_docker_runs_it(instruction: str) -> list[str]:
     return ["/bin/sh", "-c", instruction]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name", sorted(n for n, b in BACKENDS.items() if b.gpu_libraries))
 def test_the_library_check_gets_every_spec_intact(name: str, tmp_path: Path) -> None:
     """The build-time ldd check receives the catalog's specs as they are: `a|b` alternatives

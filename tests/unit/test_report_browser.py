@@ -18,7 +18,7 @@ import pytest
 
 from orchestrator.report import write_report
 from orchestrator.report.model import build_comparison, iter_cells
-from tests.report_fixtures import GOLDEN_RUNS, RUN_A, RUN_B, perf_dir, write_telemetry
+from tests.support.report_fixtures import GOLDEN_RUNS, RUN_A, RUN_B, perf_dir, write_telemetry
 
 FLAGS = (
     "--headless",
@@ -29,6 +29,8 @@ FLAGS = (
     "--disable-sync",
     "--no-first-run",
 )
+
+pytestmark = pytest.mark.browser
 WIDTH, HEIGHT = 1400, 2000
 
 

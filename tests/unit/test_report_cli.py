@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.report_fixtures import RUN_A, RUN_B, RUN_C
+from tests.support.report_fixtures import RUN_A, RUN_B, RUN_C
 from tests.unit.test_cli import NO_ENGINE, assert_one_error, mlorch
 
 

@@ -22,7 +22,7 @@ from orchestrator.report.model import (
 )
 from orchestrator.results.loadgen_log import parse_summary_text
 from orchestrator.results.manifest import resolve_run
-from tests.report_fixtures import RUN_A, RUN_B, RUN_C, perf_dir, write_telemetry
+from tests.support.report_fixtures import RUN_A, RUN_B, RUN_C, perf_dir, write_telemetry
 
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 

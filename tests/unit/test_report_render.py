@@ -18,7 +18,14 @@ from orchestrator.report.markdown import render_markdown
 from orchestrator.report.model import Comparison, build_comparison, iter_cells
 from orchestrator.report.svg import linear_ticks, log_ticks, nice_step, nines, render
 from orchestrator.report.terminal import render_terminal
-from tests.report_fixtures import GOLDEN_RUNS, RUN_A, RUN_B, RUN_C, perf_dir, write_telemetry
+from tests.support.report_fixtures import (
+    GOLDEN_RUNS,
+    RUN_A,
+    RUN_B,
+    RUN_C,
+    perf_dir,
+    write_telemetry,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 

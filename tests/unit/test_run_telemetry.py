@@ -1,7 +1,7 @@
 """Telemetry around one test's container in `run_test`, engine-free: the canned docker API
-(tests/fake_docker.py) "runs" the container, and starting it writes a LoadGen detail log (the
-golden Offline one) whose power window lies at known times after the start; NVML is the
-scripted stand-in (tests/fake_nvml.py), psutil is real."""
+(tests/support/fake_docker.py) "runs" the container, and starting it writes a LoadGen detail
+log (the golden Offline one) whose power window lies at known times after the start; NVML is the
+scripted stand-in (tests/support/fake_nvml.py), psutil is real."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from orchestrator.report.telemetry import read_telemetry
 from orchestrator.results.loadgen_log import DETAIL
 from orchestrator.run import RunContext, run_test
 from orchestrator.wheelhouse import Platform
-from tests.fake_docker import RUNNING, CannedAPI, exited, fake_client
-from tests.fake_nvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeGpu, FakeNvml
+from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
+from tests.support.fake_nvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeGpu, FakeNvml
 
 GOLDEN_DETAIL = Path(__file__).parents[1] / "golden" / "loadgen" / "Offline-performance" / DETAIL
 WINDOW = (0.2, 0.7)  # LoadGen's power window, seconds after the container started

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.subprocess
+
 REPO = Path(__file__).resolve().parents[2]
 SETUP = REPO / "scripts" / "setup-host.sh"
 PYTHON_ENV = REPO / "scripts" / "python-env.sh"

@@ -21,7 +21,7 @@ from orchestrator.submission.layout import (
 from orchestrator.submission.preflight import check_tree
 from orchestrator.submission.system import SYSTEM_FIELDS, MissingSystemFields
 from orchestrator.submission.tree import build_submission
-from tests.submission_fixtures import FACTS, SYSTEM, make_run
+from tests.support.submission_fixtures import FACTS, SYSTEM, make_run
 
 
 @pytest.fixture
@@ -59,6 +59,7 @@ def snapshot(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.subprocess
 def test_tree_holds_every_file_of_the_layout_and_nothing_else(
     golden: Path, runs: Path, facts: Path, tmp_path: Path
 ) -> None:
@@ -119,6 +120,7 @@ def test_a_missing_system_field_is_asked_for_by_name(
     assert not output.exists()  # nothing written
 
 
+@pytest.mark.subprocess
 def test_supplied_facts_fill_the_system_json_and_nothing_is_a_dummy(
     golden: Path, runs: Path, facts: Path, tmp_path: Path
 ) -> None:
@@ -143,6 +145,7 @@ def test_supplied_facts_fill_the_system_json_and_nothing_is_a_dummy(
     assert system["submitter"] == "Acme"
 
 
+@pytest.mark.subprocess
 def test_reference_and_dell_trt_sit_side_by_side(
     golden: Path, runs: Path, facts: Path, tmp_path: Path
 ) -> None:
@@ -166,6 +169,7 @@ def test_reference_and_dell_trt_sit_side_by_side(
     assert "`reference`" in src
 
 
+@pytest.mark.subprocess
 def test_a_second_submit_merges_and_keeps_the_other_system(
     golden: Path, runs: Path, facts: Path, tmp_path: Path
 ) -> None:
@@ -180,6 +184,7 @@ def test_a_second_submit_merges_and_keeps_the_other_system(
     assert "`reference`" in src
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("fault", [ResultError("disk went away"), KeyboardInterrupt()])
 def test_a_failed_merge_leaves_the_previous_tree_intact(
     golden: Path,
@@ -211,6 +216,7 @@ def test_a_failed_merge_leaves_the_previous_tree_intact(
     ]  # no half-written staging folder left beside it
 
 
+@pytest.mark.subprocess
 def test_a_failed_swap_puts_the_previous_tree_back(
     golden: Path, runs: Path, facts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

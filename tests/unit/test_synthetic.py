@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 
 from backends.common.preprocess import load_and_preprocess
 from backends.common.synthetic_model import build_resnet50
 from contract.layout import read_val_map
 from orchestrator.assets.model import validate_model
+
+pytestmark = pytest.mark.heavy  # generates ResNet50-shaped models
 
 
 def test_graph_has_resnet50_shape() -> None:

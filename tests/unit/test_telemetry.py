@@ -1,5 +1,5 @@
-"""NvmlSampler against a scripted NVML stand-in (tests/fake_nvml.py), psutil for real, and the
-window cut and figures of summary.json checked on hand-made recordings."""
+"""NvmlSampler against a scripted NVML stand-in (tests/support/fake_nvml.py), psutil for real,
+and the window cut and figures of summary.json checked on hand-made recordings."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from orchestrator.telemetry import (
     summarize,
     write_telemetry,
 )
-from tests.fake_nvml import (
+from tests.support.fake_nvml import (
     NVML_ERROR_LIBRARY_NOT_FOUND,
     NVML_ERROR_NO_PERMISSION,
     FakeGpu,

@@ -1,10 +1,11 @@
 """trt_engine.py against the REAL TensorRT Python bindings: the pinned 10.x and the newest 11.x.
 
 The `tensorrt-cu13-bindings` wheel of each version is downloaded (cached), made importable with
-stand-in sonames for libnvinfer & co. (tests/real_wheels.py) and described (tests/api_dump.py);
-every TensorRT name trt_engine.py uses is then found in its source (tests/api_surface.py) and must
-exist, with a fitting signature, in both versions. No fake of TensorRT is involved: a name that a
-version lacks fails here, as the negative cases below prove on small snippets.
+stand-in sonames for libnvinfer & co. (tests/support/real_wheels.py) and described
+(tests/support/api_dump.py); every TensorRT name trt_engine.py uses is then found in its source
+(tests/support/api_surface.py) and must exist, with a fitting signature, in both versions. No fake
+of TensorRT is involved: a name that a version lacks fails here, as the negative cases below prove
+on small snippets.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from backends.dell_trt.engine_cache import TENSORRT_VERSION
-from tests.api_surface import Api, Report, check_source
-from tests.real_wheels import WheelUnavailable, prepare, tensorrt_bindings
+from tests.support.api_surface import Api, Report, check_source
+from tests.support.real_wheels import WheelUnavailable, prepare, tensorrt_bindings
 
 # The newest TensorRT 11 with cu13 bindings on PyPI when this test was written. The engine code
 # must build on 11.x as well as on the pinned 10.x of the base image.

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.results.validity import judge_run, rule_code
-from tests.submission_fixtures import (
+from tests.support.submission_fixtures import (
     GOOD_ACCURACY,
     accuracy_values,
     performance_values,

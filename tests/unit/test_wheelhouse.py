@@ -34,6 +34,7 @@ def test_key_depends_on_python_and_pins() -> None:
     assert a != wheelhouse_key(("numpy==2.4.5",), Platform("3.11", "2.36"))
 
 
+@pytest.mark.subprocess
 def test_given_wheelhouse_that_lacks_packages_is_rejected_offline(tmp_path: Path) -> None:
     with pytest.raises(WheelhouseError, match="does not satisfy"):
         ensure_wheelhouse(("numpy==2.4.6",), Platform("3.11", "2.36"), tmp_path / "cache", tmp_path)
@@ -76,6 +77,7 @@ def test_wheelhouse_made_for_another_python_is_refused_before_pip(tmp_path: Path
     )
 
 
+@pytest.mark.subprocess
 def test_fitting_record_lets_pip_judge_the_wheels(tmp_path: Path) -> None:
     folder = tmp_path / "wheels"
     folder.mkdir()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-GOLDEN_RUNS = Path(__file__).parent / "golden" / "runs"
+GOLDEN_RUNS = Path(__file__).parent.parent / "golden" / "runs"
 RUN_A = "20261123-171232-reference-0375"  # 2 threads, max batch 32; all four scenarios
 RUN_B = "20261123-172128-reference-4108"  # 1 thread, max batch 8
 RUN_C = "20261123-173113-reference-c77c"  # Offline + Server, 1 thread; SIGTERM during Server

@@ -30,7 +30,7 @@ from typing import Any
 from contract.locks import atomic_write_text, exclusive
 
 DUMP_SCRIPT = Path(__file__).with_name("api_dump.py")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOWNLOAD_TIMEOUT_S = 600
 
 
