@@ -106,22 +106,22 @@ def tuning_value(measurement: Measurement) -> float:
     """The tuning value (RunSpec.tuning units: qps or ms) a measurement sizes its scenario to."""
     scenario = measurement.scenario
     if scenario == "Offline":
-        return _round(measurement.samples_per_second * OFFLINE_RATE_HEADROOM)
+        return significant(measurement.samples_per_second * OFFLINE_RATE_HEADROOM)
     if scenario == "Server":
-        return _round(measurement.samples_per_second * SERVER_START_FRACTION)
+        return significant(measurement.samples_per_second * SERVER_START_FRACTION)
     assert measurement.latency_ms is not None  # checked on construction
-    return _round(measurement.latency_ms * LATENCY_HEADROOM)
+    return significant(measurement.latency_ms * LATENCY_HEADROOM)
 
 
 def loadgen_value(scenario: str, tuning: float, quick: bool) -> float:
     """What LoadGen is given for a scenario's tuning value (qps, or ms of latency): the same
     number, except a --quick Offline query sized with its extra headroom."""
     if scenario == "Offline" and quick:
-        return _round(tuning * QUICK_OFFLINE_HEADROOM)
+        return significant(tuning * QUICK_OFFLINE_HEADROOM)
     return tuning
 
 
-def _round(value: float) -> float:
+def significant(value: float) -> float:
     """Four significant digits: user.conf stays readable, sizing keeps its headroom."""
     if value <= 0:
         raise ValueError(f"a sized value must be positive, got {value}")

@@ -144,6 +144,7 @@ class RunSpec(StrictModel):
     tuning: Tuning
     # The tuning keys the user gave ([run.tuning]): used as given, never measured or replaced.
     tuning_given: tuple[str, ...] = ()
+    use_tuned: bool = True  # take what `mlorch tune` found for this host, image and settings
     quick: QuickLimits = QuickLimits()
     test_timeout_s: int = Field(default=7200, gt=0)  # each container: a test, prepare, synthetic
     build_timeout_s: int = Field(default=BUILD_TIMEOUT_S, gt=0)  # the whole image build
@@ -249,6 +250,7 @@ class FileConfig(StrictModel):
     min_agreement: float | None = None
     guard_samples: int | None = None
     compliance: bool | None = None
+    use_tuned: bool | None = None
 
 
 def _key_of(error: dict[str, Any]) -> str:

@@ -63,7 +63,7 @@ from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import RunManifest, utc_now
 from orchestrator.results.validity import judge_run
-from orchestrator.sizing import RunSizing, SizingCache, sizing_key
+from orchestrator.sizing import RunSizing, SizingCache, TunedStore, sizing_key
 from orchestrator.telemetry import NvmlSampler, record_telemetry
 from orchestrator.userconf import render_user_conf
 
@@ -126,8 +126,23 @@ def new_run_id(backend: str) -> str:
     return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{backend}-{secrets.token_hex(2)}"
 
 
+def new_run(spec: RunSpec, name: str) -> RunManifest:
+    """A new run folder under the spec's runs dir and its manifest (not yet written)."""
+    run_id = new_run_id(name)
+    run_dir = (spec.runs_dir / run_id).resolve()
+    run_dir.mkdir(parents=True)
+    return RunManifest(
+        run_id=run_id,
+        run_dir=run_dir,
+        mlorch_version=__version__,
+        spec=json.loads(spec.model_dump_json()),
+        host=host_facts(),
+    )
+
+
 INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 TRACEBACK_FILE = "traceback.txt"
+PROBES_DIR = "probes"  # `tune`'s LoadGen runs, one folder each
 
 
 @contextmanager
@@ -181,17 +196,9 @@ def up(
     check_disk(spec.runs_dir)
     check_disk(cache_dir())
     gpu_access = cuda_preflight(connect, backend, spec) if spec.device is Device.CUDA else None
-    run_id = new_run_id(backend.name)
-    run_dir = (spec.runs_dir / run_id).resolve()
-    run_dir.mkdir(parents=True)
+    manifest = new_run(spec, backend.name)
+    run_id, run_dir = manifest.run_id, manifest.run_dir
     identity = Identity.current()
-    manifest = RunManifest(
-        run_id=run_id,
-        run_dir=run_dir,
-        mlorch_version=__version__,
-        spec=json.loads(spec.model_dump_json()),
-        host=host_facts(),
-    )
     if spec.quick_run:
         manifest.invalid_because.append("quick: --quick profile: shortened durations and counts")
     manifest.write()
@@ -206,44 +213,9 @@ def up(
     failing = True
     try:
         with _signals_as_interrupt():
-            planned = plan_assets(spec, terminal)
-            _announce_plan(spec, planned_count(spec, planned), terminal)
-            engine = connect()
-            _reap_orphans(engine, terminal)
-            image = ensure_image(
-                engine, backend, spec.device, spec.base_image, spec.wheelhouse, terminal,
-                build_timeout_s=spec.build_timeout_s,
-            )  # fmt: skip
-            manifest.image = _image_record(image)
-            manifest.write()
-            prep = Preparer(
-                engine, backend, image.tag, run_id, identity, terminal,
-                timeout_s=spec.test_timeout_s, mem_limit=spec.memory_bytes,
-            )  # fmt: skip
-            if isinstance(planned, SyntheticRequest):
-                ensure_synthetic(prep, planned)
-                assets = resolve_synthetic(spec, planned, terminal)
-            else:
-                assets = planned
-            _record_assets(manifest, assets)
-            assets, cache = ensure_preprocessed(prep, assets, skip_bad=spec.skip_bad)
-            _record_assets(manifest, assets)
-            prepared = None
-            if spec.harness is not None:
-                settings_file = run_dir / backend.name / "settings.json"
-                settings_file.parent.mkdir(parents=True, exist_ok=True)
-                settings_file.write_text(settings_json(spec.harness))
-                prepared = ensure_recipe(prep, spec, assets, cache, settings_file, gpu_access)
-                manifest.recipe = prepared.record()
-                manifest.write()
-            sizing = _run_sizing(spec, manifest, image, assets, prepared)
-            for entry in sizing.by_scenario.values():
-                terminal.info(f"sizing: {entry.describe()}")
-            manifest.sizing = sizing.record()
-            manifest.write()
-            ctx = RunContext(
-                engine, backend, spec, image, run_id, run_dir, assets, cache, identity, terminal,
-                gpu_access, prepared, sizing=sizing,
+            ctx = prepare_run(
+                spec, connect, terminal, manifest, identity, gpu_access,
+                lambda count: _announce_plan(spec, count, terminal),
             )  # fmt: skip
             _run_tests(ctx, manifest, results, audits)
         manifest.status = "complete"
@@ -279,6 +251,62 @@ def up(
     return RunOutcome(manifest, results, audits)
 
 
+def prepare_run(
+    spec: RunSpec,
+    connect: Callable[[], DockerEngine],
+    terminal: Terminal,
+    manifest: RunManifest,
+    identity: Identity,
+    gpu_access: GpuAccess | None,
+    announce: Callable[[int], None],
+) -> RunContext:
+    """Everything before the first test, recorded in `manifest` as it lands: the assets (their
+    image count to `announce` before the long steps), the engine (orphans reaped), the image,
+    synthetic data and preprocessing, dell-trt's recipe, and each scenario's sizing. `up` and
+    `tune` share it."""
+    backend = get_backend(spec.backend)
+    run_id, run_dir = manifest.run_id, manifest.run_dir
+    planned = plan_assets(spec, terminal)
+    announce(planned_count(spec, planned))
+    engine = connect()
+    _reap_orphans(engine, terminal)
+    image = ensure_image(
+        engine, backend, spec.device, spec.base_image, spec.wheelhouse, terminal,
+        build_timeout_s=spec.build_timeout_s,
+    )  # fmt: skip
+    manifest.image = _image_record(image)
+    manifest.write()
+    prep = Preparer(
+        engine, backend, image.tag, run_id, identity, terminal,
+        timeout_s=spec.test_timeout_s, mem_limit=spec.memory_bytes,
+    )  # fmt: skip
+    if isinstance(planned, SyntheticRequest):
+        ensure_synthetic(prep, planned)
+        assets = resolve_synthetic(spec, planned, terminal)
+    else:
+        assets = planned
+    _record_assets(manifest, assets)
+    assets, cache = ensure_preprocessed(prep, assets, skip_bad=spec.skip_bad)
+    _record_assets(manifest, assets)
+    prepared = None
+    if spec.harness is not None:
+        settings_file = run_dir / backend.name / "settings.json"
+        settings_file.parent.mkdir(parents=True, exist_ok=True)
+        settings_file.write_text(settings_json(spec.harness))
+        prepared = ensure_recipe(prep, spec, assets, cache, settings_file, gpu_access)
+        manifest.recipe = prepared.record()
+        manifest.write()
+    sizing = _run_sizing(spec, manifest, image, assets, prepared)
+    for entry in sizing.by_scenario.values():
+        terminal.info(f"sizing: {entry.describe()}")
+    manifest.sizing = sizing.record()
+    manifest.write()
+    return RunContext(
+        engine, backend, spec, image, run_id, run_dir, assets, cache, identity, terminal,
+        gpu_access, prepared, sizing=sizing,
+    )  # fmt: skip
+
+
 def _run_sizing(
     spec: RunSpec,
     manifest: RunManifest,
@@ -295,7 +323,8 @@ def _run_sizing(
         scenario: sizing_key(spec, scenario, manifest.host, image.image_id, model)
         for scenario in spec.scenarios
     }
-    return RunSizing(spec, SizingCache(cache_dir()), keys)
+    tuned = TunedStore(cache_dir()) if spec.use_tuned else None
+    return RunSizing(spec, SizingCache(cache_dir()), keys, tuned)
 
 
 def _judge(manifest: RunManifest) -> None:
@@ -537,14 +566,23 @@ def _image_record(image: BuiltImage) -> dict[str, Any]:
 
 
 def run_test(
-    ctx: RunContext, scenario: Scenario, mode: Mode, audit: AuditTest | None = None
+    ctx: RunContext,
+    scenario: Scenario,
+    mode: Mode,
+    audit: AuditTest | None = None,
+    probe: str | None = None,
 ) -> tuple[TestResult, dict[str, Any]]:
     """One LoadGen test in one fresh container, then its logs parsed and scored. With `audit`,
-    a compliance audit: the scenario's performance run under that audit's audit.config."""
-    scenario_dir = ctx.run_dir / ctx.backend.name / scenario.value
-    test_dir = ctx.run_dir / _test_folder(ctx, scenario, mode, audit)
+    a compliance audit: the scenario's performance run under that audit's audit.config. With
+    `probe` (a folder name under the run's `probes/`), one of `tune`'s runs: its user.conf and
+    logs stay in that folder."""
+    if probe is not None:
+        test_dir = ctx.run_dir / PROBES_DIR / probe
+        user_conf = test_dir / "user.conf"
+    else:
+        test_dir = ctx.run_dir / _test_folder(ctx, scenario, mode, audit)
+        user_conf = ctx.run_dir / ctx.backend.name / scenario.value / "user.conf"
     test_dir.mkdir(parents=True, exist_ok=True)
-    user_conf = scenario_dir / "user.conf"
     user_conf.write_text(render_user_conf(ctx.sized_spec, scenario, ctx.assets.count))
     sizing = ctx.sizing.request(scenario, mode) if ctx.sizing is not None else None
     audit_inputs = None

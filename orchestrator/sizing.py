@@ -1,12 +1,12 @@
 """Self-sizing on the host: where each scenario's expected rate or latency comes from.
 
 Per scenario of a run, in order: the value the user gave (`[run.tuning]` in the config file) is
-used as given; else a measurement cached for exactly this host, image, backend, device, model and
-settings; else the scenario's first performance test measures the SUT right before its LoadGen
-test (`--sizing`, backends.common.probe) and sizes itself, and the host caches what it measured
-for every later test and run. The profile's guess only stands until then (and sizes the plan's
-first estimate). The rules from a measurement to a value live in contract.sizing, which
-the containers apply too.
+used as given; else what `mlorch tune` found for exactly this host, image, backend, device,
+model and settings (unless `--no-tuned`); else a measurement cached for that same key; else the
+scenario's first performance test measures the SUT right before its LoadGen test (`--sizing`,
+backends.common.probe) and sizes itself, and the host caches what it measured for every later
+test and run. The profile's guess only stands until then (and sizes the plan's first estimate).
+The rules from a measurement to a value live in contract.sizing, which the containers apply too.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from orchestrator.results.manifest import utc_now
 
 SIZING_VERSION = 1  # part of every cache key: a change of the rules re-measures
 CACHE_FOLDER = "sizing"
+TUNED_FOLDER = "tuned"
 
 
 class SizingSource(StrEnum):
     USER = "user"  # [run.tuning] in the config file: never replaced
+    TUNED = "tuned"  # what `mlorch tune` found for this key (`--no-tuned` ignores it)
     CACHED = "cached measurement"
     MEASURED = "measured now"
     PROFILE = "profile guess"  # until the scenario's first performance test measures
@@ -49,6 +51,7 @@ class ScenarioSizing:
     cache_key: str
     measurement: Measurement | None = None
     measured_at: str | None = None
+    bracket: tuple[float | None, float | None] | None = None  # tuned Server: (VALID, INVALID)
 
     @property
     def key(self) -> str:
@@ -63,6 +66,7 @@ class ScenarioSizing:
             "cache_key": self.cache_key,
             "measured_at": self.measured_at,
             "measurement": self.measurement.to_dict() if self.measurement else None,
+            "bracket": list(self.bracket) if self.bracket else None,
         }
 
     def describe(self) -> str:
@@ -72,6 +76,8 @@ class ScenarioSizing:
             return f"{what} (profile guess), measured before its first performance test"
         if self.source is SizingSource.CACHED:
             return f"{what} (cached measurement of {self.measured_at})"
+        if self.source is SizingSource.TUNED:
+            return f"{what} (tuned {self.measured_at}{_bracket_text(self.bracket)})"
         return f"{what} ({self.source.value})"
 
     def server_infeasible(self) -> str | None:
@@ -85,6 +91,17 @@ class ScenarioSizing:
             f"{m.latency_p90_ms:.1f} ms (p90 of the measured pass), over the "
             f"{SERVER_LATENCY_BOUND_MS:g} ms p99 bound"
         )
+
+
+def _bracket_text(bracket: tuple[float | None, float | None] | None) -> str:
+    if not bracket:
+        return ""
+    valid, invalid = bracket
+    shown = [
+        f"highest VALID {valid:g}" if valid else "",
+        f"lowest INVALID {invalid:g}" if invalid else "",
+    ]
+    return "; " + ", ".join(text for text in shown if text) if any(shown) else ""
 
 
 def sizing_key(spec: RunSpec, scenario: Scenario, host: dict[str, Any], image_id: str,
@@ -132,20 +149,91 @@ class SizingCache:
         tmp.replace(path)  # atomic: concurrent runs read a whole file or none
 
 
+@dataclass(frozen=True)
+class Tuned:
+    """What `mlorch tune` found for one key: the value (tuning units), when, the Server bracket
+    (highest VALID, lowest INVALID target QPS), the tune run, and the measurement it started
+    from (if any)."""
+
+    value: float
+    when: str
+    run_id: str
+    bracket: tuple[float | None, float | None] | None = None
+    measurement: Measurement | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "when": self.when,
+            "run_id": self.run_id,
+            "bracket": list(self.bracket) if self.bracket else None,
+            "measurement": self.measurement.to_dict() if self.measurement else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tuned:
+        bracket = data.get("bracket")
+        measurement = data.get("measurement")
+        value = float(data["value"])
+        if not value > 0:
+            raise ValueError("a tuned value must be positive")
+        return cls(
+            value,
+            str(data["when"]),
+            str(data["run_id"]),
+            (bracket[0], bracket[1]) if bracket else None,
+            Measurement.from_dict(measurement) if measurement else None,
+        )
+
+
+class TunedStore:
+    """`mlorch tune`'s results by key, one small JSON file each under <cache>/tuned/."""
+
+    def __init__(self, root: Path) -> None:
+        self.folder = root / TUNED_FOLDER
+
+    def get(self, key: str) -> Tuned | None:
+        try:
+            return Tuned.from_dict(json.loads((self.folder / f"{key}.json").read_text()))
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None
+
+    def put(self, key: str, tuned: Tuned) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{key}.json"
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(tuned.to_dict()))
+        tmp.replace(path)
+
+
 class RunSizing:
     """The sizing of one run's scenarios, updated as its tests measure."""
 
-    def __init__(self, spec: RunSpec, cache: SizingCache, keys: dict[Scenario, str]) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        cache: SizingCache,
+        keys: dict[Scenario, str],
+        tuned: TunedStore | None = None,
+    ) -> None:
         self.base = spec
         self.cache = cache
+        self.keys = dict(keys)
         self.by_scenario: dict[Scenario, ScenarioSizing] = {}
         given = set(spec.tuning_given)
         for scenario, key in keys.items():
             tuning_key = TUNING_KEY[scenario.value]
             value = float(getattr(spec.tuning, tuning_key))
+            found = None if tuning_key in given or tuned is None else tuned.get(key)
             cached = None if tuning_key in given else cache.get(key)
             if tuning_key in given:
                 entry = ScenarioSizing(scenario, value, SizingSource.USER, key)
+            elif found is not None:
+                entry = ScenarioSizing(
+                    scenario, found.value, SizingSource.TUNED, key,
+                    found.measurement or (cached[0] if cached else None), found.when,
+                    found.bracket,
+                )  # fmt: skip
             elif cached is not None:
                 measurement, when = cached
                 entry = ScenarioSizing(

@@ -22,6 +22,7 @@ from orchestrator.cli.down import down
 from orchestrator.cli.render import render
 from orchestrator.cli.runs import runs
 from orchestrator.cli.submit import submit
+from orchestrator.cli.tune import tune
 from orchestrator.cli.up import up
 from orchestrator.cli.wheelhouse import wheelhouse
 from orchestrator.console import Terminal
@@ -62,6 +63,7 @@ def root(
 
 
 app.command()(up)
+app.command()(tune)
 app.command()(render)
 app.command()(build)
 app.command()(down)

@@ -9,7 +9,9 @@ import typer
 
 from orchestrator.config import Device, Mode, Scenario
 
-BackendArg = Annotated[str, typer.Argument(help="Backend to run: reference.", show_default=False)]
+BackendArg = Annotated[
+    str, typer.Argument(help="Backend: reference or dell-trt.", show_default=False)
+]
 BackendsArg = Annotated[
     list[str],
     typer.Argument(
@@ -154,6 +156,14 @@ ComplianceOpt = Annotated[
         show_default=False,
     ),
 ]
+TunedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-tuned",
+        help="Ignore what `mlorch tune` found for this host, image and settings.",
+        show_default=False,
+    ),
+]
 RunsDirOpt = Annotated[
     Path | None,
     typer.Option("--runs-dir", help="Where runs are written [default: ./runs].", file_okay=False),
@@ -217,6 +227,7 @@ def run_overrides(
     min_agreement: float | None,
     wheelhouse: Path | None,
     compliance: bool | None,
+    no_tuned: bool = False,
 ) -> dict[str, Any]:
     """The RunSpec keys the run options set (None: not given, the config file or default).
     `compliance` None: the config file's, else on for the full profile and off for --quick."""
@@ -240,4 +251,5 @@ def run_overrides(
         "compliance": compliance,
         "runs_dir": runs_dir,
         "wheelhouse": wheelhouse,
+        "use_tuned": False if no_tuned else None,
     }

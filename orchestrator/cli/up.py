@@ -30,6 +30,7 @@ from orchestrator.cli.options import (
     TelemetryHzOpt,
     ThreadsOpt,
     TimeoutOpt,
+    TunedOpt,
     WheelhouseOpt,
     run_overrides,
 )
@@ -63,6 +64,7 @@ def up(
     min_agreement: MinAgreementOpt = None,
     harness_profile: HarnessProfileOpt = None,
     compliance: ComplianceOpt = None,
+    no_tuned: TunedOpt = False,
 ) -> None:
     """Build the BACKEND image and run its LoadGen scenarios, one test per container.
 
@@ -82,6 +84,7 @@ def up(
         runs_dir=runs_dir, set_values=set_values,
         harness_profile=harness_profile, calibration_list=calibration_list,
         min_agreement=min_agreement, compliance=compliance, wheelhouse=wheelhouse,
+        no_tuned=no_tuned,
     )  # fmt: skip
     if len(backends) > 1:
         _campaign(app, backends, device, base_image, quick, config, overrides)

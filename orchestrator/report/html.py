@@ -82,19 +82,23 @@ tr.headline td { font-size: 16px; font-weight: 700; }
 .ratio.plain { color: #374151; background: var(--soft); }
 .ratio.missing { color: var(--muted); font-weight: 400; }
 .note { display: block; font-size: 12px; color: var(--muted); font-weight: 400;
-  font-style: normal; white-space: normal; }
-.grid { display: grid; grid-template-columns: minmax(max-content, 1fr) minmax(320px, 560px);
-  gap: 24px; align-items: start; }
-.grid.many { grid-template-columns: 1fr; }
-.grid.many .plots { grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); }
+  font-style: normal; white-space: normal; overflow-wrap: anywhere; max-width: 26ch;
+  margin-left: auto; }
+/* The figures table takes the width it needs (never more than its card); the plots sit beside
+   it when both fit, else below it. Notes wrap, so a table's natural width stays bounded. */
+.grid { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
+.grid > .main { flex: 1 1 auto; min-width: 0; max-width: 100%; }
+.grid > .plots { flex: 1 1 320px; max-width: 560px; }
+.grid.many > .plots { max-width: none; flex-basis: 100%;
+  grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); }
 .scroll { overflow-x: auto; }
 .plots { display: grid; gap: 14px; align-items: start; }
 .plots.wide { grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); margin-top: 14px; }
 .plot-frame { border: 1px solid var(--line); border-radius: 10px; padding: 6px; background: #fff; }
 svg.plot { display: block; width: 100%; max-width: 640px; height: auto; margin: 0 auto; }
 .reasons { margin: 14px 0 0; padding: 0; list-style: none; display: grid; gap: 6px; }
-.reasons li { font-size: 13.5px; padding: 7px 12px; border-radius: 8px; background: var(--bad-bg);
-  color: #7f1d1d; border-left: 4px solid var(--c); }
+.reasons li { overflow-wrap: anywhere; font-size: 13.5px; padding: 7px 12px; border-radius: 8px;
+  background: var(--bad-bg); color: #7f1d1d; border-left: 4px solid var(--c); }
 .reasons li.absent { background: var(--soft); color: #374151; }
 details { margin-top: 12px; }
 summary { cursor: pointer; color: #1d4ed8; font-size: 14px; font-weight: 600; }
@@ -108,7 +112,6 @@ nav.toc { display: flex; gap: 8px; flex-wrap: wrap; margin-top: 14px; }
 nav.toc a { font-size: 13px; color: #1d4ed8; text-decoration: none; background: #eff6ff;
   border: 1px solid #dbeafe; padding: 3px 10px; border-radius: 14px; }
 footer { color: var(--muted); font-size: 12.5px; text-align: center; margin-top: 30px; }
-@media (max-width: 1240px) { .grid { grid-template-columns: 1fr; } }
 @media print { body { background: #fff; } section.block { box-shadow: none; } }
 """
 
@@ -254,7 +257,8 @@ def _section(comparison: Comparison, section: ScenarioSection) -> str:
         f'<section class="block" id="{_e(section.scenario.lower())}">'
         f'<div class="block-head"><h2>{_e(section.scenario)}</h2>'
         f'<span class="metric">result: {_e(section.metric)}</span></div>'
-        f'<div class="grid{" many" if len(runs) > 2 else ""}"><div><div class="scroll">'
+        f'<div class="grid{" many" if len(runs) > 2 else ""}">'
+        f'<div class="main"><div class="scroll">'
         f"{_rows_table(runs, section.rows, 'figure', 'result')}</div>"
         f"{reasons_html}</div>"
         f'<div class="plots">{"".join(_plot(render(p)) for p in side)}</div></div>'

@@ -40,7 +40,10 @@ PERCENTILES = ((0.0, "min"), (50.0, "50.00"), (90.0, "90.00"), (95.0, "95.00"),
                (97.0, "97.00"), (99.0, "99.00"), (99.9, "99.90"))  # fmt: skip
 TABLE_PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 # harness.json keys that describe one container, not a setting of the SUT
-VOLATILE_HARNESS_KEYS = frozenset({"scenario", "mode", "test_seconds", "uid", "gid"})
+# harness.json keys that are not settings: what this test was, how it went, what it measured
+VOLATILE_HARNESS_KEYS = frozenset(
+    {"scenario", "mode", "test_seconds", "uid", "gid", "harness_stats", "sizing"}
+)
 ENERGY = "Power and energy"
 GROUPS = ("Result", "Latency", "Accuracy", ENERGY, "Test")
 
@@ -833,8 +836,29 @@ def _user_conf(folder: Path) -> dict[str, str]:
     return out
 
 
+def _sizing_settings(run: _Run, scenario: str) -> dict[str, str]:
+    """Where the scenario's expected rate or latency came from (user, tuned, measured, cached,
+    profile), its value and, when tuned, the Server bracket."""
+    sizing = (run.manifest.get("sizing") or {}).get(scenario)
+    if not isinstance(sizing, dict):
+        return {}
+    out = {
+        "sizing: source": str(sizing.get("source", DASH)),
+        f"sizing: {sizing.get('key', 'value')}": f"{sizing.get('value', DASH):g}"
+        if isinstance(sizing.get("value"), int | float)
+        else DASH,
+    }
+    bracket = sizing.get("bracket")
+    if isinstance(bracket, list) and len(bracket) == 2:
+        low, high = (f"{v:g}" if isinstance(v, int | float) else DASH for v in bracket)
+        out["sizing: tuned bracket (highest VALID – lowest INVALID)"] = f"{low} – {high}"
+    return out
+
+
 def _scenario_settings(run: _Run, scenario: str) -> dict[str, str]:
-    out: dict[str, str] = {}
+    """This scenario's settings only: its sizing, its harness settings, what its SUT recorded
+    (dell-trt's settings of the other scenarios left out) and its user.conf."""
+    out = _sizing_settings(run, scenario)
     harness = (run.spec.get("harness") or {}).get("scenarios", {}).get(scenario)
     if isinstance(harness, dict):
         _flat("settings", harness, out)
@@ -844,8 +868,11 @@ def _scenario_settings(run: _Run, scenario: str) -> dict[str, str]:
             continue
         record = test.record.get("harness") or read_json_object(test.folder / "harness.json")
         if isinstance(record, dict) and record:
-            _flat("harness", {k: v for k, v in record.items() if k not in VOLATILE_HARNESS_KEYS},
-                  out)  # fmt: skip
+            kept = {k: v for k, v in record.items() if k not in VOLATILE_HARNESS_KEYS}
+            read = kept.get("settings")
+            if isinstance(read, dict):  # its per-scenario part is the "settings." rows above
+                kept["settings"] = {k: v for k, v in read.items() if k != "scenarios"}
+            _flat("harness", kept, out)
             out.update(_user_conf(test.folder.parent / "user.conf"))
             break
     return out
@@ -856,9 +883,8 @@ def _setting_rows(per_run: Sequence[dict[str, str]]) -> tuple[SettingRow, ...]:
     for values in per_run:
         keys += [key for key in values if key not in keys]
     recorded = tuple(bool(values) for values in per_run)
-    return tuple(
-        SettingRow(key, tuple(v.get(key, DASH) for v in per_run), recorded) for key in keys
-    )
+    rows = [SettingRow(key, tuple(v.get(key, DASH) for v in per_run), recorded) for key in keys]
+    return tuple(sorted(rows, key=lambda row: not row.differs))  # stable: differing ones first
 
 
 # --- plots -----------------------------------------------------------------------------------

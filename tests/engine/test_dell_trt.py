@@ -127,3 +127,42 @@ def test_second_run_reuses_the_prepared_model(
     folder = tmp_path / "runs" / manifest["run_id"] / test04["dir"]
     assert (folder / "verify_performance.txt").is_file()
     assert json.loads((folder / "verification.json").read_text())["passed"] is test04["passed"]
+
+
+def test_tune_sizes_offline_and_up_uses_it(engine: DockerEngine, tmp_path: Path) -> None:
+    """`tune` finds a VALID Offline sizing with real runs, writes a config `up` takes, and a plain
+    `up` on the same host, image and settings announces and uses the tuned value."""
+    tuned = mlorch(
+        "tune", "dell-trt", "--device", "cpu", "-s", "Offline", "--quick", "--budget", "10m",
+        cwd=tmp_path, timeout=900,
+    )  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr[-4000:]
+    assert "tune Offline probe 1:" in tuned.stderr  # one line per probe
+    run_dir = next((tmp_path / "runs").glob("*-tune-*"))
+    record = json.loads((run_dir / "tune.json").read_text())["scenarios"][0]
+    assert record["value"] is not None
+    assert record["probes"][-1]["valid"] is True
+    assert (run_dir / "probes" / "Offline-01" / "mlperf_log_detail.txt").is_file()
+    config = run_dir / "tuned.toml"
+    assert f"offline_expected_qps = {record['value']:g}" in config.read_text()
+
+    run = mlorch(
+        "up", "dell-trt", "--device", "cpu", "--quick", "-s", "Offline", "-m", "PerformanceOnly",
+        cwd=tmp_path, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "(tuned " in run.stderr
+    runs = [
+        p for p in sorted((tmp_path / "runs").glob("*/manifest.json")) if "-tune-" not in str(p)
+    ]
+    manifest = json.loads(runs[0].read_text())
+    offline = manifest["sizing"]["Offline"]
+    assert (offline["source"], offline["value"]) == ("tuned", record["value"])
+    assert manifest["tests"][0]["result"]["valid"] is True
+    ignored = mlorch(
+        "up", "dell-trt", "--device", "cpu", "--quick", "-s", "Offline", "-m", "PerformanceOnly",
+        "--no-tuned", "--config", str(config), cwd=tmp_path, timeout=900,
+    )  # fmt: skip
+    assert ignored.returncode == 0, ignored.stderr[-4000:]
+    assert "offline_expected_qps" in ignored.stderr
+    assert "(user)" in ignored.stderr  # the config file's value, as given

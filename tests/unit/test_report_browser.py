@@ -8,7 +8,9 @@ the test skips, unless MLORCH_REQUIRE_ENGINE=1 (the test suite's set-up, CI), wh
 from __future__ import annotations
 
 import html
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -110,3 +112,45 @@ def test_dom_holds_both_runs_and_their_figures(
     assert len(figures) > 40
     missing = [figure for figure in figures if figure not in dom]
     assert not missing
+
+
+# Measured by the browser after layout: every table's right edge against the edge of what
+# holds it (its scrolling frame, where it has one, else its card: a table wider than its frame is
+# cut off), and every INVALID reason and note against its card. The report itself has no
+# script; a copy of it gets this one.
+MEASURE = """<script>
+window.addEventListener("load", () => {
+  const found = [];
+  for (const card of document.querySelectorAll("section.block")) {
+    const name = card.id || card.querySelector("h2")?.textContent || "?";
+    for (const item of card.querySelectorAll("table, .reasons li, .notes li")) {
+      const frame = item.tagName === "TABLE" ? (item.closest(".scroll") || card) : card;
+      const edge = frame.getBoundingClientRect().right;
+      const box = item.getBoundingClientRect();
+      if (box.width > 0 && box.right > edge + 0.5) {
+        found.push(`${name}: ${item.tagName.toLowerCase()}.${item.className} ends at `
+          + `${box.right.toFixed(0)} px, what holds it at ${edge.toFixed(0)} px`);
+      }
+    }
+  }
+  document.body.setAttribute("data-overflow", JSON.stringify(found));
+});
+</script>"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_no_table_is_wider_than_its_card(
+    chromium: str, report: tuple[Path, list[str], list[str]], tmp_path: Path, width: int
+) -> None:
+    page, _, _ = report
+    measured = tmp_path / "measured.html"
+    measured.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    result = run_chromium(
+        chromium, tmp_path / "profile", f"--window-size={width},2000", "--dump-dom",
+        measured.as_uri(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    match = re.search(r'data-overflow="([^"]*)"', result.stdout)
+    assert match is not None, "the measuring script did not run"
+    overflow = json.loads(html.unescape(match.group(1)))
+    assert overflow == []

@@ -33,6 +33,7 @@ from orchestrator.sizing import (
     SizingSource,
     sizing_key,
 )
+from tests.support.specs import HOST, run_spec
 
 RATES = [10.0**exponent for exponent in range(7)]  # 1/s .. 1 000 000/s
 # How much faster or slower the LoadGen test runs than the measured pass (warm caches, a
@@ -148,18 +149,6 @@ def test_measurement_round_trips() -> None:
 
 # --- the host side: sources, cache, keys ---------------------------------------------------------
 
-HOST = {"hostname": "node1", "cpu_model": "EPYC", "cpu_count": 2, "gpus": []}
-
-
-def _spec(**values: object) -> RunSpec:
-    base: dict[str, object] = {
-        "backend": "reference",
-        "device": Device.CPU,
-        "profile": Profile.QUICK,
-        "tuning": DEFAULT_TUNING[Device.CPU],
-    }
-    return RunSpec.model_validate({**base, **values})
-
 
 def _keys(spec: RunSpec, image: str = "sha256:aa") -> dict[Scenario, str]:
     return {s: sizing_key(spec, s, HOST, image, "md5") for s in spec.scenarios}
@@ -170,7 +159,7 @@ def _record(measurement: Measurement) -> dict[str, object]:
 
 
 def test_first_run_measures_then_the_second_measures_nothing(tmp_path: Path) -> None:
-    spec = _spec()
+    spec = run_spec()
     cache = SizingCache(tmp_path)
     first = RunSizing(spec, cache, _keys(spec))
     assert {e.source for e in first.by_scenario.values()} == {SizingSource.PROFILE}
@@ -192,7 +181,7 @@ def test_first_run_measures_then_the_second_measures_nothing(tmp_path: Path) -> 
 
 def test_user_values_are_never_measured_or_replaced(tmp_path: Path) -> None:
     tuning = DEFAULT_TUNING[Device.CPU].model_copy(update={"offline_expected_qps": 7.0})
-    spec = _spec(tuning=tuning, tuning_given=("offline_expected_qps",))
+    spec = run_spec(tuning=tuning, tuning_given=("offline_expected_qps",))
     cache = SizingCache(tmp_path)
     cache.put(_keys(spec)[Scenario.OFFLINE], Measurement("Offline", 64, 1, 0.1, 640.0), "then")
     sizing = RunSizing(spec, cache, _keys(spec))
@@ -204,7 +193,7 @@ def test_user_values_are_never_measured_or_replaced(tmp_path: Path) -> None:
 
 def test_unknown_given_tuning_key_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown tuning key"):
-        _spec(tuning_given=("offline_qps",))
+        run_spec(tuning_given=("offline_qps",))
 
 
 @pytest.mark.parametrize(
@@ -218,8 +207,8 @@ def test_unknown_given_tuning_key_is_refused() -> None:
     ],
 )
 def test_a_changed_setting_re_measures(tmp_path: Path, change: dict[str, object]) -> None:
-    spec = _spec()
-    changed = _spec(**change)
+    spec = run_spec()
+    changed = run_spec(**change)
     assert _keys(spec)[Scenario.OFFLINE] != _keys(changed)[Scenario.OFFLINE]
     assert _keys(spec) != _keys(spec, image="sha256:bb")
     other_host = sizing_key(
@@ -229,14 +218,14 @@ def test_a_changed_setting_re_measures(tmp_path: Path, change: dict[str, object]
 
 
 def test_another_scenarios_harness_settings_do_not_re_measure() -> None:
-    one = _spec(harness={"gpus": 0, "scenarios": {"Offline": {"b": 1}, "Server": {"b": 1}}})
-    two = _spec(harness={"gpus": 0, "scenarios": {"Offline": {"b": 1}, "Server": {"b": 2}}})
+    one = run_spec(harness={"gpus": 0, "scenarios": {"Offline": {"b": 1}, "Server": {"b": 1}}})
+    two = run_spec(harness={"gpus": 0, "scenarios": {"Offline": {"b": 1}, "Server": {"b": 2}}})
     assert _keys(one)[Scenario.OFFLINE] == _keys(two)[Scenario.OFFLINE]
     assert _keys(one)[Scenario.SERVER] != _keys(two)[Scenario.SERVER]
 
 
 def test_a_damaged_cache_entry_is_measured_again(tmp_path: Path) -> None:
-    spec = _spec()
+    spec = run_spec()
     keys = _keys(spec)
     folder = tmp_path / "sizing"
     folder.mkdir()
@@ -246,7 +235,7 @@ def test_a_damaged_cache_entry_is_measured_again(tmp_path: Path) -> None:
 
 
 def test_server_infeasible_is_said_in_words(tmp_path: Path) -> None:
-    spec = _spec()
+    spec = run_spec()
     sizing = RunSizing(spec, SizingCache(tmp_path), _keys(spec))
     slow = Measurement("Server", 20, 20, 1.0, 30.0, latency_ms=40.0, latency_p90_ms=48.0)
     entry = sizing.measured(Scenario.SERVER, _record(slow))
@@ -257,7 +246,7 @@ def test_server_infeasible_is_said_in_words(tmp_path: Path) -> None:
 
 
 def test_record_names_every_scenario_and_its_source(tmp_path: Path) -> None:
-    spec = _spec()
+    spec = run_spec()
     sizing = RunSizing(spec, SizingCache(tmp_path), _keys(spec))
     record = sizing.record()
     assert set(record) == {s.value for s in Scenario}

@@ -1,0 +1,472 @@
+"""`mlorch tune`: per scenario, the setting that decides its headline figure, found with real
+LoadGen runs in the backend's container.
+
+- Server: the highest target QPS LoadGen calls VALID (latency bound and early stopping). The
+  search starts from the measured sizing, doubles or halves until it has a VALID and an INVALID
+  target, bisects (geometrically) until they are within 5 %, and runs the highest VALID one a
+  second time: a shared host stalls now and then, and a value only stands when two runs say so.
+- Offline, SingleStream, MultiStream: the expected rate or latency that sizes a VALID run (the
+  measurement's value, checked by a run; an Offline run that finished early raises it).
+
+Every probe is one LoadGen test in its own container under `runs/<tune-id>/probes/`. The search
+stops at its budget with the best bracket so far. The result goes to `tuned.toml` (a config
+file `up --config` takes), `tune.json` (every probe and the brackets), and the tuned-values
+store that `up` reads for the same host, image and settings (unless `--no-tuned`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from contract.sizing import TUNING_KEY, loadgen_value, significant
+from orchestrator.config import Mode, Profile, QuickLimits, RunSpec, Scenario
+from orchestrator.console import Terminal
+from orchestrator.engine.client import DockerEngine
+from orchestrator.errors import ConfigError, Interrupted, MlorchError
+from orchestrator.paths import cache_dir
+from orchestrator.plan import OFFLINE_QUERY_MARGIN, RULES, human_duration
+from orchestrator.results.loadgen_log import DETAIL, TestResult, parse_detail_text
+from orchestrator.results.manifest import utc_now
+from orchestrator.sizing import RunSizing, SizingSource, Tuned, TunedStore
+
+TOLERANCE = 0.05  # the bracket's width: lowest INVALID / highest VALID
+GROWTH = 2.0  # the step while only VALID (or only INVALID) targets are known
+MIN_TARGET_QPS = 0.01  # below this nothing is VALID: the search gives up
+MAX_TARGET_QPS = 1e8
+# Server probes run enough queries for LoadGen's p99 early stopping to pass with a few late ones
+# (it needs about 460 when none is late, more for each late one).
+SERVER_PROBE_QUERIES = 1024
+# Probe length: --quick for a lab's first look, otherwise long enough for p99 to settle.
+PROBE_DURATION_MS = {True: 2_000, False: 30_000}
+OTHER_SCENARIO_TRIES = 3  # runs to find a VALID sizing for Offline / SingleStream / MultiStream
+TUNED_TOML = "tuned.toml"
+TUNE_JSON = "tune.json"
+
+
+@dataclass
+class ServerSearch:
+    """The highest VALID target QPS, bracketed to `tolerance`, the top value confirmed.
+
+    Pure: the caller runs the probe that `next_probe()` names and `record()`s its verdict.
+    Results that contradict each other (a VALID above an INVALID: a stall) are settled by the
+    newest run: a VALID drops the INVALID targets at or below it, an INVALID the VALID ones at or
+    above it."""
+
+    start: float
+    tolerance: float = TOLERANCE
+    valid: set[float] = field(default_factory=set)
+    invalid: set[float] = field(default_factory=set)
+    confirmed: set[float] = field(default_factory=set)
+
+    @property
+    def bracket(self) -> tuple[float | None, float | None]:
+        """(highest VALID, lowest INVALID) so far."""
+        return (
+            max(self.valid) if self.valid else None,
+            min(self.invalid) if self.invalid else None,
+        )
+
+    def next_probe(self) -> tuple[float, bool] | None:
+        """(target QPS, whether it confirms the top VALID one), or None when the search is done."""
+        low, high = self.bracket
+        if low is None and high is None:
+            return significant(self.start), False
+        if high is None:
+            assert low is not None
+            return (significant(low * GROWTH), False) if low * GROWTH <= MAX_TARGET_QPS else None
+        if low is None:
+            lower = high / GROWTH
+            return (significant(lower), False) if lower >= MIN_TARGET_QPS else None
+        if high / low > 1 + self.tolerance:
+            middle = significant(math.sqrt(low * high))
+            if low < middle < high:
+                return middle, False
+        if low not in self.confirmed:
+            return low, True
+        return None
+
+    def record(self, target: float, valid: bool, confirming: bool = False) -> None:
+        if valid:
+            self.valid.add(target)
+            self.invalid = {value for value in self.invalid if value > target}
+            if confirming:
+                self.confirmed.add(target)
+        else:
+            self.invalid.add(target)
+            self.valid = {value for value in self.valid if value < target}
+            self.confirmed.discard(target)
+
+    @property
+    def answer(self) -> float | None:
+        """The confirmed highest VALID target, None until there is one."""
+        low, _ = self.bracket
+        return low if low is not None and low in self.confirmed else None
+
+
+def parse_budget(text: str) -> float:
+    """Seconds of a budget written as 90s, 10m, 1.5h or a bare number of seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    raw = text.strip().lower()
+    scale = units.get(raw[-1:])
+    number = raw[:-1] if scale is not None else raw
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        raise ConfigError(
+            f"--budget {text!r} is not a duration", key="budget", hint="write it as 90s, 10m or 1h"
+        ) from None
+    if not seconds > 0:
+        raise ConfigError(f"--budget {text!r} must be positive", key="budget", hint="e.g. 10m")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One LoadGen run of the search."""
+
+    scenario: str
+    value: float  # the tuning value it ran with (qps, or ms of latency)
+    valid: bool
+    confirming: bool
+    seconds: float
+    folder: str
+    p99_ms: float | None = None
+    early_stopping_ms: float | None = None
+    result: float | None = None
+    unmet: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+@dataclass
+class ScenarioTune:
+    """What tuning one scenario found."""
+
+    scenario: Scenario
+    key: str
+    value: float | None = None  # the tuned value (tuning units); None when nothing was VALID
+    bracket: tuple[float | None, float | None] | None = None  # Server
+    start: float | None = None
+    start_source: str | None = None
+    stopped_by: str = "done"  # done | budget | no VALID target | infeasible
+    note: str | None = None
+    probes: list[Probe] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["scenario"] = self.scenario.value
+        data["bracket"] = list(self.bracket) if self.bracket else None
+        return data
+
+
+@dataclass
+class TuneOutcome:
+    run_dir: Path
+    scenarios: list[ScenarioTune]
+    tuned_toml: Path
+    tune_json: Path
+
+    @property
+    def found_any(self) -> bool:
+        return any(s.value is not None for s in self.scenarios)
+
+
+def probe_spec(
+    spec: RunSpec, scenario: Scenario, value: float, quick: bool, *, given: bool = True
+) -> RunSpec:
+    """The spec of one probe: the value under test given (so nothing re-measures; `given=False`
+    for the measuring run), probe-length durations, and enough Server queries for early
+    stopping."""
+    key = TUNING_KEY[scenario.value]
+    tuning = spec.tuning.model_copy(update={key: value})
+    limits = spec.quick.model_copy(
+        update={
+            "min_duration_ms": PROBE_DURATION_MS[quick],
+            "server_min_query_count": max(SERVER_PROBE_QUERIES, spec.quick.server_min_query_count),
+        }
+    )
+    keys = tuple(sorted({*spec.tuning_given, key})) if given else spec.tuning_given
+    return spec.model_copy(
+        update={"tuning": tuning, "tuning_given": keys, "quick": limits, "profile": Profile.QUICK}
+    )
+
+
+def probe_seconds(spec: RunSpec, scenario: Scenario) -> float:
+    """LoadGen time a probe of `spec` will take (its estimate; container start not included)."""
+    limits: QuickLimits = spec.quick
+    duration = limits.min_duration_ms / 1000
+    count = limits.min_query_count(scenario) * RULES[scenario].samples_per_query
+    key = TUNING_KEY[scenario.value]
+    value = float(getattr(spec.tuning, key))
+    if scenario is Scenario.OFFLINE:
+        qps = loadgen_value(scenario.value, value, True)
+        return max(duration, max(count, qps * duration * OFFLINE_QUERY_MARGIN) / value)
+    if scenario is Scenario.SERVER:
+        return max(duration, count / value)
+    return max(duration, count * value / 1000 / RULES[scenario].samples_per_query)
+
+
+def tune(
+    spec: RunSpec,
+    connect: Callable[[], DockerEngine],
+    terminal: Terminal,
+    *,
+    budget_s: float,
+    quick: bool,
+) -> TuneOutcome:
+    """Tune every scenario of `spec` within `budget_s` seconds (preparation included)."""
+    from orchestrator.catalog import get_backend
+    from orchestrator.containers import Identity
+    from orchestrator.gpu import GpuAccess
+    from orchestrator.hostinfo import check_disk
+    from orchestrator.run import _signals_as_interrupt, cuda_preflight, new_run, prepare_run
+
+    started = time.monotonic()
+    backend = get_backend(spec.backend)
+    check_disk(spec.runs_dir)
+    gpu_access: GpuAccess | None = None
+    if spec.device.value == "cuda":
+        gpu_access = cuda_preflight(connect, backend, spec)
+    manifest = new_run(spec, f"{backend.name}-tune")
+    run_id, run_dir = manifest.run_id, manifest.run_dir
+    identity = Identity.current()
+    manifest.invalid_because.append("tune: a search of short runs, not a result to submit")
+    manifest.write()
+    terminal.step(f"tune {run_id} → {run_dir}")
+    scenarios = [ScenarioTune(s, TUNING_KEY[s.value]) for s in spec.scenarios]
+    try:
+        with _signals_as_interrupt():
+            ctx = prepare_run(
+                spec, connect, terminal, manifest, identity, gpu_access,
+                lambda count: terminal.info(
+                    f"plan: tune {', '.join(s.value for s in spec.scenarios)} on {count} images "
+                    f"within {human_duration(budget_s)}"
+                ),
+            )  # fmt: skip
+            deadline = started + budget_s
+            for item in scenarios:
+                _tune_scenario(ctx, item, quick, deadline)
+                manifest.tests = [probe_record(p) for s in scenarios for p in s.probes]
+                manifest.sizing = ctx.sizing.record() if ctx.sizing is not None else {}
+                manifest.write()
+            _store_tuned(ctx, run_id, scenarios)
+        manifest.status = "complete"
+    except KeyboardInterrupt:
+        manifest.status = "interrupted"
+        raise Interrupted(
+            "interrupted; containers removed, the probes so far kept",
+            hint=f"see {run_dir / TUNE_JSON}",
+        ) from None
+    except MlorchError as exc:
+        manifest.status, manifest.error = "failed", exc.message
+        raise
+    finally:
+        manifest.finished = utc_now()
+        manifest.wall_seconds = round(time.monotonic() - started, 2)
+        manifest.write()
+        tune_json = _write_tune_json(run_dir, spec, scenarios, budget_s, started)
+        tuned_toml = _write_tuned_toml(run_dir, scenarios)
+        identity.reclaim(run_dir)
+    return TuneOutcome(run_dir, scenarios, tuned_toml, tune_json)
+
+
+def _store_tuned(ctx: Any, run_id: str, scenarios: list[ScenarioTune]) -> None:
+    """What was found, for `up` to use on the same host, image and settings."""
+    store = TunedStore(cache_dir())
+    for item in scenarios:
+        if item.value is not None:
+            key = ctx.sizing.keys[item.scenario]
+            measurement = ctx.sizing.by_scenario[item.scenario].measurement
+            store.put(key, Tuned(item.value, utc_now(), run_id, item.bracket, measurement))
+
+
+def probe_record(probe: Probe) -> dict[str, Any]:
+    data = asdict(probe)
+    data["unmet"] = list(probe.unmet)
+    data["errors"] = list(probe.errors)
+    return data
+
+
+def _tune_scenario(ctx: Any, item: ScenarioTune, quick: bool, deadline: float) -> None:
+    """Search one scenario; the start comes from the run's sizing (measured now if nothing was
+    known), each probe is a real LoadGen test."""
+    from orchestrator.run import run_test
+
+    terminal: Terminal = ctx.terminal
+    entry = ctx.sizing.by_scenario[item.scenario]
+    if entry.source is SizingSource.PROFILE:  # measure first: one short, self-sizing test
+        terminal.info(f"tune {item.scenario.value}: measuring where to start")
+        spec = probe_spec(ctx.spec, item.scenario, entry.value, quick, given=False)
+        sizing = RunSizing(spec, ctx.sizing.cache, ctx.sizing.keys)
+        measure_ctx = replace(ctx, spec=spec, sizing=sizing)
+        run_test(
+            measure_ctx, item.scenario, Mode.PERFORMANCE, probe=f"{item.scenario.value}-measure"
+        )
+        entry = sizing.by_scenario[item.scenario]
+        ctx.sizing.by_scenario[item.scenario] = entry
+    item.start, item.start_source = entry.value, entry.source.value
+    if item.scenario is Scenario.SERVER:
+        why = entry.server_infeasible()
+        if why is not None:
+            item.stopped_by, item.note = "infeasible", why
+            terminal.warn(f"tune Server: {why}; no target searched")
+            return
+        _search_server(ctx, item, quick, deadline, run_test)
+    else:
+        _size_other(ctx, item, quick, deadline, run_test)
+
+
+def _run_probe(
+    ctx: Any,
+    item: ScenarioTune,
+    value: float,
+    quick: bool,
+    confirming: bool,
+    deadline: float,
+    run_test: Callable[..., tuple[TestResult, dict[str, Any]]],
+) -> Probe | None:
+    """One probe, or None when it would not end before the deadline."""
+    spec = probe_spec(ctx.spec, item.scenario, value, quick)
+    expected = probe_seconds(spec, item.scenario)
+    if time.monotonic() + expected > deadline:
+        return None
+    number = len(item.probes) + 1
+    folder = f"{item.scenario.value}-{number:02d}"
+    probe_ctx = replace(ctx, spec=spec, sizing=None)
+    begun = time.monotonic()
+    result, record = run_test(probe_ctx, item.scenario, Mode.PERFORMANCE, probe=folder)
+    p99 = _p99_ms(ctx.run_dir / record["dir"]) if item.scenario is Scenario.SERVER else None
+    probe = Probe(
+        item.scenario.value, value, result.valid is True, confirming,
+        round(time.monotonic() - begun, 2), record["dir"], p99, result.early_stopping_ms,
+        result.value, result.unmet, result.errors,
+    )  # fmt: skip
+    item.probes.append(probe)
+    ctx.terminal.info(_probe_line(item, probe, number))
+    return probe
+
+
+def _probe_line(item: ScenarioTune, probe: Probe, number: int) -> str:
+    unit = "qps" if item.key.endswith("qps") else "ms"
+    verdict = "VALID" if probe.valid else "INVALID"
+    if probe.unmet and not probe.valid:
+        verdict += f" ({', '.join(probe.unmet)})"
+    seen = []
+    if probe.p99_ms is not None:
+        seen.append(f"p99 {probe.p99_ms:.2f} ms")
+    if probe.early_stopping_ms is not None:
+        seen.append(f"early-stopping estimate {probe.early_stopping_ms:.2f} ms")
+    what = "confirming " if probe.confirming else ""
+    details = f", {', '.join(seen)}" if seen else ""
+    return (
+        f"tune {item.scenario.value} probe {number}: {what}{probe.value:g} {unit} → {verdict}"
+        f"{details} ({probe.seconds:.0f} s)"
+    )
+
+
+def _p99_ms(folder: Path) -> float | None:
+    try:
+        log = parse_detail_text((folder / DETAIL).read_text())
+    except OSError:
+        return None
+    raw = log.get("result_99.00_percentile_latency_ns")
+    return float(raw) / 1e6 if isinstance(raw, int | float) else None
+
+
+def _search_server(
+    ctx: Any, item: ScenarioTune, quick: bool, deadline: float,
+    run_test: Callable[..., tuple[TestResult, dict[str, Any]]],
+) -> None:  # fmt: skip
+    assert item.start is not None
+    search = ServerSearch(item.start)
+    while (step := search.next_probe()) is not None:
+        target, confirming = step
+        probe = _run_probe(ctx, item, target, quick, confirming, deadline, run_test)
+        if probe is None:
+            item.stopped_by = "budget"
+            break
+        search.record(target, probe.valid, confirming)
+    item.bracket = search.bracket
+    item.value = search.answer
+    low, high = search.bracket
+    if item.stopped_by == "done" and low is None:
+        item.stopped_by = "no VALID target"
+    if item.value is None and low is not None:
+        item.note = f"{low:g} qps was VALID once but not confirmed before the budget ran out"
+    elif low is None and high is not None:
+        seen = next((p for p in item.probes if p.value == high), None)
+        p99 = f" (p99 {seen.p99_ms:.1f} ms there)" if seen and seen.p99_ms else ""
+        item.note = f"no VALID target down to {high:g} qps{p99}"
+
+
+def _size_other(
+    ctx: Any, item: ScenarioTune, quick: bool, deadline: float,
+    run_test: Callable[..., tuple[TestResult, dict[str, Any]]],
+) -> None:  # fmt: skip
+    """A run at the sized value; an Offline run that ended before its minimum duration is sized
+    again from the rate it ran at, a latency run that ran out of queries from its latency."""
+    assert item.start is not None
+    value = item.start
+    for _ in range(OTHER_SCENARIO_TRIES):
+        probe = _run_probe(ctx, item, value, quick, False, deadline, run_test)
+        if probe is None:
+            item.stopped_by = "budget"
+            return
+        if probe.valid:
+            item.value = value
+            return
+        value = _resized(item.scenario, value, probe)
+    item.stopped_by = "no VALID target"
+
+
+def _resized(scenario: Scenario, value: float, probe: Probe) -> float:
+    if scenario is Scenario.OFFLINE:  # finished early: it ran faster than expected
+        return significant(max(value * 1.5, (probe.result or 0) * 1.25))
+    return significant(value / 2)  # ran out of queries: expect a shorter latency
+
+
+def _write_tune_json(
+    run_dir: Path, spec: RunSpec, scenarios: list[ScenarioTune], budget_s: float, started: float
+) -> Path:
+    path = run_dir / TUNE_JSON
+    path.write_text(
+        json.dumps(
+            {
+                "backend": spec.backend,
+                "device": spec.device.value,
+                "budget_s": budget_s,
+                "seconds": round(time.monotonic() - started, 2),
+                "tolerance": TOLERANCE,
+                "scenarios": [s.record() for s in scenarios],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return path
+
+
+def _write_tuned_toml(run_dir: Path, scenarios: list[ScenarioTune]) -> Path:
+    """A config file `up --config` takes: the tuned values under [run.tuning]."""
+    lines = [
+        "# mlorch tune: the values found for this host, image and settings",
+        "# (use with: mlorch up BACKEND --config tuned.toml)",
+        "[run.tuning]",
+    ]
+    for item in scenarios:
+        if item.value is None:
+            lines.append(f"# {item.key}: not found ({item.stopped_by})")
+            continue
+        comment = ""
+        if item.bracket:
+            low, high = item.bracket
+            comment = f"  # highest VALID {low:g}, lowest INVALID {high:g}" if high else ""
+        lines.append(f"{item.key} = {item.value:g}{comment}")
+    path = run_dir / TUNED_TOML
+    path.write_text("\n".join(lines) + "\n")
+    return path
