@@ -43,8 +43,9 @@ LATENCY_HEADROOM = 0.5
 # single-sample queries. `mlorch tune` searches the highest VALID one from there.
 SERVER_START_FRACTION = 0.5
 
-# How long a container's measured pass aims to last, and its bounds.
-PROBE_SECONDS = 0.3
+# How long a container's measured pass aims to last (at least five queries, or one burst that
+# fills every worker, whatever that takes), and its bounds.
+PROBE_SECONDS = 0.15
 PROBE_MAX_LATENCY_QUERIES = 256
 
 

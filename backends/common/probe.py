@@ -27,6 +27,7 @@ from contract.sizing import (
 
 WAIT_TIMEOUT_S = 120.0  # one query or burst of the pass; a SUT slower than this is broken
 FIRST_BURST = 32  # at least; a SUT's `busy_samples` (a batch for every worker) can ask more
+SERVER_FIRST_BURST = 8
 MAX_BURST = 1 << 20
 
 
@@ -131,9 +132,10 @@ class _Burst:
         return self.samples / max(self.seconds, 1e-9)
 
 
-def _throughput(run: _Pass, budget_s: float, per_query: int) -> _Burst:
-    """Bursts that grow until one lasts about half the budget; the last (largest) one counts."""
-    size, spent = run.first_burst, 0.0
+def _throughput(run: _Pass, budget_s: float, per_query: int, first: int) -> _Burst:
+    """Bursts that grow from `first` samples until one lasts about half the budget; the last
+    (largest) one counts."""
+    size, spent = first, 0.0
     while True:
         burst = _Burst(size, -(-size // per_query), run.burst(size, per_query))
         spent += burst.seconds
@@ -182,7 +184,7 @@ def measure(
     try:
         run = _Pass(sut, counter, indices)
         if scenario == "Offline":
-            burst = _throughput(run, budget_s, per_query=MAX_BURST)
+            burst = _throughput(run, budget_s, MAX_BURST, run.first_burst)
             return Measurement(scenario, burst.samples, 1, burst.seconds, burst.rate)
         if scenario == "SingleStream":
             return _latency_measurement(scenario, 1, _latencies(run, 1, budget_s))
@@ -191,7 +193,8 @@ def measure(
             return _latency_measurement(scenario, samples, _latencies(run, samples, budget_s))
         if scenario == "Server":
             single = _latency_measurement(scenario, 1, _latencies(run, 1, budget_s / 2))
-            burst = _throughput(run, budget_s / 2, per_query=1)
+            # one-sample queries: a few already keep every worker busy
+            burst = _throughput(run, budget_s / 2, 1, SERVER_FIRST_BURST)
             return Measurement(
                 scenario,
                 burst.samples + single.samples,
