@@ -32,14 +32,14 @@ from benchmarks.search import highest_valid
 from contract.layout import cache_key
 from contract.protocol import THROUGHPUT_PREFIX, last_json_line
 from contract.sizing import QUICK_OFFLINE_HEADROOM
-from orchestrator.catalog import get_backend
 from orchestrator.config import Device
-from orchestrator.containers import Identity, RecipeInputs, throughput_spec
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
+from orchestrator.images.catalog import get_backend
+from orchestrator.images.containers import Identity, RecipeInputs, throughput_spec
 from orchestrator.paths import cache_dir
-from orchestrator.plan import OFFLINE_QUERY_MARGIN
 from orchestrator.results.loadgen_log import parse_detail_text
+from orchestrator.running.plan import OFFLINE_QUERY_MARGIN
 
 SERVER_LATENCY_MS = 15.0  # ResNet50's Server bound (MLPerf rules)
 

@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 
 from contract.protocol import THROUGHPUT_PREFIX, last_json_line
-from orchestrator.catalog import get_backend
 from orchestrator.config import Device
 from orchestrator.console import Terminal
-from orchestrator.containers import Identity, throughput_spec
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
-from orchestrator.image import ensure_image
+from orchestrator.images.build import ensure_image
+from orchestrator.images.catalog import get_backend
+from orchestrator.images.containers import Identity, throughput_spec
 
 
 def mlorch_up(*args: str, cwd: Path) -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.paths import cache_dir
-from orchestrator.sizing import CACHE_FOLDER, TUNED_FOLDER
+from orchestrator.running.sizing import CACHE_FOLDER, TUNED_FOLDER
 
 
 def quick_run(backend: str, cwd: Path) -> Path:

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from contract.dell_trt import settings as S
-from orchestrator.catalog import BackendDef
 from orchestrator.config import Device
 from orchestrator.errors import ConfigError
-from orchestrator.gpu import no_gpu
-from orchestrator.hostinfo import GpuInfo, nvml_gpus
+from orchestrator.host.facts import GpuInfo, nvml_gpus
+from orchestrator.host.gpu import no_gpu
+from orchestrator.images.catalog import BackendDef
 
 
 @dataclass(frozen=True)

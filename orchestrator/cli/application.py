@@ -20,7 +20,7 @@ from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
 
 if TYPE_CHECKING:
-    from orchestrator.catalog import BackendDef
+    from orchestrator.images.catalog import BackendDef
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Application:
     def resolve_device(self, requested: Device | None) -> Device:
         if requested is not None:
             return requested
-        from orchestrator.device import detect_device
+        from orchestrator.host.device import detect_device
 
         device, why = detect_device(self.engine)
         self.terminal.info(f"--device not given: using {device.value} ({why})")
@@ -58,8 +58,8 @@ class Application:
     ) -> RunSpec:
         """Merge defaults < config file < flags into a validated RunSpec. `drop`: keys a
         campaign meant for its other backends (from the flags and the config file alike)."""
-        from orchestrator.catalog import get_backend
         from orchestrator.harness_settings import resolve_harness
+        from orchestrator.images.catalog import get_backend
 
         definition = get_backend(backend)  # an unknown backend fails before anything else
         file_cfg = load_file_config(config) if config else FileConfig()

@@ -27,11 +27,11 @@ def synthetic(
     model and data step: the host runs no ML code.
     """
     from orchestrator.assets import synthetic_request
-    from orchestrator.catalog import get_backend
+    from orchestrator.assets.prepare import SYNTHETIC_TIMEOUT_S, Preparer, ensure_synthetic
     from orchestrator.config import Device
-    from orchestrator.containers import Identity
-    from orchestrator.image import ensure_image
-    from orchestrator.prepare import SYNTHETIC_TIMEOUT_S, Preparer, ensure_synthetic
+    from orchestrator.images.build import ensure_image
+    from orchestrator.images.catalog import get_backend
+    from orchestrator.images.containers import Identity
 
     app: Application = ctx.obj
     request = synthetic_request(images, seed)

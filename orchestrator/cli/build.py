@@ -23,9 +23,9 @@ def build(
     build_timeout: BuildTimeoutOpt = None,
 ) -> None:
     """Build the SUT image for BACKEND (content-addressed: unchanged inputs build nothing)."""
-    from orchestrator.catalog import get_backend
     from orchestrator.config import BUILD_TIMEOUT_S
-    from orchestrator.image import ensure_image
+    from orchestrator.images.build import ensure_image
+    from orchestrator.images.catalog import get_backend
 
     app: Application = ctx.obj
     definition = get_backend(backend)

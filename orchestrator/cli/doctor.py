@@ -8,7 +8,7 @@ from orchestrator.cli.application import Application
 def doctor(ctx: typer.Context) -> None:
     """Check the docker engine, NVIDIA runtime, GPUs (NVML), free disk and base images."""
     from orchestrator.cli.tables import doctor_list, doctor_table
-    from orchestrator.doctor import run_checks
+    from orchestrator.host.doctor import run_checks
 
     app: Application = ctx.obj
     checks = run_checks()

@@ -14,8 +14,8 @@ def render(
     quick: ImageQuickOpt = False,
 ) -> None:
     """Print the Dockerfile mlorch renders for BACKEND (no engine needed with --device)."""
-    from orchestrator.catalog import get_backend
-    from orchestrator.image import render_dockerfile
+    from orchestrator.images.build import render_dockerfile
+    from orchestrator.images.catalog import get_backend
 
     app: Application = ctx.obj
     definition = get_backend(backend)

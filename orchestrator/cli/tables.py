@@ -19,10 +19,10 @@ from rich.text import Text
 from orchestrator.results.validity import rule_code
 
 if TYPE_CHECKING:
-    from orchestrator.doctor import Check
+    from orchestrator.host.doctor import Check
     from orchestrator.results.loadgen_log import TestResult
     from orchestrator.results.manifest import RunListing
-    from orchestrator.run import AuditOutcome, RunOutcome
+    from orchestrator.running.up import AuditOutcome, RunOutcome
     from orchestrator.submission.official import OfficialVerdict
     from orchestrator.submission.preflight import CheckReport
     from orchestrator.submission.tree import SubmissionOutcome

@@ -66,8 +66,8 @@ def tune(
     (for `up --config`) and tune.json (every probe); `up` then uses the tuned values for the same
     host, image and settings by itself (`up --no-tuned` ignores them)."""
     from orchestrator.assets import check_asset_args
-    from orchestrator.tune import parse_budget
-    from orchestrator.tune import tune as run_tune
+    from orchestrator.running.tune import parse_budget
+    from orchestrator.running.tune import tune as run_tune
 
     app: Application = ctx.obj
     budget_s = parse_budget(budget)

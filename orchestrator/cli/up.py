@@ -74,7 +74,7 @@ def up(
     `mlorch compare` writes it. A failing backend does not stop the others; after the report
     the exit code is the first failure's (0 when every backend completed)."""
     from orchestrator.assets import check_asset_args
-    from orchestrator.run import up as run_up
+    from orchestrator.running.up import up as run_up
 
     app: Application = ctx.obj
     overrides = run_overrides(
@@ -116,10 +116,10 @@ def _campaign(
 ) -> None:
     """Every spec validated before the first backend starts; then run, compare, report."""
     from orchestrator.assets import check_asset_args
-    from orchestrator.campaign import run_campaign
-    from orchestrator.catalog import get_backend
     from orchestrator.cli.application import REFERENCE_ONLY
+    from orchestrator.images.catalog import get_backend
     from orchestrator.report.terminal import render_terminal
+    from orchestrator.running.campaign import run_campaign
 
     with_harness = {name for name in backends if get_backend(name).harness_profiles}
     mixed = 0 < len(with_harness) < len(set(backends))

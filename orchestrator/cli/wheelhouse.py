@@ -5,9 +5,9 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.catalog import CUDA_BASES, NGC_BASE
 from orchestrator.cli.application import Application
 from orchestrator.config import Device
+from orchestrator.images.catalog import CUDA_BASES, NGC_BASE
 
 # The pinned NGC base's platform (catalog.NGC_BASE): what the wheels are for when nothing says.
 # Without --base-image: the platform of the pinned NGC base (what `up` builds on by default).
@@ -54,9 +54,9 @@ def wheelhouse(
     The folder records the platform it was made for; `up`/`build --wheelhouse` refuse it for a
     base image it does not fit.
     """
-    from orchestrator.catalog import get_backend
     from orchestrator.errors import ConfigError
-    from orchestrator.wheelhouse import export_wheelhouse, platform_from_flags
+    from orchestrator.images.catalog import get_backend
+    from orchestrator.images.wheelhouse import export_wheelhouse, platform_from_flags
 
     app: Application = ctx.obj
     definition = get_backend(backend)
@@ -67,7 +67,7 @@ def wheelhouse(
                 key="python",
                 hint="give --base-image when the image is present here, else --python and --glibc",
             )
-        from orchestrator.image import probe_local_image
+        from orchestrator.images.build import probe_local_image
 
         platform = probe_local_image(app.engine, base_image)
         made_for = f"{base_image} ({platform.describe()})"

@@ -53,7 +53,7 @@ class ContainerSpec:
     entrypoint: tuple[str, ...] | None = None
     working_dir: str = "/tmp"
     gpus: bool = False
-    gpu_access: str = "hook"  # how GPUs are requested: hook | cdi | runtime (orchestrator.gpu)
+    gpu_access: str = "hook"  # how GPUs are requested: hook | cdi | runtime (orchestrator.host.gpu)
     network_disabled: bool = True
     read_only_rootfs: bool = True
     tmpfs: dict[str, str] = field(default_factory=lambda: {"/tmp": "rw,exec,size=1g"})

@@ -686,7 +686,7 @@ def _accuracy_cells(
 
 def _answers(run: _Run, scenario: str) -> dict[int, int] | None:
     """qsl index → the top-1 label of the run's accuracy test (None: nothing to compare)."""
-    from orchestrator.catalog import BACKENDS
+    from orchestrator.images.catalog import BACKENDS
     from orchestrator.results.accuracy import logged_labels
 
     test = run.tests.get((scenario, ACCURACY))
@@ -758,7 +758,7 @@ def _flat(prefix: str, value: Any, out: dict[str, str]) -> None:
 
 
 def _precision(backend: str) -> str:
-    from orchestrator.catalog import BACKENDS
+    from orchestrator.images.catalog import BACKENDS
 
     definition = BACKENDS.get(backend)
     return definition.input_format if definition is not None else DASH

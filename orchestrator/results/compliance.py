@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from contract.locks import atomic_write_text
-from orchestrator.compliance import AuditTest, applied_settings
 from orchestrator.errors import ResultError
 from orchestrator.results.accuracy import read_responses
+from orchestrator.results.audits import AuditTest, applied_settings
 from orchestrator.results.loadgen_log import (
     ACCURACY_LOG,
     DETAIL,

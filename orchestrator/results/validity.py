@@ -22,7 +22,6 @@ from contract.resnet50 import DATASET_SIZE, PERFORMANCE_SAMPLE_COUNT
 from orchestrator.assets.model import OFFICIAL_MODELS
 from orchestrator.config import Scenario
 from orchestrator.errors import ResultError
-from orchestrator.plan import RULES
 from orchestrator.results.loadgen_log import (
     DETAIL,
     SUMMARY,
@@ -32,7 +31,7 @@ from orchestrator.results.loadgen_log import (
     parse_summary_text,
     unmet_constraints,
 )
-from orchestrator.userconf import parse_user_conf
+from orchestrator.results.rules import RULES, parse_user_conf
 
 MIN_DURATION_MS = 600_000
 CLOSED_ACCURACY_TARGET = 76.46 * 0.99  # % top-1, 99 % of the FP32 reference

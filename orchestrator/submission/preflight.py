@@ -19,7 +19,6 @@ from typing import Any
 from contract.resnet50 import DATASET_SIZE
 from orchestrator.config import Mode, RunSpec, Scenario
 from orchestrator.errors import ResultError
-from orchestrator.plan import estimate_seconds, human_duration
 from orchestrator.results.compliance import VERIFY_ACCURACY, VERIFY_PERFORMANCE
 from orchestrator.results.loadgen_log import (
     ACCURACY_LOG,
@@ -40,6 +39,8 @@ from orchestrator.results.validity import (
     performance_findings,
     seed_findings,
 )
+from orchestrator.running.plan import estimate_seconds, human_duration
+from orchestrator.running.userconf import user_conf_entries
 from orchestrator.submission.layout import (
     BENCHMARK,
     INFERABLE,
@@ -51,7 +52,6 @@ from orchestrator.submission.layout import (
     SubmitterPaths,
 )
 from orchestrator.submission.system import MEANINGFUL_FIELDS, STATUSES, SYSTEM_FIELDS
-from orchestrator.userconf import user_conf_entries
 
 MAX_FILE_BYTES = 50 * 1024 * 1024  # the MLCommons results repository refuses larger files
 PASS = "TEST PASS"

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.catalog import CUDA_BASES
 from orchestrator.errors import ConfigError
+from orchestrator.images.catalog import CUDA_BASES
 from orchestrator.submission.layout import SYSTEM_TYPES, safe_name
 
 # Required fields, in the checker's order (SYSTEM_DESC_REQUIRED_FIELDS, round v6.1).
@@ -178,7 +178,7 @@ class RunFacts:
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> RunFacts:
-        from orchestrator.hostinfo import system_facts
+        from orchestrator.host.facts import system_facts
 
         host = manifest.get("host") or {}
         spec = manifest.get("spec") or {}

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.catalog import LOCAL_BASE
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import EngineUnavailable
+from orchestrator.images.catalog import LOCAL_BASE
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +89,7 @@ def assert_sized_and_valid(run_dir: Path, manifest: dict[str, Any], backend: str
     for the same host, image and settings), and SingleStream, MultiStream and Offline come out
     VALID whatever the host's speed; a Server run that cannot be VALID says why in words."""
     from contract.sizing import loadgen_value
-    from orchestrator.userconf import parse_user_conf
+    from orchestrator.results.rules import parse_user_conf
 
     for scenario, entry in manifest["sizing"].items():
         assert entry["source"] in ("measured now", "cached measurement"), entry

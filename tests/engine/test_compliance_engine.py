@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.compliance import AuditTest, render_audit_config
 from orchestrator.engine.client import DockerEngine
+from orchestrator.results.audits import AuditTest, render_audit_config
 from orchestrator.results.compliance import verify_audit
 from tests.engine.conftest import mlorch
 

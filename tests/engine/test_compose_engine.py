@@ -46,10 +46,10 @@ def test_compose_prepare_service_runs_the_real_image(
     compose = shutil.which("docker-compose")
     if compose is None:
         pytest.skip("docker-compose not installed")
-    from orchestrator.catalog import get_backend
     from orchestrator.config import Device
     from orchestrator.console import Terminal
-    from orchestrator.image import ensure_image
+    from orchestrator.images.build import ensure_image
+    from orchestrator.images.catalog import get_backend
 
     image = ensure_image(
         engine, get_backend("reference"), Device.CPU, None, None, Terminal(quiet=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import LOCAL_BASE, NGC_BASE
 from orchestrator.engine.client import DockerEngine
+from orchestrator.images.catalog import LOCAL_BASE, NGC_BASE
 from tests.engine.conftest import mlorch
 
 pytestmark = pytest.mark.engine

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import LOCAL_BASE
 from orchestrator.engine import labels as L
 from orchestrator.engine.client import DockerEngine
+from orchestrator.images.catalog import LOCAL_BASE
 from tests.engine.conftest import mlorch
 
 pytestmark = pytest.mark.engine

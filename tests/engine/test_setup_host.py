@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator import __version__
-from orchestrator.catalog import LOCAL_BASE
 from orchestrator.engine import labels as L
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import ContainerSpec, Mount, run_to_completion
-from orchestrator.image import probe_local_image
-from orchestrator.wheelhouse import COMPLETE, export_wheelhouse, wheelhouse_key
+from orchestrator.images.build import probe_local_image
+from orchestrator.images.catalog import LOCAL_BASE
+from orchestrator.images.wheelhouse import COMPLETE, export_wheelhouse, wheelhouse_key
 
 pytestmark = pytest.mark.engine
 

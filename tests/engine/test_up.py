@@ -310,8 +310,8 @@ def test_runs_lists_the_verdicts(quick_run: tuple[subprocess.CompletedProcess[st
 
 
 def test_down_removes_orphans(engine: DockerEngine, tmp_path: Path) -> None:
-    from orchestrator.catalog import LOCAL_BASE
     from orchestrator.engine import labels as L
+    from orchestrator.images.catalog import LOCAL_BASE
 
     orphan = engine.client.containers.run(
         LOCAL_BASE, ["sleep", "300"], detach=True, name=f"mlorch-orphan-{os.getpid()}",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import LOCAL_BASE
 from orchestrator.engine.client import DockerEngine
-from orchestrator.image import probe_local_image
-from orchestrator.wheelhouse import COMPLETE
+from orchestrator.images.build import probe_local_image
+from orchestrator.images.catalog import LOCAL_BASE
+from orchestrator.images.wheelhouse import COMPLETE
 from tests.engine.conftest import mlorch
 from tests.unit.test_cli import assert_one_error
 

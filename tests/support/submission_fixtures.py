@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config import Scenario
-from orchestrator.plan import RULES
+from orchestrator.results.rules import RULES
 from orchestrator.results.validity import SEEDS
 from orchestrator.submission.layout import MEASUREMENT_FIELDS, ScenarioPaths, SubmitterPaths
 from orchestrator.submission.system import SYSTEM_FIELDS
@@ -133,7 +133,7 @@ def set_log_values(detail: Path, **values: Any) -> None:
 # --- run folders made from the golden runs (tests/golden/runs) -----------------------------
 
 GOLDEN_RUN = "20261123-171232-reference-0375"  # every scenario, both modes (quick, synthetic)
-SYSTEM = {  # what `up` records under manifest["host"]["system"] (orchestrator/hostinfo.py)
+SYSTEM = {  # what `up` records under manifest["host"]["system"] (orchestrator/host/facts.py)
     "cpu_model": "AMD EPYC 9654 96-Core Processor",
     "sockets": 1,
     "cores_per_socket": 96,

@@ -18,14 +18,14 @@ from contract.layout import CACHE_MANIFEST, SYNTHETIC_MARKER, cache_key
 from orchestrator import cachelock
 from orchestrator.assets import ResolvedAssets, synthetic_request
 from orchestrator.assets.model import ModelInfo
+from orchestrator.assets.prepare import Preparer, ensure_preprocessed, ensure_synthetic
 from orchestrator.cachelock import cache_lock, lock_path_for
-from orchestrator.catalog import get_backend
 from orchestrator.console import Terminal
-from orchestrator.containers import Identity
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import WaitTimeout
-from orchestrator.image import PROBE_VERSION, BaseImage, image_freeze, probe_platform
-from orchestrator.prepare import Preparer, ensure_preprocessed, ensure_synthetic
+from orchestrator.images.build import PROBE_VERSION, BaseImage, image_freeze, probe_platform
+from orchestrator.images.catalog import get_backend
+from orchestrator.images.containers import Identity
 from tests.support.fake_docker import CannedAPI, fake_client
 
 WAITING = "waiting for another mlorch to finish"
@@ -163,7 +163,7 @@ def test_a_lock_held_too_long_is_a_wait_timeout(
 
 @pytest.mark.subprocess
 def test_build_contexts_of_dead_processes_are_removed(tmp_path: Path) -> None:
-    from orchestrator.image import remove_stale_contexts
+    from orchestrator.images.build import remove_stale_contexts
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True, timeout=60)  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.config import DEFAULT_TUNING, Device, Mode, Profile, RunSpec, Scenario
-from orchestrator.plan import human_duration
+from orchestrator.running.plan import human_duration
 from orchestrator.submission import preflight
 from orchestrator.submission.preflight import CheckReport, check_spec
 from tests.support.cli import run_cli

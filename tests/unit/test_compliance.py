@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 
 from orchestrator.cli.application import Application
-from orchestrator.compliance import (
+from orchestrator.config import Device, Mode, RunSpec, Scenario
+from orchestrator.console import Terminal
+from orchestrator.errors import ConfigError, ResultError
+from orchestrator.results.audits import (
     OFF_REASON,
     AuditTest,
     audit_settings,
     plan_audits,
     render_audit_config,
 )
-from orchestrator.config import Device, Mode, RunSpec, Scenario
-from orchestrator.console import Terminal
-from orchestrator.errors import ConfigError, ResultError
 from orchestrator.results.compliance import (
     VERIFICATION,
     VERIFY_ACCURACY,
@@ -31,10 +31,10 @@ from orchestrator.results.compliance import (
     verify_audit,
 )
 from orchestrator.results.loadgen_log import ACCURACY_LOG, DETAIL, SUMMARY, parse_detail_text
+from orchestrator.results.rules import parse_user_conf
 from orchestrator.results.truncation import ACCURACY_TXT, truncate_accuracy_log
 from orchestrator.results.validity import compliance_findings, compliance_verdicts
-from orchestrator.run import _planned_tests
-from orchestrator.userconf import parse_user_conf
+from orchestrator.running.up import _planned_tests
 
 # ---- the goldens and how the failing cases alter them -------------------------------------
 

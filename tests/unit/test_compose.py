@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.compose import compose_document, render_compose
+from orchestrator.running.compose import compose_document, render_compose
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import get_backend
 from orchestrator.config import Device, Mode, Scenario
-from orchestrator.containers import CONTAINER_UID, Identity, loadgen_spec, prepare_spec
+from orchestrator.images.catalog import get_backend
+from orchestrator.images.containers import CONTAINER_UID, Identity, loadgen_spec, prepare_spec
 
 
 def _test_kwargs(device: Device) -> dict[str, object]:
@@ -116,7 +116,7 @@ def test_identity_as_root_uses_dedicated_uid(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_an_audit_mounts_its_audit_config_read_only_and_names_it() -> None:
-    from orchestrator.containers import AUDIT_CONFIG_MOUNT, AuditInputs
+    from orchestrator.images.containers import AUDIT_CONFIG_MOUNT, AuditInputs
 
     spec = loadgen_spec(
         get_backend("dell-trt"), "img:1", "run1", Scenario.SINGLE_STREAM, Mode.PERFORMANCE,

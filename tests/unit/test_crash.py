@@ -27,7 +27,7 @@ def _broken_planner(*_args: object) -> None:
 def test_crash_in_up_fails_the_run_and_keeps_the_traceback(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("orchestrator.run.plan_assets", _broken_planner)
+    monkeypatch.setattr("orchestrator.running.up.plan_assets", _broken_planner)
     runs = tmp_path / "runs"
     code = _main(monkeypatch, "up", "reference", "--device", "cpu", "--runs-dir", str(runs))
     assert code == 70
@@ -46,7 +46,7 @@ def test_crash_in_up_fails_the_run_and_keeps_the_traceback(
 
 
 def test_debug_shows_the_crash_itself(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr("orchestrator.run.plan_assets", _broken_planner)
+    monkeypatch.setattr("orchestrator.running.up.plan_assets", _broken_planner)
     monkeypatch.setattr(sys, "argv", ["mlorch", "--debug", "up", "reference", "--device", "cpu",
                                       "--runs-dir", str(tmp_path)])  # fmt: skip
     with pytest.raises(InternalError) as info:

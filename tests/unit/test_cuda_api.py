@@ -20,7 +20,7 @@ from tests.support.real_wheels import Prepared, WheelUnavailable, cuda_bindings,
 
 def pinned_cuda_bindings() -> str:
     """The cuda-bindings version the GPU image pins (the catalog's requirement where it has one)."""
-    from orchestrator import catalog
+    from orchestrator.images import catalog
 
     requirement = getattr(catalog, "CUDA_BINDINGS", "cuda-bindings==13.2.0")
     return str(requirement).split("==", 1)[1]

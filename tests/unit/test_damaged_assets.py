@@ -18,16 +18,16 @@ from contract.layout import (
 )
 from contract.protocol import BAD_IMAGE_PREFIX, BAD_IMAGES_EXIT
 from orchestrator.assets import ResolvedAssets, plan_assets
-from orchestrator.catalog import BackendDef, get_backend
+from orchestrator.assets.prepare import Preparer, ensure_preprocessed
 from orchestrator.config import DEFAULT_TUNING, Device, RunSpec
 from orchestrator.console import Terminal
-from orchestrator.containers import VAL_MAP_MOUNT, Identity
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import ContainerFailed, DamagedDataset
+from orchestrator.images.catalog import BackendDef, get_backend
+from orchestrator.images.containers import VAL_MAP_MOUNT, Identity
 from orchestrator.paths import cache_dir
-from orchestrator.prepare import Preparer, ensure_preprocessed
 from orchestrator.results.manifest import RunManifest
-from orchestrator.run import _record_assets
+from orchestrator.running.up import _record_assets
 from tests.support.damaged_dataset import EXPECTED, DamagedFolder, make_damaged_dataset
 from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
 

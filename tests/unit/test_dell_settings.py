@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from contract.dell_trt import settings as S
-from orchestrator.catalog import get_backend
 from orchestrator.config import Device
 from orchestrator.errors import ConfigError, GpuUnavailable
 from orchestrator.harness_settings import resolve_harness, settings_json
-from orchestrator.hostinfo import GpuInfo
+from orchestrator.host.facts import GpuInfo
+from orchestrator.images.catalog import get_backend
 
 H100 = GpuInfo(0, "NVIDIA H100 80GB HBM3", 81_559, "GPU-0", "9.0", 132)
 

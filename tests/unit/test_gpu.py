@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import CUDA_BASES, NGC_BASE
 from orchestrator.config import Device, Mode, Scenario
 from orchestrator.errors import GpuUnavailable
-from orchestrator.gpu import (
+from orchestrator.host.facts import GpuInfo
+from orchestrator.host.gpu import (
     HOOK,
     GpuAccess,
     GpuSupport,
@@ -19,7 +19,7 @@ from orchestrator.gpu import (
     gpu_support,
     require_cuda,
 )
-from orchestrator.hostinfo import GpuInfo
+from orchestrator.images.catalog import CUDA_BASES, NGC_BASE
 
 H100 = GpuInfo(0, "NVIDIA H100 80GB HBM3", 81559, "GPU-0")
 BASE = CUDA_BASES[NGC_BASE]
@@ -44,7 +44,7 @@ def _cdi_spec(folder: Path, kind: str, suffix: str = ".yaml") -> None:
 @pytest.fixture
 def no_hook_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
     """This host has no toolkit; make sure the fixed install folders are not consulted."""
-    monkeypatch.setattr("orchestrator.gpu.HOOK_DIRS", ())
+    monkeypatch.setattr("orchestrator.host.gpu.HOOK_DIRS", ())
 
 
 def test_hook_on_path_is_what_gpus_all_needs(tmp_path: Path, no_hook_dirs: None) -> None:
@@ -139,8 +139,8 @@ def test_preflight_passes_the_mechanism_on() -> None:
 
 @pytest.mark.parametrize("access", list(GpuAccess))
 def test_containers_ask_for_gpus_the_way_the_engine_can_give_them(access: GpuAccess) -> None:
-    from orchestrator.catalog import get_backend
-    from orchestrator.containers import loadgen_spec
+    from orchestrator.images.catalog import get_backend
+    from orchestrator.images.containers import loadgen_spec
 
     spec = loadgen_spec(
         get_backend("reference"), "img:1", "run1", Scenario.OFFLINE, Mode.PERFORMANCE,
@@ -165,8 +165,8 @@ def test_containers_ask_for_gpus_the_way_the_engine_can_give_them(access: GpuAcc
 
 
 def test_cpu_containers_get_no_gpu() -> None:
-    from orchestrator.catalog import get_backend
-    from orchestrator.containers import loadgen_spec
+    from orchestrator.images.catalog import get_backend
+    from orchestrator.images.containers import loadgen_spec
 
     spec = loadgen_spec(
         get_backend("reference"), "img:1", "run1", Scenario.OFFLINE, Mode.PERFORMANCE,

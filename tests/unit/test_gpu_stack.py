@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from backends.common import libcheck
-from orchestrator.catalog import BACKENDS, CUDA_BASES, NGC_BASE
 from orchestrator.config import Device
-from orchestrator.gpu import cuda_major_of, gpu_stack_problems
+from orchestrator.images.catalog import BACKENDS, CUDA_BASES, NGC_BASE
+from orchestrator.images.gpu_stack import cuda_major_of, gpu_stack_problems
 
 
 @pytest.mark.parametrize(

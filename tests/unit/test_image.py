@@ -8,12 +8,12 @@ from typing import Any
 import docker.errors
 import pytest
 
-from orchestrator.catalog import get_backend
 from orchestrator.config import Device
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine, ImageFacts
-from orchestrator.image import BaseImage, resolve_base_image, stage_context
-from orchestrator.wheelhouse import Wheelhouse
+from orchestrator.images.build import BaseImage, resolve_base_image, stage_context
+from orchestrator.images.catalog import get_backend
+from orchestrator.images.wheelhouse import Wheelhouse
 from tests.support.fake_docker import CannedAPI, fake_client
 
 BASE_ID = "sha256:" + "1" * 64

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config import DEFAULT_TUNING, Device, Mode, Profile, RunSpec, Scenario
-from orchestrator.plan import RULES, estimate_seconds, human_duration
+from orchestrator.results.rules import RULES
+from orchestrator.running.plan import estimate_seconds, human_duration
 
 
 def _spec(profile: Profile) -> RunSpec:

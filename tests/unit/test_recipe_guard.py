@@ -16,14 +16,14 @@ from contract.digest import file_sha256
 from contract.layout import val_map_digest
 from contract.protocol import GUARD_PREFIX, json_line
 from orchestrator.assets import ResolvedAssets, SyntheticRequest, resolve_synthetic
-from orchestrator.catalog import get_backend
+from orchestrator.assets.prepare import Preparer, calibration_id, ensure_recipe
 from orchestrator.config import DEFAULT_TUNING, Device, RunSpec
 from orchestrator.console import Terminal
-from orchestrator.containers import Identity
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import AccuracyGuardFailed
+from orchestrator.images.catalog import get_backend
+from orchestrator.images.containers import Identity
 from orchestrator.paths import cache_dir
-from orchestrator.prepare import Preparer, calibration_id, ensure_recipe
 from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
 
 

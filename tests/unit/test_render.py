@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import BACKENDS, NGC_BASE, get_backend
 from orchestrator.config import Device
 from orchestrator.errors import ConfigError
-from orchestrator.image import render_dockerfile
+from orchestrator.images.build import render_dockerfile
+from orchestrator.images.catalog import BACKENDS, NGC_BASE, get_backend
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.run import _signals_as_interrupt
+from orchestrator.running.up import _signals_as_interrupt
 
 
 @pytest.fixture

@@ -17,17 +17,17 @@ import pytest
 
 from orchestrator.assets import ResolvedAssets
 from orchestrator.assets.model import ModelInfo
-from orchestrator.catalog import get_backend
 from orchestrator.config import DEFAULT_TUNING, Device, Mode, RunSpec, Scenario
 from orchestrator.console import Terminal
-from orchestrator.containers import Identity
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import ContainerFailed, WaitTimeout
-from orchestrator.image import BaseImage, BuiltImage
+from orchestrator.images.build import BaseImage, BuiltImage
+from orchestrator.images.catalog import get_backend
+from orchestrator.images.containers import Identity
+from orchestrator.images.wheelhouse import Platform
 from orchestrator.report.telemetry import read_telemetry
 from orchestrator.results.loadgen_log import DETAIL
-from orchestrator.run import RunContext, run_test
-from orchestrator.wheelhouse import Platform
+from orchestrator.running.up import RunContext, run_test
 from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
 from tests.support.fake_nvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeGpu, FakeNvml
 

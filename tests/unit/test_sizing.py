@@ -26,8 +26,8 @@ from orchestrator.config import (
     RunSpec,
     Scenario,
 )
-from orchestrator.plan import RULES
-from orchestrator.sizing import (
+from orchestrator.results.rules import RULES
+from orchestrator.running.sizing import (
     RunSizing,
     SizingCache,
     SizingSource,

@@ -22,11 +22,11 @@ from orchestrator.cli.tables import (
     runs_table,
 )
 from orchestrator.console import Terminal
-from orchestrator.doctor import Check
 from orchestrator.errors import EngineUnavailable
+from orchestrator.host.doctor import Check
 from orchestrator.results.loadgen_log import result_from_logs
 from orchestrator.results.manifest import RunListing, RunManifest
-from orchestrator.run import RunOutcome
+from orchestrator.running.up import RunOutcome
 
 BOX_DRAWING = re.compile("[\u2500-\u257f]")
 
@@ -202,9 +202,9 @@ def test_results_list_when_narrower_than_the_table(golden: Path) -> None:
 def test_audit_rows_and_their_reasons_fit_80_columns(
     golden: Path, tmp_path: Path, console: Console
 ) -> None:
-    from orchestrator.compliance import AuditTest
+    from orchestrator.results.audits import AuditTest
     from orchestrator.results.compliance import verify_audit
-    from orchestrator.run import AuditOutcome
+    from orchestrator.running.up import AuditOutcome
 
     scenario_dir = tmp_path / "SingleStream"
     shutil.copytree(golden / "compliance" / "SingleStream", scenario_dir)

@@ -29,7 +29,7 @@ MODULES = {"tensorrt"}
 def pinned_tensorrt_version() -> str:
     """The TensorRT of the pinned GPU base image: the catalog's fact where it records one,
     else the constant engine_cache.py keeps for it."""
-    from orchestrator import catalog
+    from orchestrator.images import catalog
 
     bases = getattr(catalog, "CUDA_BASES", {})
     base = bases.get(getattr(catalog, "NGC_BASE", None))

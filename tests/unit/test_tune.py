@@ -16,8 +16,15 @@ from orchestrator.config import (
     load_file_config,
 )
 from orchestrator.errors import ConfigError
-from orchestrator.sizing import RunSizing, SizingCache, SizingSource, Tuned, TunedStore, sizing_key
-from orchestrator.tune import (
+from orchestrator.running.sizing import (
+    RunSizing,
+    SizingCache,
+    SizingSource,
+    Tuned,
+    TunedStore,
+    sizing_key,
+)
+from orchestrator.running.tune import (
     MAX_TARGET_QPS,
     SERVER_PROBE_QUERIES,
     TOLERANCE,

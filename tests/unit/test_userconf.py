@@ -6,7 +6,7 @@ import mlperf_loadgen as lg
 import pytest
 
 from orchestrator.config import DEFAULT_TUNING, Device, Profile, RunSpec, Scenario
-from orchestrator.userconf import render_user_conf, user_conf_entries
+from orchestrator.running.userconf import render_user_conf, user_conf_entries
 
 
 def _spec(profile: Profile = Profile.FULL, device: Device = Device.CPU) -> RunSpec:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ConfigError, WheelhouseError
-from orchestrator.wheelhouse import (
+from orchestrator.images.wheelhouse import (
     COMPLETE,
     Platform,
     WheelhouseTarget,

@@ -4,7 +4,7 @@
 
 A tiny SUT answers sample i with the label (7 i) mod 1000 as float32 (the reference's response
 format) after a fixed pause; for each of SingleStream and Offline it writes the performance run,
-the accuracy run, and the TEST01 and TEST04 audits (audit.config from orchestrator.compliance)
+the accuracy run, and the TEST01 and TEST04 audits (audit.config from orchestrator.results.audits)
 into <Scenario>/{performance,accuracy,compliance/TEST01,compliance/TEST04}/, the layout of a run
 folder. The unit tests copy these folders and alter them for the failing cases.
 """
@@ -58,7 +58,7 @@ run_test(request, Qsl(), Sut)
 
 
 def main() -> None:
-    from orchestrator.compliance import AuditTest, render_audit_config
+    from orchestrator.results.audits import AuditTest, render_audit_config
 
     root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "PYTHONPATH": str(root)}

@@ -7,11 +7,9 @@ which makes the run invalid for submission, and the file says so in its header.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from contract.resnet50 import MODEL_NAME, PERFORMANCE_SAMPLE_COUNT
 from orchestrator.config import RunSpec, Scenario
-from orchestrator.plan import offline_target_qps
+from orchestrator.running.plan import offline_target_qps
 
 
 def _fmt(value: float) -> str:
@@ -55,25 +53,3 @@ def render_user_conf(spec: RunSpec, scenario: Scenario, total_samples: int) -> s
         for key, value in user_conf_entries(spec, scenario, total_samples).items()
     ]
     return "\n".join([*header, *lines]) + "\n"
-
-
-@dataclass(frozen=True)
-class UserConfEntry:
-    model: str  # or "*"
-    scenario: str  # or "*"
-    key: str
-    value: str
-
-
-def parse_user_conf(text: str) -> list[UserConfEntry]:
-    """The `model.scenario.key = value` lines of a user.conf (comments and blank lines skipped;
-    a line LoadGen would not read either is skipped too)."""
-    entries = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        name, sep, value = line.partition("=")
-        parts = name.strip().split(".")
-        if not sep or len(parts) != 3 or not all(parts):
-            continue
-        entries.append(UserConfEntry(parts[0], parts[1], parts[2], value.strip()))
-    return entries

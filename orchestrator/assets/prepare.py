@@ -28,10 +28,14 @@ from contract.resnet50 import (
 from orchestrator.assets import ResolvedAssets, SyntheticRequest, skip
 from orchestrator.assets.dataset import damaged, decode_failures, parse_bad_image
 from orchestrator.cachelock import cache_lock
-from orchestrator.catalog import BackendDef
 from orchestrator.config import Device, RunSpec
 from orchestrator.console import Terminal
-from orchestrator.containers import (
+from orchestrator.engine.client import DockerEngine
+from orchestrator.engine.container import ContainerSpec, run_to_completion
+from orchestrator.errors import AccuracyGuardFailed, ConfigError, ContainerFailed
+from orchestrator.host.facts import check_disk, min_free_disk_gib
+from orchestrator.images.catalog import BackendDef
+from orchestrator.images.containers import (
     Identity,
     RecipeInputs,
     engines_spec,
@@ -39,10 +43,6 @@ from orchestrator.containers import (
     prepare_spec,
     synthetic_spec,
 )
-from orchestrator.engine.client import DockerEngine
-from orchestrator.engine.container import ContainerSpec, run_to_completion
-from orchestrator.errors import AccuracyGuardFailed, ConfigError, ContainerFailed
-from orchestrator.hostinfo import check_disk, min_free_disk_gib
 from orchestrator.paths import cache_dir
 
 PREPARE_TIMEOUT_S = 3600  # defaults; `up` passes its --timeout

@@ -8,27 +8,9 @@ expected rates, which is also what LoadGen schedules against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from contract.sizing import loadgen_value
 from orchestrator.config import Mode, RunSpec, Scenario
-
-
-@dataclass(frozen=True)
-class RuleLimits:
-    min_duration_ms: int
-    min_query_count: int
-    samples_per_query: int
-
-
-# ResNet50, v6.1 (LoadGen's embedded mlperf.conf).
-RULES: dict[Scenario, RuleLimits] = {
-    Scenario.SINGLE_STREAM: RuleLimits(600_000, 100, 1),
-    Scenario.MULTI_STREAM: RuleLimits(600_000, 662, 8),
-    Scenario.SERVER: RuleLimits(600_000, 100, 1),
-    Scenario.OFFLINE: RuleLimits(600_000, 24_576, 1),
-}
-
+from orchestrator.results.rules import RULES
 
 # LoadGen sizes the one Offline query as target_qps × min_duration × 1.1 samples: a SUT faster
 # than its expected rate finishes it early and the run is INVALID (min duration not met). A

@@ -25,17 +25,16 @@ from contract.locks import atomic_write_text
 from contract.protocol import PROBE_PREFIX, last_json_line
 from orchestrator import __version__
 from orchestrator.cachelock import cache_lock
-from orchestrator.catalog import CUDA_BASES, BackendDef, local_base
 from orchestrator.config import BUILD_TIMEOUT_S, Device
 from orchestrator.console import Terminal
-from orchestrator.containers import CONTAINER_UID
 from orchestrator.engine import labels as L
 from orchestrator.engine.client import DockerEngine, ImageFacts
 from orchestrator.engine.container import ContainerSpec, run_to_completion
 from orchestrator.errors import ContainerFailed, ImageError
-from orchestrator.gpu import gpu_stack_problems
-from orchestrator.paths import cache_dir, container_packages, docker_dir
-from orchestrator.wheelhouse import (
+from orchestrator.images.catalog import CUDA_BASES, BackendDef, local_base
+from orchestrator.images.containers import CONTAINER_UID
+from orchestrator.images.gpu_stack import gpu_stack_problems
+from orchestrator.images.wheelhouse import (
     DOWNLOAD_TIMEOUT_S,
     PIP_REQUIREMENT,
     Platform,
@@ -44,6 +43,7 @@ from orchestrator.wheelhouse import (
     ensure_wheelhouse,
     wheelhouse_key,
 )
+from orchestrator.paths import cache_dir, container_packages, docker_dir
 
 PROBE_TIMEOUT_S = 120
 # The `docker import --message` of docker/bootstrap-base-image.sh: how a bootstrapped base is known.

@@ -46,7 +46,7 @@ def run_campaign(
 
     Ctrl-C stops the campaign: the comparison of what exists is written, then Interrupted
     propagates (exit 130)."""
-    from orchestrator.run import up
+    from orchestrator.running.up import up
 
     sources: list[RunSource] = []
     failures: list[tuple[str, MlorchError]] = []

@@ -30,10 +30,11 @@ from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import ConfigError, Interrupted, MlorchError
 from orchestrator.paths import cache_dir
-from orchestrator.plan import OFFLINE_QUERY_MARGIN, RULES, human_duration
 from orchestrator.results.loadgen_log import DETAIL, TestResult, parse_detail_text
 from orchestrator.results.manifest import utc_now
-from orchestrator.sizing import RunSizing, SizingSource, Tuned, TunedStore
+from orchestrator.results.rules import RULES
+from orchestrator.running.plan import OFFLINE_QUERY_MARGIN, human_duration
+from orchestrator.running.sizing import RunSizing, SizingSource, Tuned, TunedStore
 
 TOLERANCE = 0.05  # the bracket's width: lowest INVALID / highest VALID
 GROWTH = 2.0  # the step while only VALID (or only INVALID) targets are known
@@ -220,11 +221,11 @@ def tune(
     quick: bool,
 ) -> TuneOutcome:
     """Tune every scenario of `spec` within `budget_s` seconds (preparation included)."""
-    from orchestrator.catalog import get_backend
-    from orchestrator.containers import Identity
-    from orchestrator.gpu import GpuAccess
-    from orchestrator.hostinfo import check_disk
-    from orchestrator.run import _signals_as_interrupt, cuda_preflight, new_run, prepare_run
+    from orchestrator.host.facts import check_disk
+    from orchestrator.host.gpu import GpuAccess
+    from orchestrator.images.catalog import get_backend
+    from orchestrator.images.containers import Identity
+    from orchestrator.running.up import _signals_as_interrupt, cuda_preflight, new_run, prepare_run
 
     started = time.monotonic()
     backend = get_backend(spec.backend)
@@ -295,7 +296,7 @@ def probe_record(probe: Probe) -> dict[str, Any]:
 def _tune_scenario(ctx: Any, item: ScenarioTune, quick: bool, deadline: float) -> None:
     """Search one scenario; the start comes from the run's sizing (measured now if nothing was
     known), each probe is a real LoadGen test."""
-    from orchestrator.run import run_test
+    from orchestrator.running.up import run_test
 
     terminal: Terminal = ctx.terminal
     entry = ctx.sizing.by_scenario[item.scenario]

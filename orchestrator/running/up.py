@@ -28,28 +28,7 @@ from orchestrator.assets import (
     resolve_synthetic,
 )
 from orchestrator.assets.dataset import skipped_record
-from orchestrator.catalog import CUDA_BASES, BackendDef, get_backend
-from orchestrator.compliance import (
-    AUDIT_CONFIG,
-    COMPLIANCE_DIR,
-    AuditTest,
-    plan_audits,
-    render_audit_config,
-)
-from orchestrator.config import Device, Mode, RunSpec, Scenario
-from orchestrator.console import Terminal
-from orchestrator.containers import AuditInputs, Identity, loadgen_spec
-from orchestrator.engine.client import DockerEngine
-from orchestrator.engine.container import run_to_completion
-from orchestrator.engine.owner import remove_orphans
-from orchestrator.errors import InternalError, Interrupted, MlorchError, disk_full
-from orchestrator.gpu import GpuAccess, engine_gpu_support, require_cuda
-from orchestrator.harness_settings import settings_json
-from orchestrator.hostinfo import check_disk, host_facts, nvml_gpus
-from orchestrator.image import BuiltImage, ensure_image
-from orchestrator.paths import cache_dir
-from orchestrator.plan import estimate_seconds, human_duration
-from orchestrator.prepare import (
+from orchestrator.assets.prepare import (
     PreparedRecipe,
     Preparer,
     ensure_preprocessed,
@@ -57,15 +36,36 @@ from orchestrator.prepare import (
     ensure_synthetic,
     line_printer,
 )
+from orchestrator.config import Device, Mode, RunSpec, Scenario
+from orchestrator.console import Terminal
+from orchestrator.engine.client import DockerEngine
+from orchestrator.engine.container import run_to_completion
+from orchestrator.engine.owner import remove_orphans
+from orchestrator.errors import InternalError, Interrupted, MlorchError, disk_full
+from orchestrator.harness_settings import settings_json
+from orchestrator.host.facts import check_disk, host_facts, nvml_gpus
+from orchestrator.host.gpu import GpuAccess, engine_gpu_support, require_cuda
+from orchestrator.images.build import BuiltImage, ensure_image
+from orchestrator.images.catalog import CUDA_BASES, BackendDef, get_backend
+from orchestrator.images.containers import AuditInputs, Identity, loadgen_spec
+from orchestrator.paths import cache_dir
 from orchestrator.results.accuracy import label_agreement, logged_labels, score_accuracy_log
+from orchestrator.results.audits import (
+    AUDIT_CONFIG,
+    COMPLIANCE_DIR,
+    AuditTest,
+    plan_audits,
+    render_audit_config,
+)
 from orchestrator.results.compliance import AUDIT_NOTICE, Verification, verify_audit
 from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import RunManifest, utc_now
 from orchestrator.results.validity import judge_run
-from orchestrator.sizing import RunSizing, SizingCache, TunedStore, sizing_key
+from orchestrator.running.plan import estimate_seconds, human_duration
+from orchestrator.running.sizing import RunSizing, SizingCache, TunedStore, sizing_key
+from orchestrator.running.userconf import render_user_conf
 from orchestrator.telemetry import NvmlSampler, record_telemetry
-from orchestrator.userconf import render_user_conf
 
 
 @dataclass(frozen=True)

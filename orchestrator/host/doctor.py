@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.catalog import BACKENDS, CUDA_BASES, NGC_BASE, local_base
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import EngineUnavailable
-from orchestrator.gpu import TOOLKIT_HINT, driver_verdict, engine_gpu_support
-from orchestrator.hostinfo import free_disk_gib, nvml_gpus
+from orchestrator.host.facts import free_disk_gib, nvml_gpus
+from orchestrator.host.gpu import TOOLKIT_HINT, driver_verdict, engine_gpu_support
+from orchestrator.images.catalog import BACKENDS, CUDA_BASES, NGC_BASE, local_base
 from orchestrator.paths import cache_dir
 
 MIN_DISK_GIB = 20.0

@@ -10,10 +10,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.catalog import BackendDef
 from orchestrator.config import Device, Mode, Scenario
 from orchestrator.engine import labels as L
 from orchestrator.engine.container import ContainerSpec, Mount
+from orchestrator.images.catalog import BackendDef
 
 CONTAINER_UID = 10001  # the image's user, and the container user when mlorch runs as root
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from orchestrator.config import Device
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import ConfigError
-from orchestrator.gpu import engine_gpu_support
-from orchestrator.hostinfo import nvml_gpus
+from orchestrator.host.facts import nvml_gpus
+from orchestrator.host.gpu import engine_gpu_support
 
 
 def detect_device(engine: DockerEngine) -> tuple[Device, str]:

@@ -1,0 +1,1 @@
+"""SUT images: the backends' catalog, the wheelhouse and the content-tagged build."""
