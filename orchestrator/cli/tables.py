@@ -110,9 +110,9 @@ def _agreements(outcome: RunOutcome) -> dict[tuple[str, str], dict[str, Any]]:
     """A quantized recipe's accuracy runs: top-1 agreement with FP32 on the guard images."""
     found = {}
     for test in outcome.manifest.tests:
-        agreement = (test.get("result") or {}).get("fp32_agreement")
+        agreement = (test.result or {}).get("fp32_agreement")
         if isinstance(agreement, dict) and agreement.get("total"):
-            found[(str(test.get("scenario")), str(test.get("mode")))] = agreement
+            found[(test.scenario, test.mode)] = agreement
     return found
 
 
@@ -184,9 +184,9 @@ def results_legend(outcome: RunOutcome) -> list[Text]:
             lines.append(Text(f"{row} FAIL: {reason}"))
     if outcome.manifest.spec.get("compliance"):  # asked for, yet not run: say why
         not_run = {
-            (entry["test"], "; ".join(entry["reasons"]))
+            (entry.test, "; ".join(entry.reasons))
             for entry in outcome.manifest.compliance
-            if entry.get("status") == "skipped"
+            if entry.status == "skipped"
         }
         for test, why in sorted(not_run):
             lines.append(Text(f"compliance {test} not run: it {why}"))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import ConfigError, ResultError
 
@@ -35,76 +37,140 @@ def resolve_run(argument: str, runs_dir: Path) -> Path:
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """The manifest of the run in `run_dir`; ResultError when it is unreadable or not an object."""
-    path = run_dir / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResultError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise ResultError(f"{path}: expected a JSON object")
-    return manifest
+    """The manifest of the run in `run_dir`, validated (RunManifest.read), as the JSON object
+    the readers of run folders take."""
+    return RunManifest.read(run_dir).to_dict()
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@dataclass
-class RunManifest:
+class Record(BaseModel):
+    """A part of the run record: typed, validated when read back, no key it does not know."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TestRecord(Record):
+    """One LoadGen test of a run: where its logs are, how it ended, what its SUT recorded
+    (harness.json), its parsed result and telemetry."""
+
+    __test__ = False  # a record, not a pytest test class
+
+    scenario: str
+    mode: str
+    dir: str
+    status: Literal["ok", "failed", "interrupted"]
+    container_seconds: float | None = None
+    loadgen_seconds: float | None = None
+    harness: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    telemetry: dict[str, Any] | None = None
+    sizing_note: str | None = None  # why this Server run could not be VALID, in words
+
+
+class AuditRecord(Record):
+    """One compliance audit of a scenario: verified (passed or not), skipped, failed or
+    interrupted, with the reasons."""
+
+    scenario: str
+    test: str
+    status: Literal["verified", "skipped", "failed", "interrupted"]
+    passed: bool = False
+    dir: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    checks: Any = None
+    container_seconds: float | None = None
+    loadgen_seconds: float | None = None
+    harness: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+
+
+class ProbeRecord(Record):
+    """One LoadGen run of `mlorch tune`'s search."""
+
+    scenario: str
+    value: float
+    valid: bool
+    confirming: bool
+    seconds: float
+    folder: str
+    p99_ms: float | None = None
+    early_stopping_ms: float | None = None
+    result: float | None = None
+    unmet: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+
+
+MANIFEST_VERSION = 2  # 1: written before the run record was typed (read all the same)
+
+
+class RunManifest(Record):
+    """The run record, built by `up` and `tune` as the run goes and written by `write` alone."""
+
     run_id: str
-    run_dir: Path
+    run_dir: Path = Field(exclude=True)  # where it lives, not part of the file
     mlorch_version: str
     spec: dict[str, Any]
     host: dict[str, Any]
-    status: str = "running"
-    started: str = field(default_factory=utc_now)
+    manifest_version: int = MANIFEST_VERSION
+    status: Literal["running", "complete", "failed", "interrupted"] = "running"
+    started: str = Field(default_factory=utc_now)
     finished: str | None = None
+    wall_seconds: float | None = None
     error: str | None = None
     submission_valid: bool = False
-    invalid_because: list[str] = field(default_factory=list)  # why not submission-valid
-    assets: dict[str, Any] = field(default_factory=dict)
-    image: dict[str, Any] = field(default_factory=dict)
+    invalid_because: list[str] = Field(default_factory=list)  # why not submission-valid
     loadgen_version: str | None = None
-    tests: list[dict[str, Any]] = field(default_factory=list)
-    # compliance audits: {"scenario", "test", "passed", "dir", "reasons", "status", ...}
-    compliance: list[dict[str, Any]] = field(default_factory=list)
+    assets: dict[str, Any] = Field(default_factory=dict)
+    image: dict[str, Any] = Field(default_factory=dict)
+    host_id: str = Field(default_factory=socket.gethostname)
+    pid: int = Field(default_factory=os.getpid)
     recipe: dict[str, Any] | None = None  # dell-trt: prepared model, engines, FP32 guards
     # per scenario: its expected rate/latency, where it came from, what was measured
-    sizing: dict[str, Any] = field(default_factory=dict)
-    wall_seconds: float | None = None
-    pid: int = field(default_factory=os.getpid)
-    host_id: str = field(default_factory=socket.gethostname)
+    sizing: dict[str, Any] = Field(default_factory=dict)
+    tests: list[TestRecord] = Field(default_factory=list)
+    compliance: list[AuditRecord] = Field(default_factory=list)
+    probes: list[ProbeRecord] = Field(default_factory=list)  # `tune`'s runs
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "started": self.started,
-            "finished": self.finished,
-            "wall_seconds": self.wall_seconds,
-            "error": self.error,
-            "mlorch_version": self.mlorch_version,
-            "submission_valid": self.submission_valid,
-            "invalid_because": self.invalid_because,
-            "loadgen_version": self.loadgen_version,
-            "spec": self.spec,
-            "assets": self.assets,
-            "image": self.image,
-            "host": self.host,
-            "recipe": self.recipe,
-            "sizing": self.sizing,
-            "tests": self.tests,
-            "compliance": self.compliance,
-            "pid": self.pid,
-            "host_id": self.host_id,
-        }
+        return self.model_dump(mode="json")
 
     def write(self) -> None:
+        """The one writer: the whole record, replaced atomically."""
         path = self.run_dir / MANIFEST
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
         tmp.replace(path)
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunManifest:
+        """The record in `run_dir`, validated: one from an older mlorch is read (what it lacks
+        takes its default); one that is damaged, or from a newer mlorch, is refused naming the
+        first field that does not fit."""
+        path = run_dir / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ResultError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ResultError(f"{path}: expected a JSON object")
+        version = data.get("manifest_version", 1)
+        if isinstance(version, int) and version > MANIFEST_VERSION:
+            raise ResultError(
+                f"{path}: written by a newer mlorch (manifest version {version}, this one reads "
+                f"up to {MANIFEST_VERSION})",
+                hint="read it with the mlorch that wrote it, or upgrade",
+            )
+        try:
+            return cls.model_validate({**data, "run_dir": run_dir})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ())) or "<root>"
+            raise ResultError(
+                f"{path}: not a run record this mlorch reads: {where}: {first.get('msg')}"
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import ConfigError, Interrupted, MlorchError
 from orchestrator.paths import cache_dir
 from orchestrator.results.loadgen_log import DETAIL, TestResult, parse_detail_text
-from orchestrator.results.manifest import utc_now
+from orchestrator.results.manifest import ProbeRecord as Probe
+from orchestrator.results.manifest import TestRecord, utc_now
 from orchestrator.results.rules import RULES
 from orchestrator.running.plan import OFFLINE_QUERY_MARGIN, human_duration
 from orchestrator.running.sizing import RunSizing, SizingSource, Tuned, TunedStore
@@ -127,23 +128,6 @@ def parse_budget(text: str) -> float:
     return seconds
 
 
-@dataclass(frozen=True)
-class Probe:
-    """One LoadGen run of the search."""
-
-    scenario: str
-    value: float  # the tuning value it ran with (qps, or ms of latency)
-    valid: bool
-    confirming: bool
-    seconds: float
-    folder: str
-    p99_ms: float | None = None
-    early_stopping_ms: float | None = None
-    result: float | None = None
-    unmet: tuple[str, ...] = ()
-    errors: tuple[str, ...] = ()
-
-
 @dataclass
 class ScenarioTune:
     """What tuning one scenario found."""
@@ -162,6 +146,7 @@ class ScenarioTune:
         data = asdict(self)
         data["scenario"] = self.scenario.value
         data["bracket"] = list(self.bracket) if self.bracket else None
+        data["probes"] = [probe.model_dump(mode="json") for probe in self.probes]
         return data
 
 
@@ -252,7 +237,7 @@ def tune(
             deadline = started + budget_s
             for item in scenarios:
                 _tune_scenario(ctx, item, quick, deadline)
-                manifest.tests = [probe_record(p) for s in scenarios for p in s.probes]
+                manifest.probes = [p for s in scenarios for p in s.probes]
                 manifest.sizing = ctx.sizing.record() if ctx.sizing is not None else {}
                 manifest.write()
             _store_tuned(ctx, run_id, scenarios)
@@ -284,13 +269,6 @@ def _store_tuned(ctx: Any, run_id: str, scenarios: list[ScenarioTune]) -> None:
             key = ctx.sizing.keys[item.scenario]
             measurement = ctx.sizing.by_scenario[item.scenario].measurement
             store.put(key, Tuned(item.value, utc_now(), run_id, item.bracket, measurement))
-
-
-def probe_record(probe: Probe) -> dict[str, Any]:
-    data = asdict(probe)
-    data["unmet"] = list(probe.unmet)
-    data["errors"] = list(probe.errors)
-    return data
 
 
 def _tune_scenario(ctx: Any, item: ScenarioTune, quick: bool, deadline: float) -> None:
@@ -329,7 +307,7 @@ def _run_probe(
     quick: bool,
     confirming: bool,
     deadline: float,
-    run_test: Callable[..., tuple[TestResult, dict[str, Any]]],
+    run_test: Callable[..., tuple[TestResult, TestRecord]],
 ) -> Probe | None:
     """One probe, or None when it would not end before the deadline."""
     spec = probe_spec(ctx.spec, item.scenario, value, quick)
@@ -341,11 +319,12 @@ def _run_probe(
     probe_ctx = replace(ctx, spec=spec, sizing=None)
     begun = time.monotonic()
     result, record = run_test(probe_ctx, item.scenario, Mode.PERFORMANCE, probe=folder)
-    p99 = _p99_ms(ctx.run_dir / record["dir"]) if item.scenario is Scenario.SERVER else None
+    p99 = _p99_ms(ctx.run_dir / record.dir) if item.scenario is Scenario.SERVER else None
     probe = Probe(
-        item.scenario.value, value, result.valid is True, confirming,
-        round(time.monotonic() - begun, 2), record["dir"], p99, result.early_stopping_ms,
-        result.value, result.unmet, result.errors,
+        scenario=item.scenario.value, value=value, valid=result.valid is True,
+        confirming=confirming, seconds=round(time.monotonic() - begun, 2), folder=record.dir,
+        p99_ms=p99, early_stopping_ms=result.early_stopping_ms, result=result.value,
+        unmet=list(result.unmet), errors=list(result.errors),
     )  # fmt: skip
     item.probes.append(probe)
     ctx.terminal.info(_probe_line(item, probe, number))
@@ -381,7 +360,7 @@ def _p99_ms(folder: Path) -> float | None:
 
 def _search_server(
     ctx: Any, item: ScenarioTune, quick: bool, deadline: float,
-    run_test: Callable[..., tuple[TestResult, dict[str, Any]]],
+    run_test: Callable[..., tuple[TestResult, TestRecord]],
 ) -> None:  # fmt: skip
     assert item.start is not None
     search = ServerSearch(item.start)
@@ -407,7 +386,7 @@ def _search_server(
 
 def _size_other(
     ctx: Any, item: ScenarioTune, quick: bool, deadline: float,
-    run_test: Callable[..., tuple[TestResult, dict[str, Any]]],
+    run_test: Callable[..., tuple[TestResult, TestRecord]],
 ) -> None:  # fmt: skip
     """A run at the sized value; an Offline run that ended before its minimum duration is sized
     again from the rate it ran at, a latency run that ran out of queries from its latency."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 from contract.layout import val_map_path
 from contract.resnet50 import PERFORMANCE_SAMPLE_COUNT
@@ -60,7 +60,7 @@ from orchestrator.results.audits import (
 from orchestrator.results.compliance import AUDIT_NOTICE, Verification, verify_audit
 from orchestrator.results.files import read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
-from orchestrator.results.manifest import RunManifest, utc_now
+from orchestrator.results.manifest import AuditRecord, RunManifest, TestRecord, utc_now
 from orchestrator.results.validity import judge_run
 from orchestrator.running.plan import estimate_seconds, human_duration
 from orchestrator.running.sizing import RunSizing, SizingCache, TunedStore, sizing_key
@@ -405,7 +405,9 @@ def _run_tests(
             with ctx.terminal.status(f"{name} (≈ {human_duration(estimate)})"):
                 result, record = run_test(ctx, scenario, mode, planned.audit)
         except (Exception, KeyboardInterrupt) as exc:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            status: Literal["failed", "interrupted"] = (
+                "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            )
             if planned.audit is not None:
                 folder = _test_folder(ctx, scenario, mode, planned.audit)
                 reason = f"the audit run {status}"
@@ -415,7 +417,7 @@ def _run_tests(
                 raise
             folder = f"{ctx.backend.name}/{scenario.value}/{mode.short}"
             manifest.tests.append(
-                {"scenario": scenario.value, "mode": mode.value, "dir": folder, "status": status}
+                TestRecord(scenario=scenario.value, mode=mode.value, dir=folder, status=status)
             )
             raise
         if ctx.sizing is not None:
@@ -436,7 +438,7 @@ def _run_tests(
         infeasible = _server_infeasible(ctx, result)
         if infeasible:
             ctx.terminal.warn(f"{name}: {infeasible}")
-            record["sizing_note"] = infeasible
+            record.sizing_note = infeasible
         results.append(result)
         manifest.tests.append(record)
         manifest.loadgen_version = manifest.loadgen_version or result.loadgen_version
@@ -460,28 +462,29 @@ def _verify_audit(
     name: str,
     audit: AuditTest,
     result: TestResult,
-    record: dict[str, Any],
+    record: TestRecord,
 ) -> AuditOutcome:
     """Verify an audit against its scenario's runs; a FAIL is shown and recorded, never raised
     (the run goes on and exits 0)."""
-    audit_dir = ctx.run_dir / record["dir"]
+    audit_dir = ctx.run_dir / record.dir
     verification = verify_audit(
         audit, result.scenario, audit_dir.parent.parent, audit_dir, ctx.backend.response_dtype
     )
     entry = _audit_entry(
         Scenario(result.scenario),
         audit,
-        record["dir"],
+        record.dir,
         "verified",
         list(verification.reasons),
         passed=verification.passed,
-    )
-    entry.update(
-        checks=verification.checks,
-        container_seconds=record["container_seconds"],
-        loadgen_seconds=record["loadgen_seconds"],
-        harness=record["harness"],
-        result=record["result"],
+    ).model_copy(
+        update={
+            "checks": verification.checks,
+            "container_seconds": record.container_seconds,
+            "loadgen_seconds": record.loadgen_seconds,
+            "harness": record.harness,
+            "result": record.result,
+        }
     )
     manifest.compliance.append(entry)
     manifest.write()
@@ -504,16 +507,12 @@ def _audit_entry(
     reasons: list[str],
     *,
     passed: bool = False,
-) -> dict[str, Any]:
+) -> AuditRecord:
     """The manifest's record of one audit (status: verified, skipped, failed, interrupted)."""
-    return {
-        "scenario": scenario.value,
-        "test": test.value,
-        "passed": passed,
-        "dir": folder,
-        "reasons": reasons,
-        "status": status,
-    }
+    return AuditRecord.model_validate(
+        {"scenario": scenario.value, "test": test.value, "passed": passed, "dir": folder,
+         "reasons": reasons, "status": status}
+    )  # fmt: skip
 
 
 def _test_folder(ctx: RunContext, scenario: Scenario, mode: Mode, audit: AuditTest | None) -> str:
@@ -571,7 +570,7 @@ def run_test(
     mode: Mode,
     audit: AuditTest | None = None,
     probe: str | None = None,
-) -> tuple[TestResult, dict[str, Any]]:
+) -> tuple[TestResult, TestRecord]:
     """One LoadGen test in one fresh container, then its logs parsed and scored. With `audit`,
     a compliance audit: the scenario's performance run under that audit's audit.config. With
     `probe` (a folder name under the run's `probes/`), one of `tune`'s runs: its user.conf and
@@ -637,17 +636,17 @@ def run_test(
     harness = read_json_object(test_dir / "harness.json")
     if sizing is not None and ctx.sizing is not None:
         _take_measurement(ctx, scenario, harness, user_conf)
-    record = {
-        "scenario": scenario.value,
-        "mode": mode.value,
-        "dir": str(test_dir.relative_to(ctx.run_dir)),
-        "status": "ok",
-        "container_seconds": round(outcome.seconds, 2),
-        "loadgen_seconds": harness.get("test_seconds"),
-        "harness": harness,
-        "result": result_data,
-        "telemetry": telemetry,
-    }
+    record = TestRecord(
+        scenario=scenario.value,
+        mode=mode.value,
+        dir=str(test_dir.relative_to(ctx.run_dir)),
+        status="ok",
+        container_seconds=round(outcome.seconds, 2),
+        loadgen_seconds=harness.get("test_seconds"),
+        harness=harness,
+        result=result_data,
+        telemetry=telemetry,
+    )
     for problem in (telemetry or {}).get("problems", ()):
         ctx.terminal.warn(f"{scenario.value} {mode.value} telemetry: {problem}")
     return result, record

@@ -113,7 +113,9 @@ def test_manifest_records_what_was_skipped(
 ) -> None:
     model, _ = synthetic_assets
     assets = _resolve(_spec(model, folder.root, skip_bad=True))
-    manifest = RunManifest("r", tmp_path, "0", {}, {}, submission_valid=True)
+    manifest = RunManifest(
+        run_id="r", run_dir=tmp_path, mlorch_version="0", spec={}, host={}, submission_valid=True
+    )
     _record_assets(manifest, assets)
     data = json.loads((tmp_path / "manifest.json").read_text())
     assert data["submission_valid"] is False

@@ -115,7 +115,7 @@ def test_a_test_gets_its_telemetry_cut_to_the_loadgen_window(tmp_path: Path) -> 
     ctx, api = _context(tmp_path, [RUNNING] * 4 + [exited(0)], nvml)
     result, record = run_test(ctx, Scenario.OFFLINE, Mode.PERFORMANCE)
     assert result.valid is True
-    telemetry = record["telemetry"]
+    telemetry = record.telemetry
     assert telemetry == _summary(ctx)
     begin, end = telemetry["window_s"]
     # ms truncation and the instant between the log's write and the zero: a few ms at most
@@ -130,7 +130,7 @@ def test_a_test_gets_its_telemetry_cut_to_the_loadgen_window(tmp_path: Path) -> 
     assert telemetry["nvml"] == "ok"
     assert telemetry["host"]["mean_cpu_util_pct"] is not None
     assert telemetry["problems"] == []
-    folder = ctx.run_dir / record["dir"]
+    folder = ctx.run_dir / record.dir
     assert {p.name for p in (folder / "telemetry").iterdir()} == {
         "gpu.csv",
         "host.csv",
@@ -191,12 +191,12 @@ def test_no_nvml_still_records_the_host(tmp_path: Path) -> None:
         tmp_path, [RUNNING] * 3 + [exited(0)], _fake_nvml(init_error=NVML_ERROR_LIBRARY_NOT_FOUND)
     )
     _, record = run_test(ctx, Scenario.OFFLINE, Mode.PERFORMANCE)
-    telemetry = record["telemetry"]
+    telemetry = record.telemetry
     assert telemetry["gpus"] == {}
     assert telemetry["nvml"] == "NVML unavailable (NVML Shared Library Not Found)"
     assert telemetry["samples_per_joule"] is None
     assert telemetry["host"]["mean_cpu_util_pct"] is not None
-    folder = ctx.run_dir / record["dir"] / "telemetry"
+    folder = ctx.run_dir / record.dir / "telemetry"
     assert sorted(p.name for p in folder.iterdir()) == ["host.csv", "summary.json"]
 
 
@@ -204,7 +204,7 @@ def test_rate_zero_disables_telemetry(tmp_path: Path) -> None:
     nvml = _fake_nvml()
     ctx, _ = _context(tmp_path, [RUNNING, exited(0)], nvml, hz=0)
     _, record = run_test(ctx, Scenario.OFFLINE, Mode.PERFORMANCE)
-    assert record["telemetry"] is None
-    assert not (ctx.run_dir / record["dir"] / "telemetry").exists()
+    assert record.telemetry is None
+    assert not (ctx.run_dir / record.dir / "telemetry").exists()
     assert nvml.calls == {}
     assert nvml.initialised == 0

@@ -25,7 +25,7 @@ from orchestrator.console import Terminal
 from orchestrator.errors import EngineUnavailable
 from orchestrator.host.doctor import Check
 from orchestrator.results.loadgen_log import result_from_logs
-from orchestrator.results.manifest import RunListing, RunManifest
+from orchestrator.results.manifest import AuditRecord, RunListing, RunManifest, TestRecord
 from orchestrator.running.up import RunOutcome
 
 BOX_DRAWING = re.compile("[\u2500-\u257f]")
@@ -225,8 +225,8 @@ def test_audit_rows_and_their_reasons_fit_80_columns(
     outcome = RunOutcome(outcome.manifest, outcome.results, audits)
     outcome.manifest.spec["compliance"] = True
     outcome.manifest.compliance = [
-        {"scenario": "Offline", "test": "TEST01", "passed": False, "status": "skipped",
-         "reasons": ["needs the accuracy run to compare responses with (-m AccuracyOnly)"]},
+        AuditRecord(scenario="Offline", test="TEST01", passed=False, status="skipped",
+                    reasons=["needs the accuracy run to compare responses with (-m AccuracyOnly)"]),
     ]  # fmt: skip
     text = _render(
         console,
@@ -257,11 +257,13 @@ def test_an_accuracy_run_shows_its_fp32_agreement(golden: Path, width: int) -> N
     """dell-trt's accuracy runs: agreement with FP32 beside the accuracy, table or list."""
     outcome = _outcome(golden)
     outcome.manifest.tests.append(
-        {
-            "scenario": "Offline",
-            "mode": "AccuracyOnly",
-            "result": {"fp32_agreement": {"agree": 498, "total": 500, "percent": 99.6}},
-        }
+        TestRecord(
+            scenario="Offline",
+            mode="AccuracyOnly",
+            dir="dell-trt/Offline/accuracy",
+            status="ok",
+            result={"fp32_agreement": {"agree": 498, "total": 500, "percent": 99.6}},
+        )
     )
     console = Console(file=io.StringIO(), width=width, record=True)
     text = _render(

@@ -141,7 +141,10 @@ def test_a_probe_gives_its_value_and_runs_enough_server_queries() -> None:
 
 def test_tuned_toml_is_a_config_up_accepts(tmp_path: Path) -> None:
     server = ScenarioTune(Scenario.SERVER, "server_target_qps", 48.2, (48.2, 50.1))
-    server.probes.append(Probe("Server", 48.2, True, True, 20.0, "probes/Server-05"))
+    server.probes.append(
+        Probe(scenario="Server", value=48.2, valid=True, confirming=True, seconds=20.0,
+              folder="probes/Server-05")
+    )  # fmt: skip
     offline = ScenarioTune(Scenario.OFFLINE, "offline_expected_qps", 160.0)
     missing = ScenarioTune(Scenario.MULTI_STREAM, "multi_stream_expected_latency_ms")
     missing.stopped_by = "budget"

@@ -1,0 +1,83 @@
+"""The typed run record: built by the run, written by one writer, validated when read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import ResultError
+from orchestrator.results.manifest import (
+    MANIFEST,
+    MANIFEST_VERSION,
+    AuditRecord,
+    RunManifest,
+    TestRecord,
+    read_manifest,
+)
+from tests.support.report_fixtures import GOLDEN_RUNS, RUN_A
+
+
+def _manifest(tmp_path: Path) -> RunManifest:
+    return RunManifest(run_id="r1", run_dir=tmp_path, mlorch_version="0.1.0", spec={}, host={})
+
+
+def test_written_record_reads_back_equal(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    manifest.tests.append(
+        TestRecord(scenario="Offline", mode="PerformanceOnly", dir="r/Offline/performance",
+                   status="ok", loadgen_seconds=1.5, result={"valid": True})
+    )  # fmt: skip
+    manifest.compliance.append(
+        AuditRecord(scenario="Offline", test="TEST04", status="skipped", reasons=["off"])
+    )
+    manifest.write()
+    data = json.loads((tmp_path / MANIFEST).read_text())
+    assert "run_dir" not in data  # where it lives is not part of the file
+    assert data["manifest_version"] == MANIFEST_VERSION
+    assert RunManifest.read(tmp_path) == manifest
+
+
+def test_a_record_from_an_older_mlorch_is_read(tmp_path: Path) -> None:
+    """Golden runs were written before the record was typed (no version, sizing, probes)."""
+    record = read_manifest(GOLDEN_RUNS / RUN_A)
+    assert record["tests"]
+    assert record["sizing"] == {}
+    assert record["manifest_version"] == MANIFEST_VERSION
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"status": "halfway"}, "status"),
+        ({"tests": [{"scenario": "Offline"}]}, "tests.0.mode"),
+        ({"tests": [{"scenario": "Offline", "mode": "PerformanceOnly", "dir": "x",
+                     "status": "ok", "colour": "blue"}]}, "tests.0.colour"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)  # fmt: skip
+def test_a_damaged_record_is_refused_naming_the_field(
+    tmp_path: Path, change: dict[str, object], named: str
+) -> None:
+    manifest = _manifest(tmp_path)
+    manifest.write()
+    data = {**json.loads((tmp_path / MANIFEST).read_text()), **change}
+    (tmp_path / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(ResultError, match=f"not a run record this mlorch reads: {named}"):
+        RunManifest.read(tmp_path)
+
+
+def test_a_record_from_a_newer_mlorch_is_refused(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    manifest.write()
+    data = {**json.loads((tmp_path / MANIFEST).read_text()), "manifest_version": 99}
+    (tmp_path / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(ResultError, match="written by a newer mlorch"):
+        RunManifest.read(tmp_path)
+
+
+def test_not_json_is_refused(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST).write_text("{half")
+    with pytest.raises(ResultError, match="cannot read"):
+        read_manifest(tmp_path)
