@@ -26,6 +26,16 @@ from orchestrator.cli.options import (
     run_overrides,
 )
 
+SweepOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sweep",
+        help="A harness setting to try at several values, KEY=V1,V2,... (repeatable; every "
+        "combination is tuned and the best per scenario kept), e.g. "
+        "--sweep Server.batch_size=1,2,4,8.",
+        show_default=False,
+    ),
+]
 BudgetOpt = Annotated[
     str,
     typer.Option(
@@ -56,6 +66,7 @@ def tune(
     runs_dir: RunsDirOpt = None,
     set_values: SetOpt = None,
     harness_profile: HarnessProfileOpt = None,
+    sweep: SweepOpt = None,
 ) -> None:
     """Find, with real LoadGen runs, each scenario's setting that decides its figure.
 
@@ -66,11 +77,12 @@ def tune(
     (for `up --config`) and tune.json (every probe); `up` then uses the tuned values for the same
     host, image and settings by itself (`up --no-tuned` ignores them)."""
     from orchestrator.assets import check_asset_args
-    from orchestrator.running.tune import parse_budget
+    from orchestrator.running.tune import SweepPoint, parse_budget, sweep_points
     from orchestrator.running.tune import tune as run_tune
 
     app: Application = ctx.obj
     budget_s = parse_budget(budget)
+    combinations = sweep_points(sweep or [])
     overrides = run_overrides(
         scenario=scenario, mode=None, model=model, dataset=dataset, count=count, skip_bad=False,
         threads=threads, max_batchsize=max_batchsize, timeout=timeout, build_timeout=None,
@@ -78,15 +90,21 @@ def tune(
         harness_profile=harness_profile, calibration_list=None, min_agreement=None,
         wheelhouse=wheelhouse, compliance=False,
     )  # fmt: skip
-    spec = app.spec(
-        backend, device, base_image=base_image, quick=quick, config=config, overrides=overrides
-    )
-    check_asset_args(spec)
-    outcome = run_tune(spec, lambda: app.engine, app.terminal, budget_s=budget_s, quick=quick)
+    points = []
+    for combination in combinations:  # every point validated before anything runs
+        given = {**overrides, "set_overrides": (*(set_values or ()), *combination) or None}
+        spec = app.spec(
+            backend, device, base_image=base_image, quick=quick, config=config, overrides=given
+        )
+        check_asset_args(spec)
+        points.append(SweepPoint(combination, spec))
+    outcome = run_tune(points, lambda: app.engine, app.terminal, budget_s=budget_s, quick=quick)
     for item in outcome.scenarios:
         unit = "qps" if item.key.endswith("qps") else "ms"
         if item.value is not None:
             line = f"{item.scenario.value}: {item.key} = {item.value:g} {unit}"
+            if outcome.points > 1:
+                line += f" at {' '.join(item.overrides)}"
             if item.bracket and item.bracket[1] is not None:
                 line += f" (lowest INVALID {item.bracket[1]:g})"
             app.terminal.success(f"{line}, {len(item.probes)} probes")

@@ -16,6 +16,7 @@ store that `up` reads for the same host, image and settings (unless `--no-tuned`
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -128,9 +129,40 @@ def parse_budget(text: str) -> float:
     return seconds
 
 
+@dataclass(frozen=True)
+class SweepPoint:
+    """One combination of swept harness settings (`--set` overrides) and the spec it gives."""
+
+    overrides: tuple[str, ...]
+    spec: RunSpec
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.overrides) or "as configured"
+
+
+def sweep_points(sweeps: list[str]) -> list[tuple[str, ...]]:
+    """Every combination of `KEY=V1,V2,...` sweeps as `--set` overrides (the one empty
+    combination without sweeps)."""
+    axes: list[list[str]] = []
+    for sweep in sweeps:
+        key, sep, values = sweep.partition("=")
+        choices = [value.strip() for value in values.split(",") if value.strip()]
+        if not sep or not key.strip() or not choices:
+            raise ConfigError(
+                f"--sweep {sweep!r} is not KEY=V1,V2,...", key="sweep",
+                hint="e.g. --sweep Server.batch_size=1,2,4,8",
+            )  # fmt: skip
+        if key.strip() in {axis[0].partition("=")[0] for axis in axes}:
+            raise ConfigError(f"--sweep {key.strip()} is given twice", key="sweep",
+                              hint="give each key once with all its values")  # fmt: skip
+        axes.append([f"{key.strip()}={choice}" for choice in choices])
+    return [tuple(point) for point in itertools.product(*axes)]
+
+
 @dataclass
 class ScenarioTune:
-    """What tuning one scenario found."""
+    """What tuning one scenario found (at one sweep point)."""
 
     scenario: Scenario
     key: str
@@ -141,6 +173,15 @@ class ScenarioTune:
     stopped_by: str = "done"  # done | budget | no VALID target | infeasible
     note: str | None = None
     probes: list[Probe] = field(default_factory=list)
+    overrides: tuple[str, ...] = ()  # the sweep point's `--set` overrides
+
+    def better_than(self, other: ScenarioTune | None) -> bool:
+        """A found value beats none; a higher rate or a shorter latency beats another."""
+        if self.value is None:
+            return False
+        if other is None or other.value is None:
+            return True
+        return self.value > other.value if self.key.endswith("qps") else self.value < other.value
 
     def record(self) -> dict[str, Any]:
         data = asdict(self)
@@ -153,9 +194,10 @@ class ScenarioTune:
 @dataclass
 class TuneOutcome:
     run_dir: Path
-    scenarios: list[ScenarioTune]
+    scenarios: list[ScenarioTune]  # the best point's, per scenario
     tuned_toml: Path
     tune_json: Path
+    points: int = 1
 
     @property
     def found_any(self) -> bool:
@@ -198,14 +240,15 @@ def probe_seconds(spec: RunSpec, scenario: Scenario) -> float:
 
 
 def tune(
-    spec: RunSpec,
+    points: list[SweepPoint],
     connect: Callable[[], DockerEngine],
     terminal: Terminal,
     *,
     budget_s: float,
     quick: bool,
 ) -> TuneOutcome:
-    """Tune every scenario of `spec` within `budget_s` seconds (preparation included)."""
+    """Tune every scenario at every sweep point within `budget_s` seconds (preparation
+    included); per scenario the best point's value is the answer."""
     from orchestrator.host.facts import check_disk
     from orchestrator.host.gpu import GpuAccess
     from orchestrator.images.catalog import get_backend
@@ -213,6 +256,7 @@ def tune(
     from orchestrator.running.up import _signals_as_interrupt, cuda_preflight, new_run, prepare_run
 
     started = time.monotonic()
+    spec = points[0].spec
     backend = get_backend(spec.backend)
     check_disk(spec.runs_dir)
     gpu_access: GpuAccess | None = None
@@ -224,23 +268,32 @@ def tune(
     manifest.invalid_because.append("tune: a search of short runs, not a result to submit")
     manifest.write()
     terminal.step(f"tune {run_id} → {run_dir}")
-    scenarios = [ScenarioTune(s, TUNING_KEY[s.value]) for s in spec.scenarios]
+    tried: list[ScenarioTune] = []
     try:
         with _signals_as_interrupt():
-            ctx = prepare_run(
-                spec, connect, terminal, manifest, identity, gpu_access,
-                lambda count: terminal.info(
-                    f"plan: tune {', '.join(s.value for s in spec.scenarios)} on {count} images "
-                    f"within {human_duration(budget_s)}"
-                ),
-            )  # fmt: skip
             deadline = started + budget_s
-            for item in scenarios:
-                _tune_scenario(ctx, item, quick, deadline)
-                manifest.probes = [p for s in scenarios for p in s.probes]
-                manifest.sizing = ctx.sizing.record() if ctx.sizing is not None else {}
-                manifest.write()
-            _store_tuned(ctx, run_id, scenarios)
+            for number, point in enumerate(points, 1):
+                if len(points) > 1:
+                    terminal.step(f"sweep point {number}/{len(points)}: {point.label}")
+                ctx = prepare_run(
+                    point.spec, connect, terminal, manifest, identity, gpu_access,
+                    lambda count: terminal.info(
+                        f"plan: tune {', '.join(s.value for s in spec.scenarios)} on {count} "
+                        f"images at {len(points)} point(s) within {human_duration(budget_s)}"
+                    ),
+                )  # fmt: skip
+                found = [
+                    ScenarioTune(s, TUNING_KEY[s.value], overrides=point.overrides)
+                    for s in point.spec.scenarios
+                ]
+                tried += found
+                prefix = f"p{number}-" if len(points) > 1 else ""
+                for item in found:
+                    _tune_scenario(ctx, item, quick, deadline, prefix)
+                    manifest.probes = [p for s in tried for p in s.probes]
+                    manifest.sizing = ctx.sizing.record() if ctx.sizing is not None else {}
+                    manifest.write()
+                _store_tuned(ctx, run_id, found)
         manifest.status = "complete"
     except KeyboardInterrupt:
         manifest.status = "interrupted"
@@ -255,10 +308,28 @@ def tune(
         manifest.finished = utc_now()
         manifest.wall_seconds = round(time.monotonic() - started, 2)
         manifest.write()
-        tune_json = _write_tune_json(run_dir, spec, scenarios, budget_s, started)
-        tuned_toml = _write_tuned_toml(run_dir, scenarios)
+        best = best_per_scenario(tried, spec.scenarios)
+        tune_json = _write_tune_json(run_dir, spec, tried, best, budget_s, started)
+        tuned_toml = _write_tuned_toml(run_dir, best)
         identity.reclaim(run_dir)
-    return TuneOutcome(run_dir, scenarios, tuned_toml, tune_json)
+    return TuneOutcome(run_dir, best, tuned_toml, tune_json, len(points))
+
+
+def best_per_scenario(
+    tried: list[ScenarioTune], scenarios: tuple[Scenario, ...]
+) -> list[ScenarioTune]:
+    """Per scenario, the sweep point whose value is best (the first one when none was found)."""
+    best: list[ScenarioTune] = []
+    for scenario in scenarios:
+        mine = [item for item in tried if item.scenario is scenario]
+        if not mine:
+            continue
+        chosen = mine[0]
+        for item in mine[1:]:
+            if item.better_than(chosen):
+                chosen = item
+        best.append(chosen)
+    return best
 
 
 def _store_tuned(ctx: Any, run_id: str, scenarios: list[ScenarioTune]) -> None:
@@ -271,7 +342,9 @@ def _store_tuned(ctx: Any, run_id: str, scenarios: list[ScenarioTune]) -> None:
             store.put(key, Tuned(item.value, utc_now(), run_id, item.bracket, measurement))
 
 
-def _tune_scenario(ctx: Any, item: ScenarioTune, quick: bool, deadline: float) -> None:
+def _tune_scenario(
+    ctx: Any, item: ScenarioTune, quick: bool, deadline: float, prefix: str = ""
+) -> None:
     """Search one scenario; the start comes from the run's sizing (measured now if nothing was
     known), each probe is a real LoadGen test."""
     from orchestrator.running.up import run_test
@@ -283,9 +356,8 @@ def _tune_scenario(ctx: Any, item: ScenarioTune, quick: bool, deadline: float) -
         spec = probe_spec(ctx.spec, item.scenario, entry.value, quick, given=False)
         sizing = RunSizing(spec, ctx.sizing.cache, ctx.sizing.keys)
         measure_ctx = replace(ctx, spec=spec, sizing=sizing)
-        run_test(
-            measure_ctx, item.scenario, Mode.PERFORMANCE, probe=f"{item.scenario.value}-measure"
-        )
+        folder = f"{prefix}{item.scenario.value}-measure"
+        run_test(measure_ctx, item.scenario, Mode.PERFORMANCE, probe=folder)
         entry = sizing.by_scenario[item.scenario]
         ctx.sizing.by_scenario[item.scenario] = entry
     item.start, item.start_source = entry.value, entry.source.value
@@ -295,9 +367,9 @@ def _tune_scenario(ctx: Any, item: ScenarioTune, quick: bool, deadline: float) -
             item.stopped_by, item.note = "infeasible", why
             terminal.warn(f"tune Server: {why}; no target searched")
             return
-        _search_server(ctx, item, quick, deadline, run_test)
+        _search_server(ctx, item, quick, deadline, run_test, prefix)
     else:
-        _size_other(ctx, item, quick, deadline, run_test)
+        _size_other(ctx, item, quick, deadline, run_test, prefix)
 
 
 def _run_probe(
@@ -308,6 +380,7 @@ def _run_probe(
     confirming: bool,
     deadline: float,
     run_test: Callable[..., tuple[TestResult, TestRecord]],
+    prefix: str = "",
 ) -> Probe | None:
     """One probe, or None when it would not end before the deadline."""
     spec = probe_spec(ctx.spec, item.scenario, value, quick)
@@ -315,7 +388,7 @@ def _run_probe(
     if time.monotonic() + expected > deadline:
         return None
     number = len(item.probes) + 1
-    folder = f"{item.scenario.value}-{number:02d}"
+    folder = f"{prefix}{item.scenario.value}-{number:02d}"
     probe_ctx = replace(ctx, spec=spec, sizing=None)
     begun = time.monotonic()
     result, record = run_test(probe_ctx, item.scenario, Mode.PERFORMANCE, probe=folder)
@@ -360,13 +433,13 @@ def _p99_ms(folder: Path) -> float | None:
 
 def _search_server(
     ctx: Any, item: ScenarioTune, quick: bool, deadline: float,
-    run_test: Callable[..., tuple[TestResult, TestRecord]],
+    run_test: Callable[..., tuple[TestResult, TestRecord]], prefix: str = "",
 ) -> None:  # fmt: skip
     assert item.start is not None
     search = ServerSearch(item.start)
     while (step := search.next_probe()) is not None:
         target, confirming = step
-        probe = _run_probe(ctx, item, target, quick, confirming, deadline, run_test)
+        probe = _run_probe(ctx, item, target, quick, confirming, deadline, run_test, prefix)
         if probe is None:
             item.stopped_by = "budget"
             break
@@ -386,14 +459,14 @@ def _search_server(
 
 def _size_other(
     ctx: Any, item: ScenarioTune, quick: bool, deadline: float,
-    run_test: Callable[..., tuple[TestResult, TestRecord]],
+    run_test: Callable[..., tuple[TestResult, TestRecord]], prefix: str = "",
 ) -> None:  # fmt: skip
     """A run at the sized value; an Offline run that ended before its minimum duration is sized
     again from the rate it ran at, a latency run that ran out of queries from its latency."""
     assert item.start is not None
     value = item.start
     for _ in range(OTHER_SCENARIO_TRIES):
-        probe = _run_probe(ctx, item, value, quick, False, deadline, run_test)
+        probe = _run_probe(ctx, item, value, quick, False, deadline, run_test, prefix)
         if probe is None:
             item.stopped_by = "budget"
             return
@@ -411,7 +484,12 @@ def _resized(scenario: Scenario, value: float, probe: Probe) -> float:
 
 
 def _write_tune_json(
-    run_dir: Path, spec: RunSpec, scenarios: list[ScenarioTune], budget_s: float, started: float
+    run_dir: Path,
+    spec: RunSpec,
+    tried: list[ScenarioTune],
+    best: list[ScenarioTune],
+    budget_s: float,
+    started: float,
 ) -> Path:
     path = run_dir / TUNE_JSON
     path.write_text(
@@ -422,7 +500,8 @@ def _write_tune_json(
                 "budget_s": budget_s,
                 "seconds": round(time.monotonic() - started, 2),
                 "tolerance": TOLERANCE,
-                "scenarios": [s.record() for s in scenarios],
+                "best": [s.record() for s in best],
+                "tried": [s.record() for s in tried],
             },
             indent=2,
         )
@@ -432,12 +511,21 @@ def _write_tune_json(
 
 
 def _write_tuned_toml(run_dir: Path, scenarios: list[ScenarioTune]) -> Path:
-    """A config file `up --config` takes: the tuned values under [run.tuning]."""
+    """A config file `up --config` takes: the best sweep point's harness settings (scoped to
+    the scenario they won in) under [run], the tuned values under [run.tuning]."""
     lines = [
         "# mlorch tune: the values found for this host, image and settings",
         "# (use with: mlorch up BACKEND --config tuned.toml)",
-        "[run.tuning]",
     ]
+    overrides = [
+        override if "." in override.partition("=")[0] else f"{item.scenario.value}.{override}"
+        for item in scenarios
+        if item.value is not None
+        for override in item.overrides
+    ]
+    if overrides:
+        lines += ["[run]", f"set_overrides = {json.dumps(overrides)}"]
+    lines.append("[run.tuning]")
     for item in scenarios:
         if item.value is None:
             lines.append(f"# {item.key}: not found ({item.stopped_by})")

@@ -139,7 +139,7 @@ def test_tune_sizes_offline_and_up_uses_it(engine: DockerEngine, tmp_path: Path)
     assert tuned.returncode == 0, tuned.stderr[-4000:]
     assert "tune Offline probe 1:" in tuned.stderr  # one line per probe
     run_dir = next((tmp_path / "runs").glob("*-tune-*"))
-    record = json.loads((run_dir / "tune.json").read_text())["scenarios"][0]
+    record = json.loads((run_dir / "tune.json").read_text())["best"][0]
     assert record["value"] is not None
     assert record["probes"][-1]["valid"] is True
     assert (run_dir / "probes" / "Offline-01" / "mlperf_log_detail.txt").is_file()

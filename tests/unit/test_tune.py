@@ -32,9 +32,11 @@ from orchestrator.running.tune import (
     ScenarioTune,
     ServerSearch,
     _write_tuned_toml,
+    best_per_scenario,
     parse_budget,
     probe_seconds,
     probe_spec,
+    sweep_points,
 )
 from tests.support.specs import HOST, run_spec
 
@@ -181,3 +183,48 @@ def test_a_damaged_tuned_entry_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "tuned" / "k.json").write_text('{"value": -3, "when": "x", "run_id": "r"}')
     assert store.get("k") is None
     assert store.get("absent") is None
+
+
+def test_sweeps_expand_to_every_combination() -> None:
+    assert sweep_points([]) == [()]
+    points = sweep_points(["Server.batch_size=1,2", "Server.deque_timeout_us=0, 500"])
+    assert points == [
+        ("Server.batch_size=1", "Server.deque_timeout_us=0"),
+        ("Server.batch_size=1", "Server.deque_timeout_us=500"),
+        ("Server.batch_size=2", "Server.deque_timeout_us=0"),
+        ("Server.batch_size=2", "Server.deque_timeout_us=500"),
+    ]
+
+
+@pytest.mark.parametrize("bad", ["batch_size", "batch_size=", "=1,2", "batch_size=,"])
+def test_a_malformed_sweep_is_one_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError, match="KEY=V1,V2"):
+        sweep_points([bad])
+
+
+def test_a_key_swept_twice_is_refused() -> None:
+    with pytest.raises(ConfigError, match="given twice"):
+        sweep_points(["batch_size=1,2", "batch_size=4"])
+
+
+def test_the_best_point_wins_per_scenario_and_its_settings_go_to_the_config(
+    tmp_path: Path,
+) -> None:
+    def found(scenario: Scenario, key: str, value: float | None, batch: int) -> ScenarioTune:
+        return ScenarioTune(scenario, key, value, overrides=(f"batch_size={batch}",))
+
+    tried = [
+        found(Scenario.SERVER, "server_target_qps", 40.0, 1),
+        found(Scenario.SERVER, "server_target_qps", 55.0, 2),
+        found(Scenario.SERVER, "server_target_qps", None, 4),
+        found(Scenario.SINGLE_STREAM, "single_stream_expected_latency_ms", 6.0, 1),
+        found(Scenario.SINGLE_STREAM, "single_stream_expected_latency_ms", 4.5, 2),
+    ]
+    best = best_per_scenario(tried, (Scenario.SINGLE_STREAM, Scenario.SERVER))
+    assert [(b.scenario, b.value) for b in best] == [
+        (Scenario.SINGLE_STREAM, 4.5),  # the shorter latency
+        (Scenario.SERVER, 55.0),  # the higher rate
+    ]
+    config = load_file_config(_write_tuned_toml(tmp_path, best))
+    assert config.set_overrides == ("SingleStream.batch_size=2", "Server.batch_size=2")
+    assert config.tuning == {"single_stream_expected_latency_ms": 4.5, "server_target_qps": 55.0}
