@@ -6,36 +6,14 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli.application import Application
-from orchestrator.cli.options import (
-    BaseImageOpt,
-    BuildTimeoutOpt,
-    CalibrationListOpt,
-    ComplianceOpt,
-    ConfigOpt,
-    CountOpt,
-    DatasetOpt,
-    DeviceOpt,
-    HarnessProfileOpt,
-    MaxBatchsizeOpt,
-    MemoryOpt,
-    MinAgreementOpt,
-    ModelOpt,
-    ModesOpt,
-    QuickOpt,
-    RunsDirOpt,
-    ScenariosOpt,
-    SetOpt,
-    SkipBadOpt,
-    ThreadsOpt,
-    TimeoutOpt,
-    WheelhouseOpt,
-    run_overrides,
-)
+from orchestrator.cli.options import RunOptions, with_run_options
 from orchestrator.submission.layout import Division
 
 
+@with_run_options(omit=("telemetry_hz", "no_tuned"))
 def check(
     ctx: typer.Context,
+    options: RunOptions,  # every run option, from with_run_options
     target: Annotated[
         str,
         typer.Argument(
@@ -71,28 +49,6 @@ def check(
         int,
         typer.Option("--official-timeout", help="Seconds the official checker may take.", min=1),
     ] = 600,
-    device: DeviceOpt = None,
-    base_image: BaseImageOpt = None,
-    quick: QuickOpt = False,
-    config: ConfigOpt = None,
-    wheelhouse: WheelhouseOpt = None,
-    scenario: ScenariosOpt = None,
-    mode: ModesOpt = None,
-    model: ModelOpt = None,
-    dataset: DatasetOpt = None,
-    count: CountOpt = None,
-    skip_bad: SkipBadOpt = False,
-    threads: ThreadsOpt = None,
-    max_batchsize: MaxBatchsizeOpt = None,
-    timeout: TimeoutOpt = None,
-    build_timeout: BuildTimeoutOpt = None,
-    memory: MemoryOpt = None,
-    runs_dir: RunsDirOpt = None,
-    set_values: SetOpt = None,
-    calibration_list: CalibrationListOpt = None,
-    min_agreement: MinAgreementOpt = None,
-    harness_profile: HarnessProfileOpt = None,
-    compliance: ComplianceOpt = None,
 ) -> None:
     """Preflight: the rules a run would break, or what a submission tree lacks.
 
@@ -113,18 +69,11 @@ def check(
     else:
         if official is not None:
             raise ConfigError("--official checks a tree: pass the tree's folder", key="official")
-        target, config = _spec_source(target, backend, config)
-        overrides = run_overrides(
-            scenario=scenario, mode=mode, model=model, dataset=dataset, count=count,
-            skip_bad=skip_bad, threads=threads, max_batchsize=max_batchsize, timeout=timeout,
-            build_timeout=build_timeout, memory=memory, telemetry_hz=None, runs_dir=runs_dir,
-            set_values=set_values,
-            harness_profile=harness_profile, calibration_list=calibration_list,
-            min_agreement=min_agreement, wheelhouse=wheelhouse, compliance=compliance,
-        )  # fmt: skip
+        target, config = _spec_source(target, backend, options.config)
         spec = app.spec(
-            target, device, base_image=base_image, quick=quick, config=config, overrides=overrides
-        )
+            target, options.device, base_image=options.base_image, quick=options.quick,
+            config=config, overrides=options.overrides(telemetry_hz=None, use_tuned=None),
+        )  # fmt: skip
         report = check_spec(spec, division.value, config)
     width = app.terminal.out.width
     for line in check_lines(report, width):

@@ -1,9 +1,14 @@
-"""Options shared by up/check/render/build."""
+"""Options shared by the commands: the run options (`up`, `tune`, `check`) declared once, and
+the others several commands take."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -206,50 +211,119 @@ HarnessProfileOpt = Annotated[
 ]
 
 
-def run_overrides(
-    *,
-    scenario: list[Scenario] | None,
-    mode: list[Mode] | None,
-    model: Path | None,
-    dataset: Path | None,
-    count: int | None,
-    skip_bad: bool,
-    threads: int | None,
-    max_batchsize: int | None,
-    timeout: int | None,
-    build_timeout: int | None,
-    memory: str | None,
-    telemetry_hz: float | None,
-    runs_dir: Path | None,
-    set_values: list[str] | None,
-    harness_profile: str | None,
-    calibration_list: Path | None,
-    min_agreement: float | None,
-    wheelhouse: Path | None,
-    compliance: bool | None,
-    no_tuned: bool = False,
-) -> dict[str, Any]:
-    """The RunSpec keys the run options set (None: not given, the config file or default).
-    `compliance` None: the config file's, else on for the full profile and off for --quick."""
-    return {
-        "scenarios": tuple(scenario) if scenario else None,
-        "modes": tuple(mode) if mode else None,
-        "model": model,
-        "dataset": dataset,
-        "dataset_count": count,
-        "skip_bad": skip_bad or None,
-        "threads": threads,
-        "max_batchsize": max_batchsize,
-        "test_timeout_s": timeout,
-        "build_timeout_s": build_timeout,
-        "memory": memory,
-        "telemetry_hz": telemetry_hz,
-        "set_overrides": tuple(set_values) if set_values else None,
-        "harness_profile": harness_profile,
-        "calibration_list": calibration_list,
-        "min_agreement": min_agreement,
-        "compliance": compliance,
-        "runs_dir": runs_dir,
-        "wheelhouse": wheelhouse,
-        "use_tuned": False if no_tuned else None,
-    }
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of a run, as `up`, `tune` and `check` take them (`with_run_options`)."""
+
+    device: Device | None = None
+    base_image: str | None = None
+    quick: bool = False
+    config: Path | None = None
+    wheelhouse: Path | None = None
+    scenario: list[Scenario] | None = None
+    mode: list[Mode] | None = None
+    model: Path | None = None
+    dataset: Path | None = None
+    count: int | None = None
+    skip_bad: bool = False
+    threads: int | None = None
+    max_batchsize: int | None = None
+    timeout: int | None = None
+    build_timeout: int | None = None
+    memory: str | None = None
+    telemetry_hz: float | None = None
+    runs_dir: Path | None = None
+    set_values: list[str] | None = None
+    calibration_list: Path | None = None
+    min_agreement: float | None = None
+    harness_profile: str | None = None
+    compliance: bool | None = None
+    no_tuned: bool = False
+
+    def overrides(self, **fixed: Any) -> dict[str, Any]:
+        """The RunSpec keys the options set (None: not given, the config file's or the
+        default); `fixed` replaces what a command decides itself. `compliance` None: the config
+        file's, else on for the full profile and off for --quick."""
+        values = {
+            "scenarios": tuple(self.scenario) if self.scenario else None,
+            "modes": tuple(self.mode) if self.mode else None,
+            "model": self.model,
+            "dataset": self.dataset,
+            "dataset_count": self.count,
+            "skip_bad": self.skip_bad or None,
+            "threads": self.threads,
+            "max_batchsize": self.max_batchsize,
+            "test_timeout_s": self.timeout,
+            "build_timeout_s": self.build_timeout,
+            "memory": self.memory,
+            "telemetry_hz": self.telemetry_hz,
+            "set_overrides": tuple(self.set_values) if self.set_values else None,
+            "harness_profile": self.harness_profile,
+            "calibration_list": self.calibration_list,
+            "min_agreement": self.min_agreement,
+            "compliance": self.compliance,
+            "runs_dir": self.runs_dir,
+            "wheelhouse": self.wheelhouse,
+            "use_tuned": False if self.no_tuned else None,
+        }
+        return {**values, **fixed}
+
+
+# Each run option: its annotation (name, help, checks) and its default.
+RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "device": (DeviceOpt, None),
+    "base_image": (BaseImageOpt, None),
+    "quick": (QuickOpt, False),
+    "config": (ConfigOpt, None),
+    "wheelhouse": (WheelhouseOpt, None),
+    "scenario": (ScenariosOpt, None),
+    "mode": (ModesOpt, None),
+    "model": (ModelOpt, None),
+    "dataset": (DatasetOpt, None),
+    "count": (CountOpt, None),
+    "skip_bad": (SkipBadOpt, False),
+    "threads": (ThreadsOpt, None),
+    "max_batchsize": (MaxBatchsizeOpt, None),
+    "timeout": (TimeoutOpt, None),
+    "build_timeout": (BuildTimeoutOpt, None),
+    "memory": (MemoryOpt, None),
+    "telemetry_hz": (TelemetryHzOpt, None),
+    "runs_dir": (RunsDirOpt, None),
+    "set_values": (SetOpt, None),
+    "calibration_list": (CalibrationListOpt, None),
+    "min_agreement": (MinAgreementOpt, None),
+    "harness_profile": (HarnessProfileOpt, None),
+    "compliance": (ComplianceOpt, None),
+    "no_tuned": (TunedOpt, False),
+}
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def with_run_options(*, omit: tuple[str, ...] = ()) -> Callable[[Command], Command]:
+    """Give a command every run option (but those in `omit`) as CLI options, handed to it as
+    one `options: RunOptions` argument: `up`, `tune` and `check` declare them once, here."""
+    unknown = set(omit) - set(RUN_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown run options {sorted(unknown)}")
+
+    def decorate(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "options"]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=value)
+            for name, (kind, value) in RUN_OPTIONS.items()
+            if name not in omit
+        ]
+
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in RUN_OPTIONS if name in kwargs}
+            return command(*args, options=RunOptions(**given), **kwargs)
+
+        parameters = [*own, *added]
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return cast(Command, run)
+
+    return decorate

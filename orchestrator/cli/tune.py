@@ -5,26 +5,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli.application import Application
-from orchestrator.cli.options import (
-    BackendArg,
-    BaseImageOpt,
-    ConfigOpt,
-    CountOpt,
-    DatasetOpt,
-    DeviceOpt,
-    HarnessProfileOpt,
-    MaxBatchsizeOpt,
-    MemoryOpt,
-    ModelOpt,
-    QuickOpt,
-    RunsDirOpt,
-    ScenariosOpt,
-    SetOpt,
-    ThreadsOpt,
-    TimeoutOpt,
-    WheelhouseOpt,
-    run_overrides,
-)
+from orchestrator.cli.options import BackendArg, RunOptions, with_run_options
 
 SweepOpt = Annotated[
     list[str] | None,
@@ -46,26 +27,13 @@ BudgetOpt = Annotated[
 ]
 
 
+@with_run_options(omit=("mode", "skip_bad", "build_timeout", "telemetry_hz", "calibration_list",
+                         "min_agreement", "compliance", "no_tuned"))  # fmt: skip
 def tune(
     ctx: typer.Context,
+    options: RunOptions,  # every run option, from with_run_options
     backend: BackendArg,
-    device: DeviceOpt = None,
-    base_image: BaseImageOpt = None,
-    quick: QuickOpt = False,
     budget: BudgetOpt = "10m",
-    config: ConfigOpt = None,
-    wheelhouse: WheelhouseOpt = None,
-    scenario: ScenariosOpt = None,
-    model: ModelOpt = None,
-    dataset: DatasetOpt = None,
-    count: CountOpt = None,
-    threads: ThreadsOpt = None,
-    max_batchsize: MaxBatchsizeOpt = None,
-    timeout: TimeoutOpt = None,
-    memory: MemoryOpt = None,
-    runs_dir: RunsDirOpt = None,
-    set_values: SetOpt = None,
-    harness_profile: HarnessProfileOpt = None,
     sweep: SweepOpt = None,
 ) -> None:
     """Find, with real LoadGen runs, each scenario's setting that decides its figure.
@@ -83,22 +51,21 @@ def tune(
     app: Application = ctx.obj
     budget_s = parse_budget(budget)
     combinations = sweep_points(sweep or [])
-    overrides = run_overrides(
-        scenario=scenario, mode=None, model=model, dataset=dataset, count=count, skip_bad=False,
-        threads=threads, max_batchsize=max_batchsize, timeout=timeout, build_timeout=None,
-        memory=memory, telemetry_hz=0.0, runs_dir=runs_dir, set_values=set_values,
-        harness_profile=harness_profile, calibration_list=None, min_agreement=None,
-        wheelhouse=wheelhouse, compliance=False,
-    )  # fmt: skip
+    fixed = {"modes": None, "telemetry_hz": 0.0, "compliance": False, "use_tuned": None}
     points = []
     for combination in combinations:  # every point validated before anything runs
-        given = {**overrides, "set_overrides": (*(set_values or ()), *combination) or None}
-        spec = app.spec(
-            backend, device, base_image=base_image, quick=quick, config=config, overrides=given
+        given = options.overrides(
+            **fixed, set_overrides=(*(options.set_values or ()), *combination) or None
         )
+        spec = app.spec(
+            backend, options.device, base_image=options.base_image, quick=options.quick,
+            config=options.config, overrides=given,
+        )  # fmt: skip
         check_asset_args(spec)
         points.append(SweepPoint(combination, spec))
-    outcome = run_tune(points, lambda: app.engine, app.terminal, budget_s=budget_s, quick=quick)
+    outcome = run_tune(
+        points, lambda: app.engine, app.terminal, budget_s=budget_s, quick=options.quick
+    )
     for item in outcome.scenarios:
         unit = "qps" if item.key.endswith("qps") else "ms"
         if item.value is not None:

@@ -1,70 +1,19 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from orchestrator.cli.application import Application
-from orchestrator.cli.options import (
-    BackendsArg,
-    BaseImageOpt,
-    BuildTimeoutOpt,
-    CalibrationListOpt,
-    ComplianceOpt,
-    ConfigOpt,
-    CountOpt,
-    DatasetOpt,
-    DeviceOpt,
-    HarnessProfileOpt,
-    MaxBatchsizeOpt,
-    MemoryOpt,
-    MinAgreementOpt,
-    ModelOpt,
-    ModesOpt,
-    QuickOpt,
-    RunsDirOpt,
-    ScenariosOpt,
-    SetOpt,
-    SkipBadOpt,
-    TelemetryHzOpt,
-    ThreadsOpt,
-    TimeoutOpt,
-    TunedOpt,
-    WheelhouseOpt,
-    run_overrides,
-)
+from orchestrator.cli.options import BackendsArg, RunOptions, with_run_options
 from orchestrator.cli.tables import results_legend, results_list, results_table
-from orchestrator.config import Device
 
 
+@with_run_options()
 def up(
     ctx: typer.Context,
+    options: RunOptions,  # every run option, from with_run_options
     backends: BackendsArg,
-    device: DeviceOpt = None,
-    base_image: BaseImageOpt = None,
-    quick: QuickOpt = False,
-    config: ConfigOpt = None,
-    wheelhouse: WheelhouseOpt = None,
-    scenario: ScenariosOpt = None,
-    mode: ModesOpt = None,
-    model: ModelOpt = None,
-    dataset: DatasetOpt = None,
-    count: CountOpt = None,
-    skip_bad: SkipBadOpt = False,
-    threads: ThreadsOpt = None,
-    max_batchsize: MaxBatchsizeOpt = None,
-    timeout: TimeoutOpt = None,
-    build_timeout: BuildTimeoutOpt = None,
-    memory: MemoryOpt = None,
-    telemetry_hz: TelemetryHzOpt = None,
-    runs_dir: RunsDirOpt = None,
-    set_values: SetOpt = None,
-    calibration_list: CalibrationListOpt = None,
-    min_agreement: MinAgreementOpt = None,
-    harness_profile: HarnessProfileOpt = None,
-    compliance: ComplianceOpt = None,
-    no_tuned: TunedOpt = False,
 ) -> None:
     """Build the BACKEND image and run its LoadGen scenarios, one test per container.
 
@@ -77,21 +26,14 @@ def up(
     from orchestrator.running.up import up as run_up
 
     app: Application = ctx.obj
-    overrides = run_overrides(
-        scenario=scenario, mode=mode, model=model, dataset=dataset, count=count,
-        skip_bad=skip_bad, threads=threads, max_batchsize=max_batchsize, timeout=timeout,
-        build_timeout=build_timeout, memory=memory, telemetry_hz=telemetry_hz,
-        runs_dir=runs_dir, set_values=set_values,
-        harness_profile=harness_profile, calibration_list=calibration_list,
-        min_agreement=min_agreement, compliance=compliance, wheelhouse=wheelhouse,
-        no_tuned=no_tuned,
-    )  # fmt: skip
+    overrides = options.overrides()
     if len(backends) > 1:
-        _campaign(app, backends, device, base_image, quick, config, overrides)
+        _campaign(app, backends, options, overrides)
         return
     spec = app.spec(
-        backends[0], device, base_image=base_image, quick=quick, config=config, overrides=overrides
-    )
+        backends[0], options.device, base_image=options.base_image, quick=options.quick,
+        config=options.config, overrides=overrides,
+    )  # fmt: skip
     check_asset_args(spec)  # a bad path or pairing leaves no failed run folder behind
     outcome = run_up(spec, lambda: app.engine, app.terminal)
     app.terminal.table(
@@ -106,13 +48,7 @@ HARNESS_ONLY = ("set_overrides", "harness_profile", "calibration_list", "min_agr
 
 
 def _campaign(
-    app: Application,
-    backends: list[str],
-    device: Device | None,
-    base_image: str | None,
-    quick: bool,
-    config: Path | None,
-    overrides: dict[str, Any],
+    app: Application, backends: list[str], options: RunOptions, overrides: dict[str, Any]
 ) -> None:
     """Every spec validated before the first backend starts; then run, compare, report."""
     from orchestrator.assets import check_asset_args
@@ -123,7 +59,7 @@ def _campaign(
 
     with_harness = {name for name in backends if get_backend(name).harness_profiles}
     mixed = 0 < len(with_harness) < len(set(backends))
-    resolved = app.resolve_device(device)
+    resolved = app.resolve_device(options.device)
     specs = []
     for name in backends:
         # in a mixed campaign each option goes to the backends it is for
@@ -132,9 +68,9 @@ def _campaign(
             app.spec(
                 name,
                 resolved,
-                base_image=base_image,
-                quick=quick,
-                config=config,
+                base_image=options.base_image,
+                quick=options.quick,
+                config=options.config,
                 overrides=overrides,
                 drop=drop,
             )
