@@ -60,7 +60,8 @@ def check(
     from orchestrator.cli.tables import check_lines, official_lines, wrap_lines
     from orchestrator.errors import ConfigError, PreflightFailed
     from orchestrator.submission.official import run_official_checker
-    from orchestrator.submission.preflight import check_spec, check_tree
+    from orchestrator.submission.preflight import check_spec
+    from orchestrator.submission.tree_check import check_tree
 
     app: Application = ctx.obj
     tree = Path(target)

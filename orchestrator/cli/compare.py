@@ -39,7 +39,7 @@ def compare(
     SVG plots, and the same tables here. Exit 2 names a run that cannot be found."""
     from orchestrator.errors import ConfigError
     from orchestrator.report import default_output, write_report
-    from orchestrator.report.model import build_comparison
+    from orchestrator.report.build import build_comparison
     from orchestrator.report.terminal import render_terminal
     from orchestrator.results.manifest import resolve_run
 

@@ -1,4 +1,4 @@
-"""Reading a test's `telemetry/` folder (written by orchestrator/telemetry.py).
+"""Reading a test's `telemetry/` folder (written by orchestrator/telemetry/figures.py).
 
 The contract, per test folder (`runs/<id>/<backend>/<Scenario>/<mode>/telemetry/`):
 - `gpu.csv`: one row per GPU per sample, t_s = seconds since the container started;
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ResultError
-from orchestrator.telemetry import (  # the contract is the sampler's
+from orchestrator.telemetry.sampler import (  # the contract is the sampler's
     GPU_COLUMNS,
     GPU_CSV,
     HOST_COLUMNS,

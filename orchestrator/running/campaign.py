@@ -12,7 +12,9 @@ from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import BackendsFailed, Interrupted, MlorchError
 from orchestrator.report import ReportFiles, default_output, write_report
-from orchestrator.report.model import Comparison, NotStarted, RunSource, build_comparison
+from orchestrator.report.build import build_comparison
+from orchestrator.report.loading import NotStarted, RunSource
+from orchestrator.report.model import Comparison
 
 
 @dataclass(frozen=True)

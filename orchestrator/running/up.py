@@ -65,7 +65,8 @@ from orchestrator.results.validity import judge_run
 from orchestrator.running.plan import estimate_seconds, human_duration
 from orchestrator.running.sizing import RunSizing, SizingCache, TunedStore, sizing_key
 from orchestrator.running.userconf import render_user_conf
-from orchestrator.telemetry import NvmlSampler, record_telemetry
+from orchestrator.telemetry.figures import record_telemetry
+from orchestrator.telemetry.sampler import NvmlSampler
 
 
 @dataclass(frozen=True)

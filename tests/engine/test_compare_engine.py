@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.engine.client import DockerEngine
-from orchestrator.report.model import build_comparison
+from orchestrator.report.build import build_comparison
 from tests.engine.conftest import mlorch
 
 pytestmark = pytest.mark.engine

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.submission.layout import ScenarioPaths, SubmitterPaths
-from orchestrator.submission.preflight import CheckReport, check_tree
+from orchestrator.submission.preflight import CheckReport
+from orchestrator.submission.tree_check import check_tree
 from tests.support.cli import run_cli
 from tests.support.submission_fixtures import (
     SYSTEM_ID,

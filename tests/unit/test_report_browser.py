@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from orchestrator.report import write_report
-from orchestrator.report.model import build_comparison, iter_cells
+from orchestrator.report.build import build_comparison, iter_cells
 from tests.support.report_fixtures import GOLDEN_RUNS, RUN_A, RUN_B, perf_dir, write_telemetry
 
 FLAGS = (

@@ -10,16 +10,9 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import ConfigError
-from orchestrator.report.model import (
-    Cell,
-    Comparison,
-    NotStarted,
-    Row,
-    ScenarioSection,
-    build_comparison,
-    fmt,
-    iter_cells,
-)
+from orchestrator.report.build import build_comparison, iter_cells
+from orchestrator.report.loading import NotStarted
+from orchestrator.report.model import Cell, Comparison, Row, ScenarioSection, fmt
 from orchestrator.results.loadgen_log import parse_summary_text
 from orchestrator.results.manifest import resolve_run
 from tests.support.report_fixtures import RUN_A, RUN_B, RUN_C, perf_dir, write_telemetry

@@ -13,9 +13,10 @@ import pytest
 from rich.console import Console
 
 from orchestrator.report import write_report
+from orchestrator.report.build import build_comparison, iter_cells
 from orchestrator.report.html import render_html
 from orchestrator.report.markdown import render_markdown
-from orchestrator.report.model import Comparison, build_comparison, iter_cells
+from orchestrator.report.model import Comparison
 from orchestrator.report.svg import linear_ticks, log_ticks, nice_step, nines, render
 from orchestrator.report.terminal import render_terminal
 from tests.support.report_fixtures import (

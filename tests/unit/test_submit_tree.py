@@ -18,9 +18,9 @@ from orchestrator.submission.layout import (
     ScenarioPaths,
     SubmitterPaths,
 )
-from orchestrator.submission.preflight import check_tree
 from orchestrator.submission.system import SYSTEM_FIELDS, MissingSystemFields
 from orchestrator.submission.tree import build_submission
+from orchestrator.submission.tree_check import check_tree
 from tests.support.submission_fixtures import FACTS, SYSTEM, make_run
 
 

@@ -27,7 +27,8 @@ from orchestrator.results.loadgen_log import (
     parse_detail_text,
     power_window,
 )
-from orchestrator.telemetry import (
+from orchestrator.telemetry.figures import summarize, write_telemetry
+from orchestrator.telemetry.sampler import (
     GPU_COLUMNS,
     GPU_FIELDS,
     HOST_COLUMNS,
@@ -37,8 +38,6 @@ from orchestrator.telemetry import (
     NvmlSampler,
     Recording,
     decode_throttle,
-    summarize,
-    write_telemetry,
 )
 from tests.support.fake_nvml import (
     NVML_ERROR_LIBRARY_NOT_FOUND,
