@@ -14,6 +14,7 @@ from orchestrator.running.plan import human_duration
 from orchestrator.submission import preflight
 from orchestrator.submission.preflight import CheckReport, check_spec
 from tests.support.cli import run_cli
+from tests.support.specs import run_spec
 
 EDGE = (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM, Scenario.OFFLINE)
 
@@ -33,14 +34,7 @@ def assets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]
 
 
 def spec(**values: Any) -> RunSpec:
-    base: dict[str, Any] = {
-        "backend": "reference",
-        "device": Device.CPU,
-        "profile": Profile.FULL,
-        "tuning": DEFAULT_TUNING[Device.CPU],
-        "scenarios": EDGE,
-    }
-    return RunSpec.model_validate({**base, **values})
+    return run_spec(**{"profile": Profile.FULL, "scenarios": EDGE, **values})
 
 
 def where(report: CheckReport) -> dict[str, list[str]]:
