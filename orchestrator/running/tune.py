@@ -253,7 +253,7 @@ def tune(
     from orchestrator.host.gpu import GpuAccess
     from orchestrator.images.catalog import get_backend
     from orchestrator.images.containers import Identity
-    from orchestrator.running.up import _signals_as_interrupt, cuda_preflight, new_run, prepare_run
+    from orchestrator.running.up import cuda_preflight, new_run, prepare_run, signals_as_interrupt
 
     started = time.monotonic()
     spec = points[0].spec
@@ -270,7 +270,7 @@ def tune(
     terminal.step(f"tune {run_id} → {run_dir}")
     tried: list[ScenarioTune] = []
     try:
-        with _signals_as_interrupt():
+        with signals_as_interrupt():
             deadline = started + budget_s
             for number, point in enumerate(points, 1):
                 if len(points) > 1:

@@ -147,7 +147,7 @@ PROBES_DIR = "probes"  # `tune`'s LoadGen runs, one folder each
 
 
 @contextmanager
-def _signals_as_interrupt() -> Iterator[None]:
+def signals_as_interrupt() -> Iterator[None]:
     """SIGTERM and SIGHUP take the same clean-up path as Ctrl-C. A signal the process was started
     with ignored (`nohup mlorch up ...`) stays ignored: that is what the user asked for."""
 
@@ -213,7 +213,7 @@ def up(
     audits: list[AuditOutcome] = []
     failing = True
     try:
-        with _signals_as_interrupt():
+        with signals_as_interrupt():
             ctx = prepare_run(
                 spec, connect, terminal, manifest, identity, gpu_access,
                 lambda count: _announce_plan(spec, count, terminal),

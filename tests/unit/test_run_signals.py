@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.running.up import _signals_as_interrupt
+from orchestrator.running.up import signals_as_interrupt
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def dispositions() -> Iterator[None]:
 @pytest.mark.usefixtures("dispositions")
 def test_sigterm_becomes_an_interrupt_and_is_restored_after() -> None:
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt), _signals_as_interrupt():
+    with pytest.raises(KeyboardInterrupt), signals_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) == before
 
@@ -30,7 +30,7 @@ def test_sigterm_becomes_an_interrupt_and_is_restored_after() -> None:
 @pytest.mark.usefixtures("dispositions")
 def test_nohup_keeps_sighup_ignored() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup mlorch up ...` starts it
-    with _signals_as_interrupt():
+    with signals_as_interrupt():
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
         os.kill(os.getpid(), signal.SIGHUP)  # nothing happens
         assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
