@@ -86,13 +86,15 @@ def quick_run(
 
 def assert_sized_and_valid(run_dir: Path, manifest: dict[str, Any], backend: str) -> None:
     """A default quick run sizes every scenario from a measurement (this run's, or one cached
-    for the same host, image and settings), and SingleStream, MultiStream and Offline come out
-    VALID whatever the host's speed; a Server run that cannot be VALID says why in words."""
+    or tuned for the same host, image and settings), and SingleStream, MultiStream and Offline
+    come out VALID whatever the host's speed; a Server run that cannot be VALID says why in
+    words."""
     from contract.sizing import loadgen_value
     from orchestrator.results.rules import parse_user_conf
 
     for scenario, entry in manifest["sizing"].items():
-        assert entry["source"] in ("measured now", "cached measurement"), entry
+        # measured by this run, or earlier for the same key: by a run, or by `mlorch tune`
+        assert entry["source"] in ("measured now", "cached measurement", "tuned"), entry
         assert entry["measurement"]["samples_per_second"] > 0
         conf = parse_user_conf((run_dir / backend / scenario / "user.conf").read_text())
         sized = {e.key: float(e.value) for e in conf if e.key in ("target_qps", "target_latency")}
@@ -102,5 +104,5 @@ def assert_sized_and_valid(run_dir: Path, manifest: dict[str, Any], backend: str
             continue
         if test["scenario"] != "Server":  # Server's target is `mlorch tune`'s to find
             assert test["result"]["valid"] is True, (test["scenario"], test["result"])
-        elif "sizing_note" in test:
+        elif test.get("sizing_note"):
             assert " ms " in test["sizing_note"]
