@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from contract.locks import atomic_write_text
 from contract.sizing import (
     SERVER_LATENCY_BOUND_MS,
     TUNING_KEY,
@@ -127,26 +127,43 @@ def sizing_key(spec: RunSpec, scenario: Scenario, host: dict[str, Any], image_id
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:24]
 
 
+class _KeyedJson:
+    """One small JSON object per key in a folder of the cache, written atomically (concurrent
+    runs read a whole file or none)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        """The object stored for `key`; None when absent, not JSON or not an object."""
+        try:
+            data = json.loads((self.folder / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write(self, key: str, data: dict[str, Any]) -> None:
+        atomic_write_text(self.folder / f"{key}.json", json.dumps(data))
+
+
 class SizingCache:
-    """Measurements by key, one small JSON file each under <cache>/sizing/."""
+    """Measurements by key, under <cache>/sizing/."""
 
     def __init__(self, root: Path) -> None:
-        self.folder = root / CACHE_FOLDER
+        self.files = _KeyedJson(root / CACHE_FOLDER)
 
     def get(self, key: str) -> tuple[Measurement, str] | None:
         """(measurement, when) for `key`; None when absent or unreadable (re-measured)."""
+        data = self.files.read(key)
+        if data is None:
+            return None
         try:
-            data = json.loads((self.folder / f"{key}.json").read_text())
             return Measurement.from_dict(data["measurement"]), str(data["measured_at"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return None
 
     def put(self, key: str, measurement: Measurement, when: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{key}.json"
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"measured_at": when, "measurement": measurement.to_dict()}))
-        tmp.replace(path)  # atomic: concurrent runs read a whole file or none
+        self.files.write(key, {"measured_at": when, "measurement": measurement.to_dict()})
 
 
 @dataclass(frozen=True)
@@ -187,23 +204,23 @@ class Tuned:
 
 
 class TunedStore:
-    """`mlorch tune`'s results by key, one small JSON file each under <cache>/tuned/."""
+    """`mlorch tune`'s results by key, under <cache>/tuned/."""
 
     def __init__(self, root: Path) -> None:
-        self.folder = root / TUNED_FOLDER
+        self.files = _KeyedJson(root / TUNED_FOLDER)
 
     def get(self, key: str) -> Tuned | None:
+        """What tune found for `key`; None when absent or unreadable."""
+        data = self.files.read(key)
+        if data is None:
+            return None
         try:
-            return Tuned.from_dict(json.loads((self.folder / f"{key}.json").read_text()))
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return Tuned.from_dict(data)
+        except (ValueError, KeyError, TypeError, IndexError):
             return None
 
     def put(self, key: str, tuned: Tuned) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{key}.json"
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(tuned.to_dict()))
-        tmp.replace(path)
+        self.files.write(key, tuned.to_dict())
 
 
 class RunSizing:
