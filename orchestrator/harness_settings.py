@@ -130,7 +130,13 @@ def resolve_harness(
 
 
 # CUDA and TensorRT settings the CPU twin does not have
-GPU_ONLY = ("use_graphs", "start_from_device", "builder_optimization_level", "inference_streams")
+GPU_ONLY = (
+    "use_graphs",
+    "start_from_device",
+    "builder_optimization_level",
+    "inference_streams",
+    "blocking_sync",
+)
 
 
 def _refuse_gpu_only(scenarios: dict[str, S.ScenarioSettings]) -> None:

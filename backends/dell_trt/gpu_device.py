@@ -9,6 +9,11 @@ One batch on slot s (copy stream C_s, inference stream I_s = I[s mod M]):
     ─► record infer_done ─► C_s waits infer_done ─► D2H of the int32 labels ─► record d2h_done
     wait(): cudaEventSynchronize(d2h_done) (GIL released) → int32 view of the pinned output
 
+With CUDA graphs, a batch runs the graph of the smallest captured size that holds it (inputs
+padded); the default sizes (`default_graph_sizes`) keep that padding within MAX_PADDING (15 %) at
+every batch size. `check_batch_sizes` names the batches an engine check should feed: the smallest,
+a prime, the first padded one and the full batch.
+
 Slots sharing an inference stream run their inference back to back while their copies overlap.
 Each slot owns one execution context (one optimization profile), so two slots never share
 context state; the harness waits for a slot before giving it the next batch.
@@ -28,10 +33,12 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import math
 import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -43,7 +50,8 @@ if TYPE_CHECKING:
     from backends.dell_trt import cuda_rt
 
 SAMPLE_BYTES = SAMPLE_ELEMENTS  # one INT8 sample
-DENSE_GRAPH_LIMIT = 64
+# A padded CUDA graph run may do at most this much more work than the batch needs (1.15: 15 %).
+MAX_PADDING = 1.15
 GATHER_METHODS = ("auto", "batch", "loop")
 
 
@@ -82,7 +90,8 @@ class GpuDeviceConfig:
     copy_streams: int = 1
     inference_streams: int = 1
     use_graphs: bool = False
-    graph_sizes: tuple[int, ...] | None = None  # None → default_graph_sizes(batch_size)
+    # None → default_graph_sizes(batch_size): padding ≤ MAX_PADDING at any batch size
+    graph_sizes: tuple[int, ...] | None = None
     start_from_device: bool = False  # stage the samples in device memory, not pinned host memory
     gather: str = "auto"  # one cudaMemcpyBatchAsync per batch, or one copy per run of rows
     blocking_sync: bool = False  # wait() sleeps on the event instead of spinning a core
@@ -114,26 +123,72 @@ class GpuDeviceConfig:
 # --- plain logic (tested without a GPU) ---------------------------------------------------------
 
 
-def default_graph_sizes(capacity: int, dense_limit: int = DENSE_GRAPH_LIMIT) -> tuple[int, ...]:
-    """Every size up to `dense_limit`, then powers of two, then the capacity itself.
+def default_graph_sizes(capacity: int, max_padding: float = MAX_PADDING) -> tuple[int, ...]:
+    """The fewest graph sizes 1 = s_0 < s_1 < … < capacity such that any batch n ≤ capacity runs
+    in a graph of at most `max_padding` × n samples.
 
-    Small batches (SingleStream, MultiStream, a lightly loaded Server) gain most from graphs and
-    pay the most for padding, so they get an exact graph; a large batch pads to at most 2× its
-    size.
+    A batch n in (s_{i-1}, s_i] runs as s_i, the worst case being n = s_{i-1} + 1, so each next
+    size is the largest one that keeps that case within bounds:
+    s_i = min(capacity, ⌊max_padding · (s_{i-1} + 1)⌋). That is every size while padding by one
+    sample would cost more (1…6 at 15 %), then sizes about `max_padding` apart, then the capacity
+    itself: 44 graphs for 2048, where powers of two would run a batch of 129 as 256 (2×).
+    Computed in exact arithmetic on the decimal written (1.15 is 23/20), so the bound holds for
+    every n.
     """
-    sizes = set(range(1, min(capacity, dense_limit) + 1))
-    power = 1
-    while power <= capacity:
-        sizes.add(power)
-        power *= 2
-    sizes.add(capacity)
-    return tuple(sorted(sizes))
+    if capacity < 1:
+        raise ValueError(f"capacity must be at least 1, got {capacity}")
+    if max_padding < 1:
+        raise ValueError(f"max_padding must be at least 1, got {max_padding}")
+    factor = Fraction(repr(max_padding))  # 1.15 → 23/20 exactly
+    sizes = [1]
+    while sizes[-1] < capacity:
+        smallest = sizes[-1] + 1  # the smallest batch the next graph must hold
+        sizes.append(min(capacity, max(smallest, math.floor(factor * smallest))))
+    return tuple(sizes)
 
 
 def graph_size_for(batch: int, sizes: Sequence[int]) -> int | None:
     """The smallest captured size ≥ `batch` (inputs padded, extra outputs ignored), or None."""
     at = bisect.bisect_left(sizes, batch)
     return sizes[at] if at < len(sizes) else None
+
+
+def _is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, math.isqrt(n) + 1))
+
+
+def check_batch_sizes(capacity: int, graph_sizes: Sequence[int]) -> tuple[int, ...]:
+    """The batch sizes an engine check feeds through a slot of `capacity` whose CUDA graphs have
+    `graph_sizes` (empty: no graphs), sorted and distinct, each in 1..capacity:
+
+    - 1, the smallest batch;
+    - a prime p, the largest prime ≤ capacity that is not itself a graph size (so it runs padded,
+      and no kernel tuned for a power-of-two batch hides an odd-batch bug), or the largest prime
+      ≤ capacity when every prime is captured;
+    - one past a graph boundary: s + 1 for the smallest captured size s whose successor is not
+      captured (the first padded graph run), when there is one;
+    - the capacity, the full batch.
+    """
+    if capacity < 1:
+        raise ValueError(f"capacity must be at least 1, got {capacity}")
+    captured = sorted({size for size in graph_sizes if 1 <= size <= capacity})
+    in_use = set(captured)
+    chosen = {1, capacity}
+    primes = (n for n in range(capacity, 1, -1) if _is_prime(n))  # descending
+    largest = next(primes, None)
+    if largest is not None:
+        padded = (
+            largest
+            if largest not in in_use
+            else next((p for p in primes if p not in in_use), largest)
+        )
+        chosen.add(padded)
+    boundary = next((size + 1 for size in captured if size + 1 not in in_use), capacity + 1)
+    if boundary <= capacity:
+        chosen.add(boundary)
+    return tuple(sorted(chosen))
 
 
 def inference_stream_for(slot: int, inference_streams: int) -> int:

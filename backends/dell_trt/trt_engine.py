@@ -8,7 +8,12 @@ it builds identically on TensorRT 10.x. The network takes the INT8 NCHW input (1
 sample) and returns the top-1 class (0–999) as one int32 a sample.
 
 One optimization profile per copy stream (each execution context needs its own), each covering
-batches 1..batch_size with the kernels tuned for batch_size.
+batches 1..batch_size with the kernels tuned for batch_size. A build starts from the timing cache
+of its GPU and TensorRT (engine_cache.TimingCache) and saves it back, grown, once the build
+succeeded. The engine is built with detailed profiling verbosity, so that the engine inspector
+can say which precision each layer runs in (`layer_precisions`, recorded in the device facts).
+
+TensorRT wants one logger per process: `make_logger` returns the same one every time.
 
 TensorRT objects carry their types as annotations (`builder: trt.Builder`, ...): the API
 conformance test (tests/unit/test_tensorrt_api.py) reads them to check every method and property
@@ -17,10 +22,14 @@ used here against the real bindings of the pinned TensorRT 10.x and of TensorRT 
 
 from __future__ import annotations
 
+import json
+import re
+import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backends.dell_trt.engine_cache import (
     DEFAULT_BUILDER,
@@ -28,6 +37,8 @@ from backends.dell_trt.engine_cache import (
     CachedEngine,
     EngineCache,
     EngineKey,
+    TimingCache,
+    TimingCacheKey,
 )
 from contract.digest import file_sha256
 from contract.resnet50 import SAMPLE_SHAPE
@@ -49,11 +60,22 @@ def tensorrt_version() -> str:
     return str(trt.__version__)
 
 
+# The process's one TensorRT logger (TensorRT registers the first logger it is given and warns
+# about any other), made on first use.
+_shared_logger: list[trt.Logger] = []
+_logger_lock = threading.Lock()
+
+
 def make_logger(verbose: bool = False) -> trt.ILogger:
+    """The process's TensorRT logger, at INFO (`verbose`) or WARNING from now on."""
     import tensorrt as trt
 
     severity = trt.Logger.INFO if verbose else trt.Logger.WARNING
-    logger: trt.Logger = trt.Logger(severity)
+    with _logger_lock:
+        if not _shared_logger:
+            _shared_logger.append(trt.Logger(severity))
+        logger: trt.Logger = _shared_logger[0]
+        logger.min_severity = severity
     return logger
 
 
@@ -102,14 +124,67 @@ def _check_network(network: trt.INetworkDefinition) -> NetworkIO:
     return NetworkIO(source.name, result.name)
 
 
+def _use_timing_cache(
+    config: trt.IBuilderConfig, logger: trt.ILogger, stored: bytes | None
+) -> trt.ITimingCache:
+    """Give the builder the stored timings when TensorRT accepts them (same GPU and TensorRT:
+    `ignore_mismatch=False`), else an empty cache that the build fills."""
+    import tensorrt as trt
+
+    if stored:
+        try:
+            loaded: trt.ITimingCache | None = config.create_timing_cache(stored)
+            if loaded is not None and config.set_timing_cache(loaded, ignore_mismatch=False):
+                return loaded
+        except (RuntimeError, TypeError, ValueError):
+            pass
+        logger.log(
+            trt.Logger.WARNING, "mlorch: the stored timing cache was refused; starting empty"
+        )
+    empty: trt.ITimingCache = config.create_timing_cache(b"")
+    if not config.set_timing_cache(empty, ignore_mismatch=False):
+        raise TrtError("TensorRT refused an empty timing cache")
+    return empty
+
+
+def _serialized(cache: trt.ITimingCache) -> bytes:
+    memory: trt.IHostMemory = cache.serialize()
+    return bytes(memoryview(memory))
+
+
+def _save_timing_cache(
+    config: trt.IBuilderConfig, logger: trt.ILogger, timing_cache: TimingCache
+) -> None:
+    """Store the grown timing cache, merged with one another build stored meanwhile."""
+    import tensorrt as trt
+
+    ours: trt.ITimingCache = config.get_timing_cache()
+
+    def merge(stored: bytes) -> bytes:
+        try:
+            theirs: trt.ITimingCache | None = config.create_timing_cache(stored)
+            if theirs is not None:
+                ours.combine(theirs, ignore_mismatch=False)
+        except (RuntimeError, TypeError, ValueError):
+            pass  # keep our own timings
+        return _serialized(ours)
+
+    try:
+        timing_cache.save(_serialized(ours), merge)
+    except OSError as error:  # a cache: the engine is built all the same
+        logger.log(trt.Logger.WARNING, f"mlorch: the timing cache was not saved: {error}")
+
+
 def build_serialized_engine(
     onnx_model: bytes,
     batch_size: int,
     profiles: int,
     options: BuilderOptions = DEFAULT_BUILDER,
     verbose: bool = False,
+    timing_cache: TimingCache | None = None,
 ) -> bytes:
-    """Parse the Q/DQ ONNX into a strongly typed network and build the serialized engine."""
+    """Parse the Q/DQ ONNX into a strongly typed network and build the serialized engine,
+    starting from and growing `timing_cache` (None: a timing cache of this build only)."""
     import tensorrt as trt
 
     logger = make_logger(verbose)
@@ -132,6 +207,7 @@ def build_serialized_engine(
         "layer_names_only": trt.ProfilingVerbosity.LAYER_NAMES_ONLY,
         "detailed": trt.ProfilingVerbosity.DETAILED,
     }[options.profiling_verbosity]
+    _use_timing_cache(config, logger, timing_cache.load() if timing_cache is not None else None)
     smallest, largest = (1, *SAMPLE_SHAPE), (batch_size, *SAMPLE_SHAPE)
     for _ in range(profiles):
         profile: trt.IOptimizationProfile = builder.create_optimization_profile()
@@ -142,6 +218,8 @@ def build_serialized_engine(
     plan: trt.IHostMemory | None = builder.build_serialized_network(network, config)
     if plan is None:
         raise TrtError("TensorRT could not build the engine (its log above says why)")
+    if timing_cache is not None:
+        _save_timing_cache(config, logger, timing_cache)
     return bytes(memoryview(plan))
 
 
@@ -186,9 +264,12 @@ def cached_engine(
                 "tests (was the engine cache cleared during the run?)"
             )
         return found
+    timing = TimingCache(cache.root, TimingCacheKey.of(key))
     return cache.get_or_build(
         key,
-        lambda: build_serialized_engine(onnx_path.read_bytes(), batch_size, profiles, options),
+        lambda: build_serialized_engine(
+            onnx_path.read_bytes(), batch_size, profiles, options, timing_cache=timing
+        ),
         on_wait=on_wait,
     )
 
@@ -222,12 +303,17 @@ def open_gpu_device(
     )
     runner = TrtRunner(entry.plan_path.read_bytes(), config.copy_streams)
     device = GpuDevice(runner, store, config)
-    device.facts.update(
-        engine_key=entry.key,
-        engine_from_cache=not entry.built,
-        tensorrt=tensorrt_version(),
-        builder=asdict(options),
-    )
+    try:
+        device.facts.update(
+            engine_key=entry.key,
+            engine_from_cache=not entry.built,
+            tensorrt=tensorrt_version(),
+            builder=asdict(options),
+            layer_precisions=runner.layer_precisions(),
+        )
+    except BaseException:
+        device.close()
+        raise
     return device
 
 
@@ -330,7 +416,116 @@ class TrtRunner:
         if not execution.execute_async_v3(stream):
             raise TrtError(f"execute_async_v3 failed on context {context} (batch {batch})")
 
+    def layer_precisions(self) -> dict[str, Any]:
+        return layer_precisions(self._engine)
+
     def close(self) -> None:
         """Release the contexts, then the engine (in that order, as TensorRT requires)."""
         self._contexts.clear()
         vars(self).pop("_engine", None)  # the last reference: TensorRT frees the engine now
+
+
+# --- per-layer precision (the engine inspector) --------------------------------------------------
+
+# Layers that do the network's arithmetic: convolutions and matrix products, whatever kernel
+# family TensorRT names them by (CaskConvolution, CaskGemmConvolution, MatrixMultiply, ...).
+COMPUTE_LAYER_KINDS = ("Convolution", "Gemm", "MatrixMultiply", "MatMul", "FullyConnected")
+# The data type words in TensorRT's tensor format descriptions ("Row major linear FP32",
+# "Thirty-two wide channel vectorized row major Int8 format") and weight types ("Float").
+_DATATYPES = {
+    "int8": "Int8",
+    "uint8": "UInt8",
+    "int4": "Int4",
+    "int32": "Int32",
+    "int64": "Int64",
+    "fp32": "FP32",
+    "float": "FP32",
+    "fp16": "FP16",
+    "half": "FP16",
+    "bf16": "BF16",
+    "fp8": "FP8",
+    "fp4": "FP4",
+    "bool": "Bool",
+}
+_DATATYPE_WORD = re.compile(r"\b(" + "|".join(_DATATYPES) + r")\b", re.IGNORECASE)
+UNKNOWN_DATATYPE = "unknown"
+
+
+def tensor_datatype(description: object) -> str:
+    """The data type a TensorRT format description names ('Int8', 'FP16', ...), or 'unknown'."""
+    found = _DATATYPE_WORD.search(description) if isinstance(description, str) else None
+    return _DATATYPES[found.group(1).lower()] if found else UNKNOWN_DATATYPE
+
+
+def _datatypes(tensors: object) -> list[str]:
+    if not isinstance(tensors, list):
+        return []
+    return [
+        tensor_datatype(t.get("Format/Datatype")) if isinstance(t, dict) else UNKNOWN_DATATYPE
+        for t in tensors
+    ]
+
+
+def summarize_layers(info_json: str) -> dict[str, Any]:
+    """Per-layer precision from the engine inspector's JSON (`LayerInformationFormat.JSON` of an
+    engine built with detailed profiling verbosity): a top-level "Layers" list, each layer with
+    "Name", "LayerType" (and "ParameterType"), "Inputs"/"Outputs" whose "Format/Datatype" names
+    the data type, and for convolutions "Weights": {"Type": ...}.
+
+    Returns {"layers": N, "by_precision": {data type: layers}, "compute_layers": M,
+    "non_int8_compute": [names]}. A layer's precision is the data type it reads (its first input;
+    its first output when it has no input). A compute layer (COMPUTE_LAYER_KINDS) counts as INT8
+    compute when its data input and its weights (where listed) are Int8: its output may be wider
+    (a fused dequantization, a float residual) without the arithmetic being so. Layers given by
+    name only (a lower verbosity) count as "unknown".
+    """
+    try:
+        info = json.loads(info_json)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the engine information is not JSON: {error}") from None
+    layers = info.get("Layers") if isinstance(info, dict) else None
+    if not isinstance(layers, list):
+        raise ValueError('the engine information has no "Layers" list')
+    by_precision: Counter[str] = Counter()
+    compute = 0
+    non_int8: list[str] = []
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, dict):  # LAYER_NAMES_ONLY: a name, nothing more
+            by_precision[UNKNOWN_DATATYPE] += 1
+            continue
+        inputs = _datatypes(layer.get("Inputs"))
+        outputs = _datatypes(layer.get("Outputs"))
+        reads = (inputs or outputs or [UNKNOWN_DATATYPE])[0]
+        by_precision[reads] += 1
+        kind = f"{layer.get('LayerType', '')} {layer.get('ParameterType', '')}"
+        if not any(word in kind for word in COMPUTE_LAYER_KINDS):
+            continue
+        compute += 1
+        weights = layer.get("Weights")
+        weight_type = weights.get("Type") if isinstance(weights, dict) else None
+        if reads != "Int8" or (weight_type is not None and tensor_datatype(weight_type) != "Int8"):
+            non_int8.append(str(layer.get("Name", f"layer {index}")))
+    return {
+        "layers": len(layers),
+        "by_precision": dict(sorted(by_precision.items())),
+        "compute_layers": compute,
+        "non_int8_compute": non_int8,
+    }
+
+
+def layer_precisions(engine: trt.ICudaEngine) -> dict[str, Any]:
+    """`summarize_layers` of the engine's inspector report, or why there is none: the engine was
+    built without detailed profiling verbosity, or the inspector failed. Never raises: these are
+    facts for harness.json, not a condition of the run."""
+    import tensorrt as trt
+
+    if engine.profiling_verbosity != trt.ProfilingVerbosity.DETAILED:
+        return {"unavailable": "the engine was built without detailed profiling verbosity"}
+    try:
+        inspector: trt.EngineInspector | None = engine.create_engine_inspector()
+        if inspector is None:
+            return {"unavailable": "TensorRT gave no engine inspector"}
+        info: str = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+        return summarize_layers(info)
+    except (RuntimeError, TypeError, ValueError) as error:
+        return {"unavailable": f"the engine inspector failed: {error}"}

@@ -63,6 +63,8 @@ def test_cuda_rt_uses_only_api_that_exists(cudart_api: Api) -> None:
         "cudaMemcpyKind.cudaMemcpyDeviceToDevice",
         "cudaMemcpyBatchAsync",
         "cudaMemcpyAttributes.srcAccessOrder",
+        "cudaMemcpyAttributes.flags",
+        "cudaMemcpyFlags.cudaMemcpyFlagPreferOverlapWithCompute",
         "cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal",
         "cudaGraphInstantiate",
         "cudaGraphLaunch",
@@ -92,6 +94,10 @@ def test_cuda_rt_uses_only_api_that_exists(cudart_api: Api) -> None:
         (
             "cudart.cudaStreamWaitEvent(1, 2)\n",
             r"cudaStreamWaitEvent called with 2 positional arguments",
+        ),
+        (
+            "flag = cudart.cudaMemcpyFlags.cudaMemcpyFlagPreferOverlapWithComputing\n",
+            r"cudaMemcpyFlagPreferOverlapWithComputing does not exist",
         ),
     ],
 )
@@ -162,6 +168,13 @@ print(json.dumps({
     "runtime": rt.version_text(rt.runtime_version()),
     "host_array": memory.raw[:32] == np.arange(8, dtype=np.int32).tobytes(),
     "batch_copy": rt.has_batch_copy(),
+    "batch_copy_attributes": [
+        (int(a.srcAccessOrder), int(a.flags)) for a in rt._stream_ordered()
+    ],
+    "expected_attributes": [
+        int(rt.cudart.cudaMemcpySrcAccessOrder.cudaMemcpySrcAccessOrderStream),
+        int(rt.cudart.cudaMemcpyFlags.cudaMemcpyFlagPreferOverlapWithCompute),
+    ],
 }))
 """
 
@@ -184,6 +197,9 @@ def test_every_wrapper_reaches_its_call_and_raises_cuda_error(cuda_wheel: Prepar
     assert out["runtime"] == ".".join(CUDA_BINDINGS_VERSION.split(".")[:2])
     assert out["host_array"] is True
     assert out["batch_copy"] is True
+    # One attribute set for all copies: stream-ordered sources, overlap with compute preferred.
+    assert out["batch_copy_attributes"] == [out["expected_attributes"]]
+    assert out["expected_attributes"][1] != 0  # not cudaMemcpyFlagDefault
 
 
 GPU_DEVICE_WITHOUT_GPU = r"""

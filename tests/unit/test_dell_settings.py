@@ -3,6 +3,8 @@ GPUs, validated overrides, and the settings.json round trip into the SUT."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from contract.dell_trt import settings as S
@@ -197,3 +199,42 @@ def test_the_twin_server_profile_fits_the_latency_bound() -> None:
         server = S.cpu_profile(cores).scenarios["Server"]
         assert (server.batch_size, server.deque_timeout_us) == (1, 0)
         assert server.copy_streams * server.threads_per_slot <= cores
+
+
+def test_gpu_profiles_sleep_on_events_and_the_twin_does_not_claim_it() -> None:
+    """Blocking sync: a GPU's completion threads sleep on the batch's event instead of spinning a
+    core; the CPU twin has no events, so it keeps the default (off)."""
+    gpu_profiles = [*S.PROFILES, S.rule_profile(S.GpuFacts("NVIDIA T400", 4_096, 6))]
+    for profile in gpu_profiles:
+        assert all(s.blocking_sync for s in profile.scenarios.values()), profile.name
+    for cores in (1, 16):
+        assert not any(s.blocking_sync for s in S.cpu_profile(cores).scenarios.values())
+    assert "blocking_sync" in S.known_keys()
+
+
+def test_blocking_sync_is_a_settable_key() -> None:
+    h100 = S.select(_gpus("NVIDIA H100 80GB HBM3", 1), cores=16).profile.scenarios
+    spinning = S.apply_overrides(h100, ["blocking_sync=false"])
+    assert not any(s.blocking_sync for s in spinning.values())
+    one = S.apply_overrides(h100, ["Server.blocking_sync=off"])
+    assert (one["Server"].blocking_sync, one["Offline"].blocking_sync) == (False, True)
+    with pytest.raises(ValueError, match="true or false"):
+        S.apply_overrides(h100, ["blocking_sync=sometimes"])
+    for overrides, expected in (((), True), (("blocking_sync=false",), False)):
+        resolved = resolve_harness(get_backend("dell-trt"), Device.CUDA, overrides, None, [H100])
+        assert resolved is not None
+        text = settings_json(resolved.record())  # what the SUT container reads back
+        assert S.from_json(text, "Offline").blocking_sync is expected
+
+
+def test_a_settings_json_without_blocking_sync_still_loads() -> None:
+    """Written before the key existed: it loads, with the default (the spinning wait it ran)."""
+    resolved = resolve_harness(get_backend("dell-trt"), Device.CUDA, (), None, [H100])
+    assert resolved is not None
+    record = resolved.record()
+    data = json.loads(settings_json(record))
+    for values in data["scenarios"].values():
+        del values["blocking_sync"]
+    server = S.from_json(json.dumps(data), "Server")
+    assert server.blocking_sync is False
+    assert server.batch_size == 256

@@ -92,6 +92,18 @@ def test_trt_engine_uses_only_api_that_exists(apis: dict[str, Api], label: str) 
         "IExecutionContext.set_tensor_address",
         "IExecutionContext.execute_async_v3",
         "Logger.WARNING",
+        "Logger.min_severity",  # one logger per process, its severity changed in place
+        "ILogger.log",
+        "IBuilderConfig.create_timing_cache",  # the timing cache: loaded, used, saved
+        "IBuilderConfig.set_timing_cache",
+        "IBuilderConfig.get_timing_cache",
+        "ITimingCache.serialize",
+        "ITimingCache.combine",
+        "ICudaEngine.profiling_verbosity",  # per-layer precision from the engine inspector
+        "ProfilingVerbosity.DETAILED",
+        "ICudaEngine.create_engine_inspector",
+        "EngineInspector.get_engine_information",
+        "LayerInformationFormat.JSON",
         "__version__",
     ):
         assert expected in checked, f"{expected} was not seen in trt_engine.py"
