@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli.application import Application
-from orchestrator.cli.options import RunOptions, with_run_options
+from orchestrator.cli.options import DriverOpt, GpuNameOpt, RunOptions, with_run_options
 from orchestrator.submission.layout import Division
 
 
@@ -49,6 +49,8 @@ def check(
         int,
         typer.Option("--official-timeout", help="Seconds the official checker may take.", min=1),
     ] = 600,
+    driver: DriverOpt = None,
+    gpu: GpuNameOpt = None,
 ) -> None:
     """Preflight: the rules a run would break, or what a submission tree lacks.
 
@@ -76,6 +78,8 @@ def check(
             config=config, overrides=options.overrides(telemetry_hz=None, use_tuned=None),
         )  # fmt: skip
         report = check_spec(spec, division.value, config)
+        if driver is not None or gpu is not None:
+            _plan_driver(app, spec, driver, gpu)
     width = app.terminal.out.width
     for line in check_lines(report, width):
         app.terminal.data(line)
@@ -95,6 +99,30 @@ def check(
     if failed_official:
         parts.append("the MLCommons checker refuses the tree")
     raise PreflightFailed(f"check failed: {' and '.join(parts)} (listed above)")
+
+
+def _plan_driver(app: Application, spec: object, driver: str | None, gpu: str | None) -> None:
+    """`--driver VERSION`: how a host with that driver would run the spec's GPU image; a driver
+    no stack serves is exit 10 here, as on the host itself."""
+    from contract.dell_trt.settings import PROFILES
+    from orchestrator.config import Device, RunSpec
+    from orchestrator.errors import ConfigError
+    from orchestrator.host.driver import plan_offline
+
+    assert isinstance(spec, RunSpec)
+    if spec.device is not Device.CUDA or driver is None:
+        raise ConfigError(
+            "--driver (and --gpu) plan a cuda run",
+            key="driver",
+            hint="mlorch check BACKEND --device cuda --driver 570.172.08",
+        )
+    profiles = {profile.name: profile for profile in PROFILES}
+    chosen = profiles.get(spec.harness_profile or "")
+    gpu_name = gpu or (chosen.source if chosen is not None else None)
+    plan = plan_offline(driver, gpu_name, spec.base_image)
+    app.terminal.info(plan.sentence())
+    if spec.base_image is None and plan.stack != "cuda13":
+        app.terminal.warn(f"the run would build on {plan.base.ref} (the {plan.stack} stack)")
 
 
 def _spec_source(target: str, backend: str | None, config: Path | None) -> tuple[str, Path | None]:

@@ -191,11 +191,30 @@ CalibrationListOpt = Annotated[
         dir_okay=False,
     ),
 ]
+DriverOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--driver",
+        help="cuda: plan for a host with this NVIDIA driver (e.g. 535.183.01) instead of this "
+        "one: the stack, its base and CUDA, and how the driver runs it.",
+        show_default=False,
+    ),
+]
+GpuNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpu",
+        help="With --driver: the GPU as NVML names it (e.g. 'NVIDIA GeForce RTX 4090'); "
+        "decides whether forward compatibility can serve it [default: a data-center GPU].",
+        show_default=False,
+    ),
+]
 MinAgreementOpt = Annotated[
     float | None,
     typer.Option(
         "--min-agreement",
-        help="dell-trt: top-1 agreement with FP32 every engine must reach [default: 0.99].",
+        help="dell-trt: also require this top-1 agreement with FP32 of every quantized model "
+        "and engine (the accuracy rule's 99 % ratio always applies) [default: not required].",
         min=0.0,
         max=1.0,
     ),

@@ -81,6 +81,9 @@ def wheelhouse(
             )
     with app.terminal.status(f"downloading {backend} {device.value} wheels for {made_for}"):
         house = export_wheelhouse(
-            definition.requirements[device], platform, output, base_image=base_image
+            definition.requirements_for(device, base_image or definition.default_base[device]),
+            platform,
+            output,
+            base_image=base_image,
         )
     app.terminal.success(f"{len(house.wheels())} wheels for {made_for} in {house.path}")

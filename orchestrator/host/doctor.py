@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.engine.client import DockerEngine
-from orchestrator.errors import EngineUnavailable
+from orchestrator.errors import EngineUnavailable, GpuUnavailable
+from orchestrator.host.driver import CudaMode, gpu_class_of, plan_cuda
 from orchestrator.host.facts import free_disk_gib, nvml_gpus
-from orchestrator.host.gpu import TOOLKIT_HINT, driver_verdict, engine_gpu_support
+from orchestrator.host.gpu import TOOLKIT_HINT, engine_gpu_support
 from orchestrator.images.catalog import BACKENDS, CUDA_BASES, NGC_BASE, local_base
 from orchestrator.paths import cache_dir
 
@@ -20,6 +21,22 @@ class Check:
     verdict: str  # ok | warn | fail
     detail: str
     hint: str | None = None
+
+
+def _driver_check(driver: str | None, gpu_name: str) -> Check:
+    """Which pinned stack this driver runs, and how (native, minor-version, forward compat)."""
+    if driver is None:
+        return Check("driver", "fail", "NVML reports no driver version", "reinstall the driver")
+    try:
+        plan = plan_cuda(driver, gpu_class_of(gpu_name))
+    except GpuUnavailable as exc:
+        return Check("driver", "fail", exc.message, exc.hint)
+    default = CUDA_BASES[NGC_BASE]
+    hint = None
+    if plan.base.ref != NGC_BASE or plan.mode is not CudaMode.NATIVE:
+        hint = f"driver {default.driver_full}+ runs the default stack ({default.ref}) natively"
+    verdict = "ok" if plan.base.ref == NGC_BASE else "warn"
+    return Check(f"driver (CUDA, {plan.stack} stack)", verdict, plan.sentence(), hint)
 
 
 def run_checks() -> list[Check]:
@@ -51,10 +68,7 @@ def run_checks() -> list[Check]:
         )
 
     if gpus:
-        base = CUDA_BASES[NGC_BASE]
-        verdict, sentence = driver_verdict(driver, base)
-        hint = None if verdict == "ok" else f"update the NVIDIA driver to {base.driver_full}+"
-        checks.append(Check(f"driver for {base.ref}", verdict, sentence, hint))
+        checks.append(_driver_check(driver, gpus[0].name))
 
     if engine is not None:
         support = engine_gpu_support(engine)

@@ -23,8 +23,9 @@ from typing import Any
 
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import GpuUnavailable
+from orchestrator.host.driver import CudaPlan, gpu_class_of, plan_cuda
 from orchestrator.host.facts import GpuInfo
-from orchestrator.images.catalog import CudaBase
+from orchestrator.images.catalog import CUDA_BASES
 
 HOOK = "nvidia-container-runtime-hook"
 # Where distributions install the hook, in case the daemon's PATH is wider than ours.
@@ -128,32 +129,6 @@ TOOLKIT_HINT = (
 )
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    parts = []
-    for part in version.split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
-
-
-def driver_verdict(driver: str | None, base: CudaBase) -> tuple[str, str]:
-    """(ok|warn|fail, sentence) comparing the host driver with what the base's CUDA needs."""
-    if driver is None:
-        return "fail", "no NVIDIA driver found (NVML)"
-    have = _version_tuple(driver)
-    if have < _version_tuple(base.driver_min):
-        return "fail", (
-            f"driver {driver} is older than {base.driver_min}, the minimum for CUDA "
-            f"{base.cuda_major}.x ({base.ref} ships CUDA {base.cuda})"
-        )
-    if have < _version_tuple(base.driver_full):
-        return "warn", (
-            f"driver {driver} runs CUDA {base.cuda} through minor-version compatibility "
-            f"(full features from {base.driver_full})"
-        )
-    return "ok", f"driver {driver} ≥ {base.driver_full} (CUDA {base.cuda})"
-
-
 def no_gpu(why: str | None) -> GpuUnavailable:
     return GpuUnavailable(
         f"--device cuda but no NVIDIA GPU is visible ({why or 'NVML reports 0 GPUs'})",
@@ -163,27 +138,28 @@ def no_gpu(why: str | None) -> GpuUnavailable:
 
 def require_cuda(
     gpus: list[GpuInfo], driver: str | None, why_no_gpu: str | None,
-    support_of_engine: Callable[[], GpuSupport], base: CudaBase | None,
-) -> GpuAccess:  # fmt: skip
+    support_of_engine: Callable[[], GpuSupport], base_ref: str | None,
+) -> tuple[GpuAccess, CudaPlan | None]:  # fmt: skip
     """Refuse `--device cuda` before anything is built or started when it cannot work; else
-    say how containers get the GPUs. The engine is asked only when GPUs are there."""
+    say how containers get the GPUs and how the driver runs the image's CUDA (the stack to
+    build: `base_ref` when the user named a catalogued base, else the first that can run; None
+    for a base whose CUDA mlorch does not know). The engine is asked only when GPUs are there."""
     if not gpus:
         raise no_gpu(why_no_gpu)
-    if base is not None:
-        verdict, sentence = driver_verdict(driver, base)
-        if verdict == "fail":
-            raise GpuUnavailable(
-                f"--device cuda: {sentence}",
-                hint=f"update the NVIDIA driver to {base.driver_full} or newer "
-                f"(at least {base.driver_min})",
-            )
+    if driver is None:
+        raise GpuUnavailable(
+            "--device cuda but NVML reports no driver version", hint="reinstall the NVIDIA driver"
+        )
+    plan = None
+    if base_ref is None or base_ref in CUDA_BASES:
+        plan = plan_cuda(driver, gpu_class_of(gpus[0].name), base_ref)
     support = support_of_engine()
     if support.access is None:
         raise GpuUnavailable(
             f"--device cuda but Docker cannot give containers GPUs: {support.detail}",
             hint=TOOLKIT_HINT,
         )
-    return support.access
+    return support.access, plan
 
 
 # --- the GPU stack of an image: base CUDA/TensorRT against the GPU wheels' CUDA major ---------

@@ -135,6 +135,8 @@ def render_dockerfile(
         autoescape=False,
     )
     name, version = PIP_REQUIREMENT.split("==")
+    # A catalogued NGC base on cuda: its entrypoint (forward compatibility) and its TensorRT.
+    cuda_base = CUDA_BASES.get(base_image) if device is Device.CUDA else None
     text = env.get_template(backend.template).render(
         backend=backend.name,
         device=device.value,
@@ -145,6 +147,8 @@ def render_dockerfile(
         uid=CONTAINER_UID,
         mlorch_version=__version__,
         gpu_libraries=backend.gpu_libraries if device is Device.CUDA else (),
+        entrypoint=cuda_base.entrypoint if cuda_base is not None else None,
+        imports_tensorrt=cuda_base is not None and backend.needs_tensorrt,
     )
     return text.strip() + "\n"
 
@@ -301,7 +305,12 @@ def probe_local_image(engine: DockerEngine, ref: str) -> Platform:
 
 
 def stage_context(
-    backend: BackendDef, device: Device, base: BaseImage, wheelhouse: Wheelhouse, root: Path
+    backend: BackendDef,
+    device: Device,
+    base: BaseImage,
+    wheelhouse: Wheelhouse,
+    root: Path,
+    requirements_list: tuple[str, ...] | None = None,
 ) -> tuple[Path, str, str]:
     """Assemble the build context; return (folder, dockerfile, content digest).
 
@@ -312,7 +321,8 @@ def stage_context(
     digest = hashlib.sha256()
     digest.update(b"base\0" + base.image_id.encode())
     digest.update(b"Dockerfile\0" + dockerfile.encode())
-    requirements = "".join(f"{req}\n" for req in backend.requirements[device])
+    pins = requirements_list or backend.requirements_for(device, base.ref)
+    requirements = "".join(f"{req}\n" for req in pins)
     digest.update(b"requirements.txt\0" + requirements.encode())
 
     # Named after this process, so a later mlorch can remove it if this one is killed.
@@ -379,7 +389,15 @@ def ensure_image(
     terminal.info(
         f"base image {base.ref}: Python {platform.python}, glibc {platform.glibc}{gpu_facts}"
     )
-    requirements = backend.requirements[device]
+    catalogued = CUDA_BASES.get(base.ref)
+    found_trt = facts.get("tensorrt") if device is Device.CUDA and backend.needs_tensorrt else None
+    if catalogued is not None and found_trt and found_trt != catalogued.tensorrt:
+        terminal.warn(
+            f"{base.ref} has TensorRT {found_trt}, the catalog pins {catalogued.tensorrt}: the "
+            "API conformance tests covered the pinned version (engines are cached per version)"
+        )
+    # The stack's pins follow the base asked for (a local stand-in base keeps them).
+    requirements = backend.requirements_for(device, requested_base or base.ref)
     key = wheelhouse_key(requirements, platform)
     what = f"downloading the wheelhouse for Python {platform.python}"
     with (
@@ -411,7 +429,9 @@ def ensure_image(
     staging_root = cache_dir() / "build"
     staging_root.mkdir(parents=True, exist_ok=True)
     remove_stale_contexts(staging_root)
-    context, dockerfile, digest = stage_context(backend, device, base, wheelhouse, staging_root)
+    context, dockerfile, digest = stage_context(
+        backend, device, base, wheelhouse, staging_root, requirements
+    )
     try:
         tag = f"{backend.image_repository(device)}:{digest[:16]}"
         dockerfile_sha = hashlib.sha256(dockerfile.encode()).hexdigest()

@@ -26,12 +26,20 @@ class CudaBase:
     ubuntu: str
     python: str
     glibc: str
-    driver_min: str
-    driver_full: str
+    driver_min: str  # minor-version compatibility: the CUDA major's minimum driver
+    driver_full: str  # the driver of this CUDA release: everything native (PTX JIT included)
+    # NGC's entrypoint: it turns on CUDA forward compatibility (/usr/local/cuda/compat) when the
+    # host driver is older than the image's CUDA; mlorch's command runs through it.
+    entrypoint: str = "/opt/nvidia/nvidia_entrypoint.sh"
 
     @property
     def cuda_major(self) -> int:
         return int(self.cuda.split(".")[0])
+
+    @property
+    def cuda_minor(self) -> tuple[int, int]:
+        major, minor = self.cuda.split(".")[:2]
+        return int(major), int(minor)
 
 
 # The one pinned NGC base for every backend's GPU image. Its CUDA major must equal the CUDA major
@@ -39,6 +47,13 @@ class CudaBase:
 # its TensorRT major must match what onnxruntime-gpu's TensorRT provider links (libnvinfer.so.10):
 # a test checks both against the wheels' metadata.
 NGC_BASE = "nvcr.io/nvidia/tensorrt:26.03-py3"
+# The second stack, for drivers CUDA 13 cannot reach (GeForce/RTX workstation parts below 580, or
+# a data-center driver branch forward compatibility does not serve): the last NGC TensorRT on
+# CUDA 12 (TensorRT 10.11, Ubuntu 24.04, Python 3.12), with onnxruntime-gpu 1.26.0 (the newest
+# CUDA 12 build on PyPI; its TensorRT provider links libnvinfer.so.10, libcudart.so.12) and
+# cuda-bindings 12.9.x. Sources: NGC release notes 25.06 (CUDA 12.9.1); Triton's
+# compatibility matrix; PyPI metadata of onnxruntime-gpu 1.26.0 / 1.27.0 (CUDA 13 from 1.27).
+NGC_CUDA12_BASE = "nvcr.io/nvidia/tensorrt:25.06-py3"
 CUDA_BASES: dict[str, CudaBase] = {
     NGC_BASE: CudaBase(
         ref=NGC_BASE,
@@ -51,6 +66,79 @@ CUDA_BASES: dict[str, CudaBase] = {
         driver_min="580",
         driver_full="595.45.04",
     ),
+    NGC_CUDA12_BASE: CudaBase(
+        ref=NGC_CUDA12_BASE,
+        cuda="12.9",
+        tensorrt="10.11.0.33",
+        cudnn="9.10.2",
+        ubuntu="24.04",
+        python="3.12",
+        glibc="2.39",
+        driver_min="525.60.13",
+        driver_full="575.57.08",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class GpuStack:
+    """The GPU wheels pinned for one base: their CUDA major equals the base's (checked)."""
+
+    name: str
+    base: str
+    pins: dict[str, str]  # package name → requirement, replacing the default stack's pin
+
+    @property
+    def facts(self) -> CudaBase:
+        return CUDA_BASES[self.base]
+
+
+CUDA13_STACK = GpuStack("cuda13", NGC_BASE, {})  # the default pins below
+CUDA12_STACK = GpuStack(
+    "cuda12",
+    NGC_CUDA12_BASE,
+    {"onnxruntime-gpu": "onnxruntime-gpu==1.26.0", "cuda-bindings": "cuda-bindings==12.9.10"},
+)
+GPU_STACKS = (CUDA13_STACK, CUDA12_STACK)  # in order of preference
+
+
+def stack_of(base_ref: str) -> GpuStack:
+    """The stack whose pins go with `base_ref` (the default stack for any other base)."""
+    return next((stack for stack in GPU_STACKS if stack.base == base_ref), CUDA13_STACK)
+
+
+@dataclass(frozen=True)
+class DriverBranch:
+    """One NVIDIA driver branch, as the CUDA compatibility guide lists it."""
+
+    branch: int
+    kind: str  # LTSB (long-term), PB (production), NFB (new feature)
+    native_cuda: str  # the newest CUDA its driver runs without any compatibility package
+    forward_compat: tuple[int, ...]  # CUDA majors whose cuda-compat packages target it
+    source: str
+
+
+_COMPAT_GUIDE = "CUDA Compatibility guide, forward-compatibility table (r615 edition)"
+_LIFECYCLE = "NVIDIA data-center driver lifecycle (supported-drivers-and-cuda-toolkit-versions)"
+# Data-center GPUs (and NGC-ready RTX server parts) may run a newer CUDA on these branches through
+# the cuda-compat package; GeForce / RTX workstation parts never can (CUDA error 804). Branches
+# not listed are end of life and no target of forward compatibility; new-feature branches never
+# are. Minor-version compatibility (same CUDA major, no newer PTX JIT) works on any GPU.
+DRIVER_BRANCHES: dict[int, DriverBranch] = {
+    row.branch: row
+    for row in (
+        DriverBranch(535, "LTSB", "12.2", (12, 13), f"{_COMPAT_GUIDE}; {_LIFECYCLE}: EOL 2026-06"),
+        DriverBranch(570, "PB", "12.8", (12, 13), f"{_COMPAT_GUIDE}; {_LIFECYCLE}: EOL 2026-02"),
+        DriverBranch(
+            575, "NFB", "12.9", (), f"{_COMPAT_GUIDE}: new feature branches are no target"
+        ),
+        DriverBranch(580, "LTSB", "13.0", (13,), f"{_COMPAT_GUIDE}; {_LIFECYCLE}: EOL 2028"),
+        DriverBranch(590, "NFB", "13.1", (13,), _COMPAT_GUIDE),
+        DriverBranch(595, "PB", "13.2", (13,), f"{_COMPAT_GUIDE}; {_LIFECYCLE}: EOL 2027-03"),
+        DriverBranch(610, "NFB", "13.3", (13,), _COMPAT_GUIDE),
+        DriverBranch(615, "PB", "13.4", (13,), _COMPAT_GUIDE),
+        DriverBranch(620, "LTSB", "13.4", (13,), f"{_LIFECYCLE}: EOL 2029-09"),
+    )
 }
 # What `mlorch up` builds locally when the default base cannot be pulled (no registry);
 # MLORCH_LOCAL_BASE names another tag.
@@ -85,6 +173,14 @@ class BackendDef:
     gpu_libraries: tuple[str, ...] = ()
     needs_tensorrt: bool = False  # the cuda image runs TensorRT from the base
     harness_profiles: bool = False  # settings from contract.dell_trt.settings (--set, profiles)
+
+    def requirements_for(self, device: Device, base_ref: str) -> tuple[str, ...]:
+        """The pins of an image on `base_ref`: on cuda, the GPU wheels of the base's stack."""
+        pins = self.requirements[device]
+        if device is not Device.CUDA:
+            return pins
+        swap = stack_of(base_ref).pins
+        return tuple(swap.get(pin.split("==")[0], pin) for pin in pins)
 
     def image_repository(self, device: Device) -> str:
         return f"mlorch/{self.name}-{device.value}"

@@ -127,7 +127,9 @@ class RunManifest(Record):
     image: dict[str, Any] = Field(default_factory=dict)
     host_id: str = Field(default_factory=socket.gethostname)
     pid: int = Field(default_factory=os.getpid)
-    recipe: dict[str, Any] | None = None  # dell-trt: prepared model, engines, FP32 guards
+    recipe: dict[str, Any] | None = None  # dell-trt: prepared model, engines, accuracy guards
+    # cuda: how the driver runs the image's CUDA (native / minor-version / forward compatibility)
+    cuda: dict[str, str] | None = None
     # per scenario: its expected rate/latency, where it came from, what was measured
     sizing: dict[str, Any] = Field(default_factory=dict)
     tests: list[TestRecord] = Field(default_factory=list)

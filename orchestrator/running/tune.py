@@ -260,9 +260,16 @@ def tune(
     backend = get_backend(spec.backend)
     check_disk(spec.runs_dir)
     gpu_access: GpuAccess | None = None
+    cuda_plan = None
     if spec.device.value == "cuda":
-        gpu_access = cuda_preflight(connect, backend, spec)
+        moved, gpu_access, cuda_plan = cuda_preflight(connect, backend, spec, terminal)
+        if moved.base_image != spec.base_image:  # every point builds on the stack that runs
+            update = {"base_image": moved.base_image}
+            points = [replace(p, spec=p.spec.model_copy(update=update)) for p in points]
+            spec = points[0].spec
     manifest = new_run(spec, f"{backend.name}-tune")
+    if cuda_plan is not None:
+        manifest.cuda = cuda_plan.record()
     run_id, run_dir = manifest.run_id, manifest.run_dir
     identity = Identity.current()
     manifest.invalid_because.append("tune: a search of short runs, not a result to submit")

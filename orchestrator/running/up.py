@@ -43,6 +43,7 @@ from orchestrator.engine.container import run_to_completion
 from orchestrator.engine.owner import remove_orphans
 from orchestrator.errors import InternalError, Interrupted, MlorchError, disk_full
 from orchestrator.harness_settings import settings_json
+from orchestrator.host.driver import CudaPlan
 from orchestrator.host.facts import check_disk, host_facts, nvml_gpus
 from orchestrator.host.gpu import GpuAccess, engine_gpu_support, require_cuda
 from orchestrator.images.build import BuiltImage, ensure_image
@@ -196,8 +197,12 @@ def up(
     backend = get_backend(spec.backend)
     check_disk(spec.runs_dir)
     check_disk(cache_dir())
-    gpu_access = cuda_preflight(connect, backend, spec) if spec.device is Device.CUDA else None
+    gpu_access, cuda_plan = None, None
+    if spec.device is Device.CUDA:
+        spec, gpu_access, cuda_plan = cuda_preflight(connect, backend, spec, terminal)
     manifest = new_run(spec, backend.name)
+    if cuda_plan is not None:
+        manifest.cuda = cuda_plan.record()
     run_id, run_dir = manifest.run_id, manifest.run_dir
     identity = Identity.current()
     if spec.quick_run:
@@ -336,12 +341,25 @@ def _judge(manifest: RunManifest) -> None:
 
 
 def cuda_preflight(
-    connect: Callable[[], DockerEngine], backend: BackendDef, spec: RunSpec
-) -> GpuAccess:
-    """GPUs, a new enough driver and container GPU support, checked before anything starts."""
+    connect: Callable[[], DockerEngine], backend: BackendDef, spec: RunSpec, terminal: Terminal
+) -> tuple[RunSpec, GpuAccess, CudaPlan | None]:
+    """GPUs, a driver that can run the image's CUDA and container GPU support, checked before
+    anything starts. Where the default CUDA stack cannot run on this driver, the spec moves to
+    the stack that can (announced); a base the user named is kept (or refused)."""
     gpus, driver, why = nvml_gpus()
-    base = CUDA_BASES.get(spec.base_image or backend.default_base[Device.CUDA])
-    return require_cuda(gpus, driver, why, lambda: engine_gpu_support(connect()), base)
+    access, plan = require_cuda(
+        gpus, driver, why, lambda: engine_gpu_support(connect()), spec.base_image
+    )
+    if plan is not None:
+        terminal.info(plan.sentence())
+        if spec.base_image is None and plan.base.ref != backend.default_base[Device.CUDA]:
+            terminal.warn(
+                f"the default CUDA {CUDA_BASES[backend.default_base[Device.CUDA]].cuda} stack "
+                f"cannot run on driver {plan.driver}: building on {plan.base.ref} "
+                f"(the {plan.stack} stack) instead"
+            )
+            spec = spec.model_copy(update={"base_image": plan.base.ref})
+    return spec, access, plan
 
 
 def _planned_tests(spec: RunSpec) -> list[PlannedTest]:

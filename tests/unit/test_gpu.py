@@ -15,14 +15,13 @@ from orchestrator.host.gpu import (
     HOOK,
     GpuAccess,
     GpuSupport,
-    driver_verdict,
     gpu_support,
     require_cuda,
 )
-from orchestrator.images.catalog import CUDA_BASES, NGC_BASE
+from orchestrator.images.catalog import NGC_BASE
 
 H100 = GpuInfo(0, "NVIDIA H100 80GB HBM3", 81559, "GPU-0")
-BASE = CUDA_BASES[NGC_BASE]
+GEFORCE = GpuInfo(0, "NVIDIA GeForce RTX 4090", 24564, "GPU-1")
 
 
 def _hook_on(folder: Path) -> str:
@@ -96,45 +95,56 @@ def test_remote_engine_never_reads_local_files(tmp_path: Path) -> None:
     assert "remote engine" in support.detail
 
 
-@pytest.mark.parametrize(
-    ("driver", "verdict"),
-    [("575.57.08", "fail"), ("580.95.05", "warn"), ("595.45.04", "ok"), ("610.43.02", "ok")],
-)
-def test_driver_against_the_bases_cuda(driver: str, verdict: str) -> None:
-    assert driver_verdict(driver, BASE)[0] == verdict
-
-
-def test_missing_driver_fails() -> None:
-    assert driver_verdict(None, BASE)[0] == "fail"
-
-
 def _unreachable() -> GpuSupport:
     raise AssertionError("the engine must not be asked before the cheap checks pass")
 
 
 def test_preflight_without_gpu_never_asks_the_engine() -> None:
     with pytest.raises(GpuUnavailable, match="no NVIDIA GPU is visible") as caught:
-        require_cuda([], None, "NVML unavailable", _unreachable, BASE)
+        require_cuda([], None, "NVML unavailable", _unreachable, None)
     assert caught.value.exit_code == 10
 
 
-def test_preflight_with_old_driver() -> None:
-    with pytest.raises(GpuUnavailable, match="older than 580") as caught:
-        require_cuda([H100], "550.54.15", None, _unreachable, BASE)
-    assert "update the NVIDIA driver" in (caught.value.hint or "")
+def test_preflight_with_a_driver_no_stack_can_use() -> None:
+    with pytest.raises(GpuUnavailable, match="none of mlorch's GPU stacks") as caught:
+        require_cuda([H100], "470.256.02", None, _unreachable, None)
+    assert caught.value.exit_code == 10
+    assert "install NVIDIA driver" in (caught.value.hint or "")
+
+
+def test_preflight_refuses_a_named_base_the_driver_cannot_run() -> None:
+    with pytest.raises(GpuUnavailable, match=r"CUDA 13\.2 needs ≥ 580"):
+        require_cuda([GEFORCE], "550.54.15", None, _unreachable, NGC_BASE)
+
+
+def test_preflight_moves_to_the_stack_the_driver_can_run() -> None:
+    _access, plan = require_cuda(
+        [GEFORCE], "550.54.15", None, lambda: GpuSupport(GpuAccess.HOOK, "hook"), None
+    )
+    assert plan is not None
+    assert (plan.stack, plan.mode) == ("cuda12", "minor-version compatibility")
 
 
 def test_preflight_without_container_support() -> None:
     with pytest.raises(GpuUnavailable, match="Docker cannot give containers GPUs") as caught:
-        require_cuda([H100], "580.159.04", None, lambda: GpuSupport(None, "nothing found"), BASE)
+        require_cuda([H100], "580.159.04", None, lambda: GpuSupport(None, "nothing found"), None)
     assert "nvidia-ctk" in (caught.value.hint or "")
 
 
 def test_preflight_passes_the_mechanism_on() -> None:
-    access = require_cuda(
-        [H100], "580.159.04", None, lambda: GpuSupport(GpuAccess.CDI, "spec"), BASE
+    access, plan = require_cuda(
+        [H100], "580.159.04", None, lambda: GpuSupport(GpuAccess.CDI, "spec"), None
     )
     assert access is GpuAccess.CDI
+    assert plan is not None
+    assert plan.base.ref == NGC_BASE
+
+
+def test_an_uncatalogued_base_gets_no_driver_verdict() -> None:
+    _, plan = require_cuda(
+        [H100], "580.159.04", None, lambda: GpuSupport(GpuAccess.CDI, "spec"), "my/base:1"
+    )
+    assert plan is None
 
 
 @pytest.mark.parametrize("access", list(GpuAccess))

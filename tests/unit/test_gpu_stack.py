@@ -14,7 +14,7 @@ import pytest
 
 from backends.common import libcheck
 from orchestrator.config import Device
-from orchestrator.images.catalog import BACKENDS, CUDA_BASES, NGC_BASE
+from orchestrator.images.catalog import BACKENDS, GPU_STACKS, NGC_BASE, GpuStack
 from orchestrator.images.gpu_stack import cuda_major_of, gpu_stack_problems
 
 
@@ -90,11 +90,13 @@ def _pinned_metadata(requirement: str, python: str) -> dict[str, object]:
 
 
 @pytest.mark.network
-def test_every_pinned_gpu_wheel_matches_its_bases_cuda_major() -> None:
+@pytest.mark.parametrize("stack", GPU_STACKS, ids=lambda stack: stack.name)
+def test_every_pinned_gpu_wheel_matches_its_bases_cuda_major(stack: GpuStack) -> None:
+    """Both stacks: the default CUDA 13 one and the CUDA 12 one for older drivers."""
     checked = []
+    base = stack.facts
     for backend in BACKENDS.values():
-        base = CUDA_BASES[backend.default_base[Device.CUDA]]
-        for requirement in backend.requirements[Device.CUDA]:
+        for requirement in backend.requirements_for(Device.CUDA, stack.base):
             meta = _pinned_metadata(requirement, base.python)
             major = cuda_major_of(
                 str(meta["name"]), str(meta["version"]), list(meta.get("requires_dist") or [])
@@ -105,6 +107,7 @@ def test_every_pinned_gpu_wheel_matches_its_bases_cuda_major() -> None:
                 )
                 checked.append(requirement)
     assert any(req.startswith("onnxruntime-gpu") for req in checked), checked
+    assert any(req.startswith("cuda-bindings") for req in checked), checked
 
 
 def _compile(source: str, output: Path, *args: str) -> None:

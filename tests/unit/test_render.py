@@ -13,7 +13,7 @@ import pytest
 from orchestrator.config import Device
 from orchestrator.errors import ConfigError
 from orchestrator.images.build import render_dockerfile
-from orchestrator.images.catalog import BACKENDS, NGC_BASE, get_backend
+from orchestrator.images.catalog import BACKENDS, NGC_BASE, NGC_CUDA12_BASE, get_backend
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,7 @@ from orchestrator.images.catalog import BACKENDS, NGC_BASE, get_backend
         ("reference", Device.CUDA, NGC_BASE, "reference-cuda-ngc.Dockerfile"),
         ("dell-trt", Device.CPU, "mlorch/base:bookworm", "dell-trt-cpu-local.Dockerfile"),
         ("dell-trt", Device.CUDA, NGC_BASE, "dell-trt-cuda-ngc.Dockerfile"),
+        ("dell-trt", Device.CUDA, NGC_CUDA12_BASE, "dell-trt-cuda12-ngc.Dockerfile"),
     ],
 )
 def test_render_matches_golden(
@@ -99,3 +100,29 @@ def test_unknown_backend() -> None:
     with pytest.raises(ConfigError, match="unknown backend 'refrence'") as info:
         get_backend("refrence")
     assert "reference" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("base", [NGC_BASE, NGC_CUDA12_BASE])
+def test_cuda_images_keep_ngcs_entrypoint_for_forward_compatibility(base: str) -> None:
+    """NGC's entrypoint turns on /usr/local/cuda/compat on older data-center drivers: mlorch's
+    command runs through it on cuda, and the build fails where the base lacks it."""
+    for name in BACKENDS:
+        rendered = render_dockerfile(get_backend(name), Device.CUDA, base)
+        entry = [line for line in rendered.splitlines() if line.startswith("ENTRYPOINT")]
+        assert entry == [
+            f'ENTRYPOINT ["/opt/nvidia/nvidia_entrypoint.sh", "python", "-m", '
+            f'"{get_backend(name).module}"]'
+        ]
+        assert "RUN test -x /opt/nvidia/nvidia_entrypoint.sh" in rendered
+    # cpu images and uncatalogued bases start python directly (no NGC banner, no driver check)
+    for device, other in ((Device.CPU, base), (Device.CUDA, "registry.lab:5000/base:1")):
+        rendered = render_dockerfile(get_backend("reference"), device, other)
+        assert 'ENTRYPOINT ["python", "-m", "backends.reference"]' in rendered
+
+
+def test_the_tensorrt_image_imports_and_records_its_tensorrt() -> None:
+    rendered = render_dockerfile(get_backend("dell-trt"), Device.CUDA, NGC_BASE)
+    assert "import tensorrt, cuda.bindings.runtime" in rendered
+    assert "/opt/mlorch/tensorrt-version.txt" in rendered
+    reference = render_dockerfile(get_backend("reference"), Device.CUDA, NGC_BASE)
+    assert "import tensorrt" not in reference

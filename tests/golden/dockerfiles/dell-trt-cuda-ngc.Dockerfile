@@ -29,8 +29,14 @@ RUN python -m compileall -q /opt/mlorch/contract /opt/mlorch/backends \
 # does not match the base fails the build here instead of at run time.
 # Exec form: the specs hold shell metacharacters (`a|b` alternatives, globs).
 RUN ["python", "-m", "backends.common.libcheck", "tensorrt|tensorrt_bindings:**/*.so"]
+# The TensorRT and CUDA runtime bindings the engine code uses import here (no GPU needed); the
+# image records the TensorRT it really has.
+RUN python -c "import tensorrt, cuda.bindings.runtime; print(tensorrt.__version__)" > /opt/mlorch/tensorrt-version.txt
 LABEL mlorch.tool="mlorch" mlorch.backend="dell-trt"
 WORKDIR /tmp
 # Non-root by default; mlorch also sets the user on every container it starts.
 USER 10001:10001
-ENTRYPOINT ["python", "-m", "backends.dell_trt"]
+# NGC's entrypoint runs mlorch's command: it turns on CUDA forward compatibility
+# (/usr/local/cuda/compat) where the host driver is older than the image's CUDA.
+RUN test -x /opt/nvidia/nvidia_entrypoint.sh
+ENTRYPOINT ["/opt/nvidia/nvidia_entrypoint.sh", "python", "-m", "backends.dell_trt"]

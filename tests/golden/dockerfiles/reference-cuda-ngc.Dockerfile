@@ -33,4 +33,7 @@ LABEL mlorch.tool="mlorch" mlorch.backend="reference"
 WORKDIR /tmp
 # Non-root by default; mlorch also sets the user on every container it starts.
 USER 10001:10001
-ENTRYPOINT ["python", "-m", "backends.reference"]
+# NGC's entrypoint runs mlorch's command: it turns on CUDA forward compatibility
+# (/usr/local/cuda/compat) where the host driver is older than the image's CUDA.
+RUN test -x /opt/nvidia/nvidia_entrypoint.sh
+ENTRYPOINT ["/opt/nvidia/nvidia_entrypoint.sh", "python", "-m", "backends.reference"]
