@@ -139,9 +139,11 @@ def bench(args: argparse.Namespace, work: Path) -> None:
     emit(recipe, ranges, "u8s8", u8s8_float, int8_input=False)
     emit(recipe, ranges, "s8s8", work / "s8s8.onnx")
     samples = guard.GuardSamples.from_dataset(assets.dataset)
-    reference_labels = guard.fp32_labels(recipe, samples.fp32)
+    fp32_labels = guard.fp32_labels(recipe, samples.fp32)
+    truth = [entry.label for entry in read_val_map(assets.dataset)[: len(fp32_labels)]]
+    reference = guard.Reference(fp32_labels, np.asarray(truth, np.int32))
     for name, path in (("u8s8", u8s8), ("s8s8", work / "s8s8.onnx")):
-        result = guard.check(guard.ort_labels_of(path, name), samples.int8, reference_labels)
+        result = guard.check(guard.ort_labels_of(path, name), samples.int8, reference)
         print(f"guard on the synthetic model's own (random) head, {name}: {result.summary()}")
     for fmt in ("fp32", "int8"):
         prepare_cache(assets.dataset, work / fmt, count, CORES, fmt=fmt)

@@ -47,12 +47,12 @@ def _model(args: argparse.Namespace) -> int:
         args.dataset,
         args.out,
         calibration,
-        [entry.relpath for entry in entries],
+        entries,
         tag,
         min_agreement=args.min_agreement,
         log=_log,
     )
-    _log(f"prepared model in {prepared.directory}: {prepared.guard.summary()}")
+    _log(f"prepared model in {prepared.directory}")
     return 0
 
 
@@ -72,6 +72,7 @@ def _gpu_config(settings: Any, device: int) -> Any:
         inference_streams=settings.inference_streams,
         use_graphs=settings.use_graphs,
         start_from_device=settings.start_from_device,
+        blocking_sync=settings.blocking_sync,
     )
 
 
@@ -87,13 +88,14 @@ def _engines(args: argparse.Namespace) -> int:
     CUDA graphs, its staging), fed through the slots as the harness feeds them."""
     from backends.common.dataset import Int8Samples
     from backends.dell_trt import cuda_rt, guard
+    from backends.dell_trt.gpu_device import check_batch_sizes
     from backends.dell_trt.trt_engine import open_gpu_device
     from contract.dell_trt import recipe
     from contract.dell_trt.artifact import ENCODINGS, guard_files
 
     onnx_path = args.artifacts / ENCODINGS[recipe.TRT_ENCODING].file
     _, labels_file = guard_files(args.artifacts, args.guard_tag)
-    indices, reference = guard.load_fp32_labels(labels_file)
+    indices, reference = guard.load_reference(labels_file)
     store = Int8Samples(args.cache, args.count, args.count)
     store.load(indices.tolist())
     for device in range(cuda_rt.device_count()):
@@ -112,6 +114,10 @@ def _engines(args: argparse.Namespace) -> int:
                 gpu.samples_loaded()
                 labels = guard.slot_labels(gpu.slots, indices.tolist())
                 facts = dict(gpu.facts)
+                sizes = check_batch_sizes(config.batch_size, facts["graph_sizes"])
+                batch_check = guard.batch_size_check(
+                    gpu.slots[0], indices.tolist(), sizes, labels.tolist()
+                )
             finally:
                 gpu.close()
             result = guard.compare(labels, reference, args.min_agreement)
@@ -123,6 +129,8 @@ def _engines(args: argparse.Namespace) -> int:
                 "profiles": config.copy_streams,
                 "graphs": len(facts["graph_sizes"]),
                 "staging": facts["staging"],
+                "batch_check": batch_check,
+                "layer_precisions": facts.get("layer_precisions"),
                 "encoding": recipe.TRT_ENCODING,
                 **result.as_dict(),
             }
@@ -309,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("--out", type=Path, required=True)
     model.add_argument("--calibration-list", type=Path, default=None)
     model.add_argument("--guard-samples", type=int, required=True)
-    model.add_argument("--min-agreement", type=float, default=0.99)
+    model.add_argument("--min-agreement", type=float, default=None)
 
     engines = sub.add_parser("engines", help="build and guard the TensorRT engines (cuda)")
     engines.add_argument("--artifacts", type=Path, required=True)
@@ -319,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     engines.add_argument("--engines", type=Path, required=True)
     engines.add_argument("--scenarios", required=True)
     engines.add_argument("--guard-tag", required=True)
-    engines.add_argument("--min-agreement", type=float, default=0.99)
+    engines.add_argument("--min-agreement", type=float, default=None)
 
     def engine_arguments(command: argparse.ArgumentParser, loadgen: bool) -> None:
         command.add_argument("--artifacts", type=Path, required=True)

@@ -1,10 +1,13 @@
-"""The FP32 agreement guard: a quantized model must give the FP32 model's top-1 answers.
+"""The accuracy guard: a quantized model must keep 99 % of FP32's top-1 accuracy.
 
-Run after every quantized build (the onnxruntime CPU twin here, each TensorRT engine on the GPU
-side): the quantized side sees the INT8 linear preprocessing of N images, the FP32 side the float
-preprocessing of the same crops, and at least `threshold` of the top-1 labels must agree. A
-miscalibrated model, a broken fusion plugin or a wrong input encoding fails it long before an
-accuracy run would. The quantized side is any `labels_of(int8_batch) -> int32 labels` callable.
+Run after every quantized build, before any test: in the model step on the CPU (both Q/DQ
+models: the twin's U8S8 and TensorRT's S8S8, so a bad TensorRT model is refused before any GPU),
+and on the GPU for each TensorRT engine. The quantized side sees the INT8 linear preprocessing
+of N labelled images, the FP32 side the float preprocessing of the same crops; the paired
+outcomes are judged by the closed rule's accuracy ratio (`contract.accuracy_gate`), and top-1
+agreement with FP32 is reported beside it (and enforced only when a minimum is asked for). A
+miscalibrated model, a broken fusion or a wrong input encoding fails long before an accuracy
+run would. The quantized side is any `labels_of(int8_batch) -> int32 labels` callable.
 """
 
 from __future__ import annotations
@@ -17,56 +20,67 @@ from typing import Any
 
 import numpy as np
 
+from contract.accuracy_gate import GateResult, PairedCounts, Verdict, judge
 from contract.layout import read_val_map
 
 DEFAULT_SAMPLES = 300
-DEFAULT_THRESHOLD = 0.99
 BATCH = 32
 
 LabelsOf = Callable[[np.ndarray], np.ndarray]
 
 
 class GuardFailed(RuntimeError):
-    """A quantized model or engine disagrees with the FP32 model too often."""
+    """A quantized model or engine misses the accuracy rule (or the asked agreement)."""
 
 
 @dataclass(frozen=True)
 class GuardResult:
-    n: int
-    agree: int
-    threshold: float
+    gate: GateResult
+    min_agreement: float | None = None  # enforced only when asked for
     disagreements: tuple[int, ...] = field(default=())  # sample positions, in check order
 
     @property
+    def n(self) -> int:
+        return self.gate.counts.n
+
+    @property
     def fraction(self) -> float:
-        return self.agree / self.n if self.n else 0.0
+        """Top-1 agreement with FP32."""
+        return self.gate.counts.agreement
 
     @property
     def passed(self) -> bool:
-        return self.n > 0 and self.fraction >= self.threshold
+        if self.n == 0 or self.gate.verdict is Verdict.FAIL:
+            return False
+        return self.min_agreement is None or self.fraction >= self.min_agreement
 
     def summary(self) -> str:
-        verdict = "passed" if self.passed else "FAILED"
-        return (
-            f"top-1 agreement with FP32 {self.agree}/{self.n} = {self.fraction:.4f} "
-            f"(threshold {self.threshold}) {verdict}"
-        )
+        text = self.gate.summary()
+        if self.min_agreement is not None:
+            text += f" (agreement asked ≥ {100 * self.min_agreement:.2f} %)"
+        return f"{text}: {'passed' if self.passed else 'FAILED'}"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GuardResult:
+        gate = data["gate"]
+        minimum = data.get("min_agreement")
         return cls(
-            n=int(data["n"]),
-            agree=int(data["agree"]),
-            threshold=float(data["threshold"]),
+            gate=judge(
+                PairedCounts.from_dict(gate["counts"]),
+                float(gate["rule_ratio"]),
+                float(gate["confidence"]),
+            ),
+            min_agreement=None if minimum is None else float(minimum),
             disagreements=tuple(int(i) for i in data.get("disagreements", ())),
         )
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "n": self.n,
-            "agree": self.agree,
+            "agree": self.gate.counts.agree,
             "fraction": self.fraction,
-            "threshold": self.threshold,
+            "min_agreement": self.min_agreement,
+            "gate": self.gate.as_dict(),
             "passed": self.passed,
             "disagreements": list(self.disagreements),
         }
@@ -105,14 +119,29 @@ class GuardSamples:
         return cls.from_relpaths(dataset_dir, [entry.relpath for entry in entries])
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What the quantized answers are judged against: FP32's labels and the true ones."""
+
+    fp32: np.ndarray  # int32, one per guard sample
+    truth: np.ndarray  # int32, the dataset's labels of the same samples
+
+    def __post_init__(self) -> None:
+        if self.fp32.shape != self.truth.shape:
+            raise ValueError(f"{len(self.fp32)} FP32 labels but {len(self.truth)} true labels")
+
+    def __len__(self) -> int:
+        return len(self.fp32)
+
+
 def check(
     labels_of: LabelsOf,
     int8_samples: np.ndarray,
-    reference: np.ndarray,
-    threshold: float = DEFAULT_THRESHOLD,
+    reference: Reference,
+    min_agreement: float | None = None,
     batch: int = BATCH,
 ) -> GuardResult:
-    """Compare `labels_of` on the INT8 samples with the FP32 reference labels."""
+    """Judge `labels_of` on the INT8 samples against the reference labels."""
     if len(int8_samples) != len(reference):
         raise ValueError(f"{len(int8_samples)} samples but {len(reference)} reference labels")
     if int8_samples.dtype != np.int8:
@@ -123,22 +152,18 @@ def check(
             for start in range(0, len(int8_samples), batch)
         ]
     )
-    return compare(got, reference, threshold)
+    return compare(got, reference, min_agreement)
 
 
 def compare(
-    got: np.ndarray, reference: np.ndarray, threshold: float = DEFAULT_THRESHOLD
+    got: np.ndarray, reference: Reference, min_agreement: float | None = None
 ) -> GuardResult:
-    """The agreement of labels `got` (one per sample, in order) with the FP32 `reference`."""
-    if got.shape != reference.shape:
+    """The gate on labels `got` (one per sample, in order) against `reference`."""
+    if got.shape != reference.fp32.shape:
         raise ValueError(f"labels_of returned {got.shape[0]} labels for {len(reference)} samples")
-    wrong = np.flatnonzero(got != reference)
-    return GuardResult(
-        n=len(reference),
-        agree=len(reference) - len(wrong),
-        threshold=threshold,
-        disagreements=tuple(int(i) for i in wrong),
-    )
+    counts = PairedCounts.of(reference.truth.tolist(), reference.fp32.tolist(), got.tolist())
+    wrong = np.flatnonzero(got != reference.fp32)
+    return GuardResult(judge(counts), min_agreement, tuple(int(i) for i in wrong))
 
 
 def slot_labels(slots: Sequence[Any], indices: Sequence[int]) -> np.ndarray:
@@ -165,10 +190,35 @@ def slot_labels(slots: Sequence[Any], indices: Sequence[int]) -> np.ndarray:
     return np.concatenate(labels) if labels else np.zeros(0, np.int32)
 
 
+def batch_size_check(
+    slot: Any, indices: Sequence[int], sizes: Sequence[int], expected: Sequence[int]
+) -> dict[str, Any]:
+    """Run one batch of each size in `sizes` through `slot` (guard samples taken in turn, the
+    set repeated when it is smaller than a batch) and count the labels that equal `expected`
+    (the labels of the same samples from the full-batch pass, by position in `indices`): a
+    padded CUDA graph or an odd batch that computes garbage shows up here.
+
+    `sizes` comes from `gpu_device.check_batch_sizes`: 1, a prime, one past a graph boundary
+    and the full batch."""
+    if not indices:
+        raise ValueError("no guard samples")
+    count, position, agree, total = len(indices), 0, 0, 0
+    for size in sizes:
+        positions = [(position + k) % count for k in range(size)]
+        position = (position + size) % count
+        slot.submit([indices[p] for p in positions])
+        got = np.asarray(slot.wait(), np.int32).reshape(-1)
+        if len(got) != size:
+            raise ValueError(f"a batch of {size} returned {len(got)} labels")
+        agree += sum(int(label) == expected[p] for label, p in zip(got, positions, strict=True))
+        total += size
+    return {"sizes": list(sizes), "samples": total, "agree": agree}
+
+
 def require(result: GuardResult, what: str) -> GuardResult:
     """Raise GuardFailed unless `result` passed (the message names `what` and the figures)."""
     if not result.passed:
-        shown = ", ".join(str(i) for i in result.disagreements[:10])
+        shown = ", ".join(str(i) for i in result.disagreements[:10]) or "none"
         raise GuardFailed(f"{what}: {result.summary()}; first disagreements at samples {shown}")
     return result
 
@@ -216,8 +266,21 @@ def ort_labels_of(model_path: Path, encoding: str, threads: int = 0) -> LabelsOf
     return labels_of
 
 
-def load_fp32_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(QSL indices, FP32 labels) a prepared artifact recorded (`recipe.FP32_LABELS_FILE`), for
-    guarding later builds, e.g. a TensorRT engine fed the same samples from the INT8 cache."""
+def save_reference(path: Path, reference: Reference) -> None:
+    """Record the guard samples' labels (`recipe.FP32_LABELS_FILE`) for guarding later builds."""
+    from contract.locks import atomic_write_text
+
+    data = {
+        "indices": list(range(len(reference))),
+        "labels": reference.fp32.tolist(),
+        "truth": reference.truth.tolist(),
+    }
+    atomic_write_text(path, json.dumps(data) + "\n")
+
+
+def load_reference(path: Path) -> tuple[np.ndarray, Reference]:
+    """(QSL indices, reference labels) a prepared artifact recorded, for guarding later builds,
+    e.g. a TensorRT engine fed the same samples from the INT8 cache."""
     data = json.loads(path.read_text())
-    return np.asarray(data["indices"], np.int64), np.asarray(data["labels"], np.int32)
+    reference = Reference(np.asarray(data["labels"], np.int32), np.asarray(data["truth"], np.int32))
+    return np.asarray(data["indices"], np.int64), reference

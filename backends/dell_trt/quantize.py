@@ -9,7 +9,7 @@ the input's quantization is pinned to scale 1 so the int8 cache feeds the first 
 exactly. The classifier's output is left unquantized, so the logits TopK compares are float
 (quantized logits tie and flip the top-1).
 
-`prepare_model` chains rewrite → calibrate → emit both → guard the CPU model, into the host's
+`prepare_model` chains rewrite → calibrate → emit both → guard both models, into the host's
 keyed artifact folder.
 """
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from backends.dell_trt import guard
 from backends.dell_trt.graph import REWRITE_VERSION, classifier_tail, rewrite
+from backends.dell_trt.int8_check import check_int8
 from contract.dell_trt import recipe
 from contract.dell_trt.artifact import (
     ENCODINGS,
@@ -42,6 +43,7 @@ from contract.dell_trt.artifact import (
     read_manifest,
 )
 from contract.digest import file_sha256
+from contract.layout import ImageEntry
 from contract.locks import atomic_write_text, exclusive
 from contract.resnet50 import INPUT_NAME
 
@@ -281,11 +283,16 @@ def emit(
 
 @dataclass(frozen=True)
 class Artifact:
-    """A prepared-model folder and the guard of its CPU model on one sample set."""
+    """A prepared-model folder and the guards of its two Q/DQ models on one sample set."""
 
     directory: Path
     manifest: dict[str, Any]
-    guard: guard.GuardResult
+    guards: dict[str, guard.GuardResult]  # by encoding: the twin's u8s8, TensorRT's s8s8
+
+    @property
+    def guard(self) -> guard.GuardResult:
+        """The CPU twin's guard."""
+        return self.guards[recipe.CPU_ENCODING]
 
     @property
     def recipe_fp32(self) -> Path:
@@ -334,12 +341,18 @@ def _build_models(
     for name, spec in ENCODINGS.items():
         emit(fp32, ranges, name, work / spec.file)
         log(f"emitted {name} ({spec.target})")
+    report = check_int8(work / ENCODINGS[recipe.TRT_ENCODING].file)
+    log(f"static INT8 check of {recipe.TRT_ENCODING}: {report.summary()}")
 
 
 def _manifest(inputs: dict[str, Any], directory: Path) -> dict[str, Any]:
     files = [RECIPE_FP32, RANGES, *(spec.file for spec in ENCODINGS.values())]
+    # TensorRT's model: every Conv/Gemm fed INT8 data and weights, nothing float between them
+    # but what TensorRT fuses (the host refuses a cuda run on a model that fails it).
+    int8 = check_int8(directory / ENCODINGS[recipe.TRT_ENCODING].file)
     return {
         **inputs,
+        "int8_check": {recipe.TRT_ENCODING: int8.as_dict()},
         "encodings": {
             name: {
                 "file": spec.file,
@@ -387,35 +400,39 @@ def _ensure_models(
     return manifest
 
 
-def _ensure_guard(
+def _ensure_guards(
     out_dir: Path,
     dataset_dir: Path,
-    guard_images: Sequence[str],
+    guard_images: Sequence[ImageEntry],
     guard_tag: str,
-    min_agreement: float,
+    min_agreement: float | None,
     log: Callable[[str], None],
-) -> guard.GuardResult:
+) -> dict[str, guard.GuardResult]:
+    """Both Q/DQ models on onnxruntime's CPU against FP32 and the true labels: the twin's u8s8
+    and TensorRT's s8s8, so a TensorRT model that misses the rule is refused on any host,
+    before a GPU builds an engine from it."""
     result_file, labels_file = guard_files(out_dir, guard_tag)
     if result_file.is_file():
-        return guard.GuardResult.from_dict(json.loads(result_file.read_text()))
-    samples = guard.GuardSamples.from_relpaths(dataset_dir, guard_images)
-    reference = guard.fp32_labels(out_dir / RECIPE_FP32, samples.fp32)
-    atomic_write_text(
-        labels_file,
-        json.dumps({"indices": list(range(len(reference))), "labels": reference.tolist()}) + "\n",
+        recorded = json.loads(result_file.read_text())["encodings"]
+        return {name: guard.GuardResult.from_dict(data) for name, data in recorded.items()}
+    samples = guard.GuardSamples.from_relpaths(dataset_dir, [e.relpath for e in guard_images])
+    reference = guard.Reference(
+        guard.fp32_labels(out_dir / RECIPE_FP32, samples.fp32),
+        np.asarray([entry.label for entry in guard_images], np.int32),
     )
-    twin = recipe.CPU_ENCODING
-    result = guard.check(
-        guard.ort_labels_of(out_dir / ENCODINGS[twin].file, twin),
-        samples.int8,
-        reference,
-        min_agreement,
-    )
-    log(f"guard {twin}: {result.summary()}")
-    atomic_write_text(
-        result_file, json.dumps({"encoding": twin, "tag": guard_tag, **result.as_dict()}) + "\n"
-    )
-    return result
+    guard.save_reference(labels_file, reference)
+    results = {}
+    for name in (recipe.CPU_ENCODING, recipe.TRT_ENCODING):
+        results[name] = guard.check(
+            guard.ort_labels_of(out_dir / ENCODINGS[name].file, name),
+            samples.int8,
+            reference,
+            min_agreement,
+        )
+        log(f"guard {name} ({ENCODINGS[name].target}): {results[name].summary()}")
+    record = {"tag": guard_tag, "encodings": {k: v.as_dict() for k, v in results.items()}}
+    atomic_write_text(result_file, json.dumps(record, indent=1) + "\n")
+    return results
 
 
 def prepare_model(
@@ -423,24 +440,25 @@ def prepare_model(
     dataset_dir: Path,
     out_dir: Path,
     calibration: CalibrationSet,
-    guard_images: Sequence[str],
+    guard_images: Sequence[ImageEntry],
     guard_tag: str,
     method: str = recipe.CALIBRATION_METHOD,
-    min_agreement: float = guard.DEFAULT_THRESHOLD,
+    min_agreement: float | None = None,
     log: Callable[[str], None] = lambda line: None,
 ) -> Artifact:
     """Fill `out_dir` (the host's `models/<key>` folder): rewrite, calibrate once, emit s8s8 and
-    u8s8, then guard the CPU twin's u8s8 model against FP32 on `guard_images`.
+    u8s8, then guard both against FP32 and the true labels on `guard_images`.
 
-    `guard_images[i]` is the image at QSL index i (the first images of the run's val_map) and
-    `guard_tag` names that set (`recipe.guard_tag`). Models already made from the same inputs
-    are kept; a guard already run on the same set is read back. Files appear atomically, the
-    manifest after the models and the guard result after the FP32 labels, so the host's
-    completeness check never sees half an artifact. The guard's verdict is returned and recorded,
-    not raised: the host turns a failure into its accuracy-guard error (`guard.require` raises).
+    `guard_images[i]` is the image (and its label) at QSL index i (the first images of the
+    run's val_map) and `guard_tag` names that set (`recipe.guard_tag`). Models already made from
+    the same inputs are kept; guards already run on the same set are read back. Files appear
+    atomically, the manifest after the models and the guard result after the reference labels,
+    so the host's completeness check never sees half an artifact. The guards' verdicts are
+    returned and recorded, not raised: the host turns a failure into its accuracy-guard error
+    (`guard.require` raises).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(out_dir / ".prepare.lock", on_wait=lambda: log("waiting for the lock")):
         manifest = _ensure_models(out_dir, model_path, dataset_dir, calibration, method, log)
-        result = _ensure_guard(out_dir, dataset_dir, guard_images, guard_tag, min_agreement, log)
-    return Artifact(out_dir, manifest, result)
+        results = _ensure_guards(out_dir, dataset_dir, guard_images, guard_tag, min_agreement, log)
+    return Artifact(out_dir, manifest, results)

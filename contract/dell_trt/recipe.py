@@ -23,8 +23,10 @@ CPU_ENCODING = "u8s8"
 SYNTHETIC_CALIBRATION_STRIDE = 2  # synthetic data: every 2nd image (the official list is real)
 
 ARTIFACT_MANIFEST = "artifact.json"  # written last: the prepared model is complete
-GUARD_FILE = "guard-{tag}.json"  # the FP32 agreement of the CPU model on one dataset sample set
-FP32_LABELS_FILE = "fp32-labels-{tag}.json"  # FP32 top-1 of the guard samples
+GUARD_FILE = "guard-{tag}.json"  # both Q/DQ models' accuracy guards on one dataset sample set
+FP32_LABELS_FILE = "fp32-labels-{tag}.json"  # FP32 top-1 and true labels of the guard samples
+# Bump when the guard's record changes: it is part of the guard tag, so older records are redone.
+GUARD_VERSION = 2
 
 
 def artifact_key(model_sha256: str, calibration_id: str, method: str = CALIBRATION_METHOD) -> str:
@@ -42,5 +44,7 @@ def artifact_key(model_sha256: str, calibration_id: str, method: str = CALIBRATI
 
 
 def guard_tag(val_map_sha256: str, samples: int) -> str:
-    """Which images a guard ran on: the dataset's val_map and how many of its first images."""
-    return hashlib.sha256(f"{val_map_sha256}:{samples}".encode()).hexdigest()[:12]
+    """Which images a guard ran on (the dataset's val_map and how many of its first images), and
+    how (GUARD_VERSION)."""
+    text = f"{val_map_sha256}:{samples}:v{GUARD_VERSION}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

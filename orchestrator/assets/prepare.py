@@ -12,6 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from contract.accuracy_gate import (
+    BATCH_CHECK_AGREEMENT,
+    GateResult,
+    PairedCounts,
+    Verdict,
+    judge,
+)
 from contract.dell_trt import recipe
 from contract.digest import file_sha256
 from contract.layout import (
@@ -316,16 +323,69 @@ def _read_json(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
-def _check_guard(guard: dict[str, Any], minimum: float, what: str) -> None:
-    fraction = float(guard["fraction"])
-    if fraction < minimum:
+def _judged(guard: dict[str, Any]) -> GateResult:
+    """The rule's verdict on a guard record, judged here from its counts (`contract`'s rule)."""
+    gate = guard["gate"]
+    return judge(
+        PairedCounts.from_dict(gate["counts"]), float(gate["rule_ratio"]), float(gate["confidence"])
+    )
+
+
+def _check_guard(
+    guard: dict[str, Any], minimum: float | None, what: str, terminal: Terminal
+) -> None:
+    """Refuse a model or engine that clearly misses the accuracy rule (or the agreement asked
+    for); warn when the guard images cannot tell."""
+    gate = _judged(guard)
+    hint = (
+        "the quantized model is not trustworthy here: check the calibration set (and its "
+        "method); on cuda try --set use_graphs=false or --set builder_optimization_level=0 "
+        "(other TensorRT tactics)"
+    )
+    if gate.verdict is Verdict.FAIL:
+        raise AccuracyGuardFailed(f"{what} misses the accuracy rule: {gate.summary()}", hint=hint)
+    agreement = gate.counts.agreement
+    if minimum is not None and agreement < minimum:
         raise AccuracyGuardFailed(
-            f"{what} agrees with FP32 on {100 * fraction:.2f} % of {guard['n']} images "
-            f"(needs {100 * minimum:.2f} %)",
-            hint="the quantized model is not trustworthy here: check the calibration set; on "
-            "cuda try --set use_graphs=false or --set builder_optimization_level=0 (other "
-            "TensorRT tactics); or lower --min-agreement knowingly",
+            f"{what} agrees with FP32 on {100 * agreement:.2f} % of {gate.counts.n} images "
+            f"(--min-agreement asks {100 * minimum:.2f} %)",
+            hint=hint + "; or lower --min-agreement knowingly",
         )
+    batch = guard.get("batch_check")
+    if isinstance(batch, dict) and batch.get("samples"):
+        agreed = int(batch["agree"]) / int(batch["samples"])
+        if agreed < BATCH_CHECK_AGREEMENT:
+            raise AccuracyGuardFailed(
+                f"{what} answers differently at batch sizes {batch['sizes']}: "
+                f"{100 * agreed:.2f} % of {batch['samples']} labels match its full batches",
+                hint=hint,
+            )
+    if gate.verdict is Verdict.UNCERTAIN:
+        terminal.warn(
+            f"{what}: the {gate.counts.n} guard images cannot tell whether it keeps "
+            f"{100 * gate.rule_ratio:.0f} % of FP32's accuracy ({gate.summary()}); the accuracy "
+            "run decides (more images: --guard-samples)"
+        )
+
+
+def _check_int8(artifact: dict[str, Any], device: Device, terminal: Terminal) -> None:
+    """TensorRT's model must run every Conv/Gemm in INT8 (a layer left float passes the
+    accuracy guard and costs a multiple in speed): refused before any GPU on cuda, named on cpu."""
+    report = (artifact.get("int8_check") or {}).get(recipe.TRT_ENCODING)
+    if not isinstance(report, dict):
+        terminal.info(f"the {recipe.TRT_ENCODING} model predates the static INT8 check")
+        return
+    if report.get("ok"):
+        terminal.info(f"{recipe.TRT_ENCODING} model: {report.get('summary')}")
+        return
+    names = ", ".join(f"{f['op_type']} {f['node']}" for f in report.get("findings", [])[:5])
+    message = f"the {recipe.TRT_ENCODING} model would not run in INT8 on TensorRT: {names}"
+    if device is Device.CUDA:
+        raise AccuracyGuardFailed(
+            message,
+            hint="these layers would run in FP32/FP16: check the quantizer's Q/DQ placement",
+        )
+    terminal.warn(message + " (the CPU twin runs the u8s8 model)")
 
 
 def ensure_recipe(
@@ -372,24 +432,20 @@ def ensure_recipe(
                     )  # fmt: skip
             finally:
                 identity.reclaim(artifacts)
-    guard = _read_json(guard_file)
-    encoding = guard.get("encoding", "CPU")
-    if spec.device is Device.CUDA:
-        # The CPU model only runs on the twin: on cuda it is recorded, and each TensorRT engine
-        # is held to the threshold below (u8s8 sums can saturate on CPUs without VNNI, which
-        # says nothing of the GPU's s8s8 engine).
-        guard = {**guard, "enforced": False}
-        terminal.info(
-            f"FP32 agreement of the {encoding} model (CPU twin, not used on cuda): "
-            f"{100 * float(guard['fraction']):.2f} % of {guard['n']} images"
-        )
-    else:
-        terminal.info(
-            f"FP32 agreement of the {encoding} model: "
-            f"{100 * float(guard['fraction']):.2f} % of {guard['n']} images"
-        )
-        _check_guard(guard, spec.min_agreement, f"the {encoding} model")
-    guards = [guard]
+    recorded = _read_json(guard_file)["encodings"]
+    # Both Q/DQ models were guarded on the CPU; the one this device runs is held to the rule
+    # here, before any GPU (TensorRT's s8s8 on cuda, the twin's u8s8 on cpu), the other recorded.
+    enforced = recipe.TRT_ENCODING if spec.device is Device.CUDA else recipe.CPU_ENCODING
+    artifact = _read_json(artifacts / recipe.ARTIFACT_MANIFEST)
+    _check_int8(artifact, spec.device, terminal)
+    guards = []
+    for name in (enforced, *sorted(set(recorded) - {enforced})):
+        guard = {"encoding": name, **recorded[name], "enforced": name == enforced}
+        terminal.info(f"guard of the {name} model{'' if name == enforced else ' (not used here)'}: "
+                      f"{_judged(guard).summary()}")  # fmt: skip
+        if name == enforced:
+            _check_guard(guard, spec.min_agreement, f"the {name} model", terminal)
+        guards.append(guard)
     labels = _read_json(labels_file)
     fp32 = {
         int(i): int(label) for i, label in zip(labels["indices"], labels["labels"], strict=True)
@@ -425,8 +481,9 @@ def ensure_recipe(
             identity.reclaim(engines_dir)
         for engine_guard in found:
             guards.append(engine_guard)
-            _check_guard(engine_guard, spec.min_agreement, f"engine {engine_guard['engine']}")
+            what = f"engine {engine_guard['engine']}"
+            _check_guard(engine_guard, spec.min_agreement, what, terminal)
     return PreparedRecipe(
         RecipeInputs(artifacts, settings_file, engines_dir), key, guards, fp32, spec.device,
-        _read_json(artifacts / recipe.ARTIFACT_MANIFEST),
+        artifact,
     )  # fmt: skip

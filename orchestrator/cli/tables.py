@@ -192,8 +192,28 @@ def results_legend(outcome: RunOutcome) -> list[Text]:
             lines.append(Text(f"compliance {test} not run: it {why}"))
     if outcome.manifest.assets.get("synthetic"):
         lines.append(Text("synthetic assets: accuracy is a plumbing check"))
+    lines.extend(_non_int8_lines(outcome.manifest.recipe))
     manifest = outcome.manifest
     lines.extend(validity_lines(manifest.submission_valid, manifest.invalid_because))
+    return lines
+
+
+def _non_int8_lines(recipe: dict[str, Any] | None) -> list[Text]:
+    """A TensorRT engine that runs a Conv/Gemm layer in another precision than INT8 (its engine
+    inspector said so): named, as it costs a multiple in speed and passes the accuracy guard."""
+    lines = []
+    for guard in (recipe or {}).get("guards") or []:
+        layers = guard.get("layer_precisions") if isinstance(guard, dict) else None
+        if isinstance(layers, dict) and layers.get("non_int8_compute"):
+            names = ", ".join(str(name) for name in layers["non_int8_compute"][:5])
+            more = len(layers["non_int8_compute"]) - 5
+            lines.append(
+                Text(
+                    f"engine {guard.get('engine')}: not INT8: {names}"
+                    + (f" … {more} more" if more > 0 else "")
+                    + " (TensorRT ran these compute layers in another precision)"
+                )
+            )
     return lines
 
 

@@ -155,6 +155,10 @@ def synthetic_spec(
     )
 
 
+def _min_agreement(minimum: float | None) -> tuple[str, ...]:
+    return () if minimum is None else ("--min-agreement", str(minimum))
+
+
 def model_spec(
     backend: BackendDef,
     image: str,
@@ -166,16 +170,17 @@ def model_spec(
     artifacts: Path,
     calibration_list: Path | None,
     guard_samples: int,
-    min_agreement: float,
+    min_agreement: float | None,
     user: str,
     val_map: Path | None = None,
 ) -> ContainerSpec:
     """The recipe's model preparation: graph rewrite, one calibration, the Q/DQ encodings and the
-    FP32 agreement guard of the CPU model. Model, dataset and list read-only; artifacts written.
-    `val_map` (read-only) replaces the dataset's own list: the filtered one of `--skip-bad`."""
+    accuracy guards of both (CPU twin and TensorRT models). Model, dataset and list read-only;
+    artifacts written. `val_map` (read-only) replaces the dataset's own list: the filtered one of
+    `--skip-bad`."""
     command = ["model", "--model", MODEL_MOUNT, "--dataset", DATA_MOUNT, "--count", str(count),
                "--out", ARTIFACTS_MOUNT, "--guard-samples", str(guard_samples),
-               "--min-agreement", str(min_agreement)]  # fmt: skip
+               *_min_agreement(min_agreement)]  # fmt: skip
     mounts = [Mount(model, MODEL_MOUNT), Mount(dataset, DATA_MOUNT)]
     if calibration_list is not None:
         command += ["--calibration-list", CALIBRATION_MOUNT]
@@ -206,16 +211,16 @@ def engines_spec(
     scenarios: tuple[Scenario, ...],
     count: int,
     guard_tag: str,
-    min_agreement: float,
+    min_agreement: float | None,
     user: str,
     gpu_access: str,
 ) -> ContainerSpec:
     """TensorRT engines for the run's scenarios (built once per key into the engine cache), each
-    checked against the FP32 labels before any test uses it."""
+    guarded against the FP32 and true labels before any test uses it."""
     command = ("engines", "--artifacts", ARTIFACTS_MOUNT, "--settings", SETTINGS_MOUNT,
                "--cache", CACHE_MOUNT, "--count", str(count), "--engines", ENGINES_MOUNT,
                "--scenarios", ",".join(s.value for s in scenarios), "--guard-tag", guard_tag,
-               "--min-agreement", str(min_agreement))  # fmt: skip
+               *_min_agreement(min_agreement))  # fmt: skip
     return ContainerSpec(
         image=image,
         command=command,

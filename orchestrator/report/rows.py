@@ -382,12 +382,25 @@ def _run_settings(run: _Run) -> dict[str, str]:
         for guard in recipe.get("guards") or []:
             if isinstance(guard, dict):
                 what = guard.get("engine") or guard.get("encoding") or "model"
-                fraction = _float(guard.get("fraction"))
-                agreed = f"{100 * fraction:.2f} % of {guard.get('n', '?')}" if fraction else DASH
-                if guard.get("enforced") is False:
-                    agreed += " (CPU twin's model, not used on cuda)"
-                out[f"FP32 guard {what}"] = agreed
+                out[f"accuracy guard {what}"] = _guard_cell(guard)
     return out
+
+
+def _guard_cell(guard: dict[str, Any]) -> str:
+    """`ratio 0.9981 (pass) · agreement 99.60 % of 500`, from a recorded guard."""
+    recorded = guard.get("gate")
+    gate: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+    ratio, verdict = _float(gate.get("ratio")), gate.get("verdict")
+    fraction = _float(guard.get("fraction"))
+    parts = []
+    if ratio is not None:
+        parts.append(f"accuracy ratio {ratio:.4f} ({verdict})")
+    if fraction is not None:
+        parts.append(f"agreement {100 * fraction:.2f} % of {guard.get('n', '?')}")
+    cell = " · ".join(parts) or DASH
+    if guard.get("enforced") is False:
+        cell += " (recorded, not used here)"
+    return cell
 
 
 def _user_conf(folder: Path) -> dict[str, str]:

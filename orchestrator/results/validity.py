@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contract.resnet50 import DATASET_SIZE, PERFORMANCE_SAMPLE_COUNT
+from contract.resnet50 import (
+    ACCURACY_RATIO,
+    DATASET_SIZE,
+    FP32_TOP1_PERCENT,
+    PERFORMANCE_SAMPLE_COUNT,
+)
 from orchestrator.assets.model import OFFICIAL_MODELS
 from orchestrator.config import Scenario
 from orchestrator.errors import ResultError
@@ -34,7 +39,7 @@ from orchestrator.results.loadgen_log import (
 from orchestrator.results.rules import RULES, parse_user_conf
 
 MIN_DURATION_MS = 600_000
-CLOSED_ACCURACY_TARGET = 76.46 * 0.99  # % top-1, 99 % of the FP32 reference
+CLOSED_ACCURACY_TARGET = FP32_TOP1_PERCENT * ACCURACY_RATIO  # % top-1, 99 % of FP32's
 SERVER_LATENCY_NS = 15_000_000  # the Server target latency bound
 SEEDS = {  # LoadGen's effective_* seeds the checker compares
     "qsl_rng_seed": 2085463073848966840,

@@ -83,7 +83,7 @@ def _recipe_services(
     model = model_spec(
         backend, image, "compose", model=Path("${MLORCH_MODEL}"),
         dataset=Path("${MLORCH_DATASET}"), count=0, artifacts=recipe.artifacts,
-        calibration_list=None, guard_samples=0, min_agreement=0.99, user=user,
+        calibration_list=None, guard_samples=0, min_agreement=None, user=user,
     )  # fmt: skip
     model_service = _service(model, gpus=False)
     model_service["command"] = [
@@ -93,7 +93,7 @@ def _recipe_services(
     engines = engines_spec(
         backend, image, "compose", artifacts=recipe.artifacts, settings=recipe.settings,
         cache=Path("${MLORCH_CACHE}"), engines=recipe.engines, scenarios=tuple(Scenario),
-        count=0, guard_tag="${MLORCH_GUARD_TAG}", min_agreement=0.99, user=user,
+        count=0, guard_tag="${MLORCH_GUARD_TAG}", min_agreement=None, user=user,
         gpu_access="hook",
     )  # fmt: skip
     engines_service = _service(engines, gpus=True)

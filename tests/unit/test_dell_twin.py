@@ -34,7 +34,7 @@ from contract.dell_trt.artifact import (
     guard_files,
     synthetic_calibration_set,
 )
-from contract.layout import read_val_map, val_map_digest
+from contract.layout import ImageEntry, read_val_map, val_map_digest
 from contract.resnet50 import INPUT_NAME, NUM_CLASSES_WITH_BACKGROUND
 
 pytestmark = pytest.mark.heavy
@@ -84,7 +84,10 @@ def prepared(
 def _prepare_args(dataset: Path) -> dict[str, object]:
     return {
         "calibration": synthetic_calibration_set(dataset),
-        "guard_images": [entry.relpath for entry in read_val_map(dataset)],
+        # The prototype head answers label i for image i: those are the guard's true labels.
+        "guard_images": [
+            ImageEntry(entry.relpath, index) for index, entry in enumerate(read_val_map(dataset))
+        ],
         "guard_tag": recipe.guard_tag(val_map_digest(dataset), 64),
     }
 
@@ -123,15 +126,18 @@ def test_artifact_folder_and_manifest(prepared: tuple) -> None:
     assert set(manifest["files"]) == {RECIPE_FP32, RANGES, "s8s8.onnx", "u8s8.onnx"}
     for name, digest in manifest["files"].items():
         assert file_sha256(artifact.directory / name) == digest
-    # What the host reads: the guard of the CPU model and the FP32 labels of its samples.
+    # What the host reads: the guards of both models and the reference labels of their samples.
     result_file, labels_file = guard_files(artifact.directory, _prepare_args(dataset)["guard_tag"])
-    recorded = json.loads(result_file.read_text())
-    assert recorded["encoding"] == recipe.CPU_ENCODING
-    assert recorded["n"] == 64
-    assert recorded["fraction"] == artifact.guard.fraction >= 0.99
-    indices, labels = guard.load_fp32_labels(labels_file)
+    recorded = json.loads(result_file.read_text())["encodings"]
+    assert set(recorded) == {recipe.CPU_ENCODING, recipe.TRT_ENCODING}
+    for name, record in recorded.items():
+        assert record["n"] == 64
+        assert record["fraction"] == artifact.guards[name].fraction >= 0.99
+        assert record["gate"]["verdict"] == "pass"
+    indices, reference = guard.load_reference(labels_file)
     assert indices.tolist() == list(range(64))
-    assert labels.tolist() == list(range(64))  # image i → label i (the prototype head)
+    assert reference.fp32.tolist() == list(range(64))  # image i → label i (the prototype head)
+    assert reference.truth.tolist() == list(range(64))
     leftovers = [p.name for p in artifact.directory.iterdir() if p.name.startswith(".build")]
     assert not leftovers
 
@@ -272,9 +278,11 @@ def test_one_calibration_feeds_both_encodings(prepared: tuple) -> None:
 
 def test_guard_passes_both_encodings_on_cpu(prepared: tuple) -> None:
     artifact, _, dataset = prepared
-    assert artifact.guard.passed  # u8s8, as prepare_model ran it
+    # Both models, as prepare_model guarded them: the twin's u8s8 and TensorRT's s8s8.
+    assert all(result.passed for result in artifact.guards.values())
+    assert set(artifact.guards) == set(ENCODINGS)
     _, labels_file = guard_files(artifact.directory, _prepare_args(dataset)["guard_tag"])
-    _, reference = guard.load_fp32_labels(labels_file)
+    _, reference = guard.load_reference(labels_file)
     samples = guard.GuardSamples.from_dataset(dataset)
     for name in ENCODINGS:
         result = guard.check(
@@ -299,13 +307,14 @@ def test_a_broken_quantized_model_fails_the_guard(prepared: tuple, tmp_path: Pat
     broken = tmp_path / "broken.onnx"
     onnx.save(model, str(broken))
     _, labels_file = guard_files(artifact.directory, _prepare_args(dataset)["guard_tag"])
-    indices, reference = guard.load_fp32_labels(labels_file)
+    indices, reference = guard.load_reference(labels_file)
     relpaths = [read_val_map(dataset)[i].relpath for i in indices]
     samples = guard.GuardSamples.from_relpaths(dataset, relpaths)
     result = guard.check(guard.ort_labels_of(broken, "u8s8"), samples.int8, reference)
     assert not result.passed
     assert result.fraction < 0.9
-    assert len(result.disagreements) == result.n - result.agree
+    assert result.gate.verdict == "fail"  # clearly below 99 % of FP32's accuracy
+    assert len(result.disagreements) == result.n - result.gate.counts.agree
     with pytest.raises(guard.GuardFailed, match="broken u8s8"):
         guard.require(result, "broken u8s8")
 

@@ -369,7 +369,7 @@ def test_dell_trt_shaped_records_are_shown(runs: Path, tmp_path: Path) -> None:
     assert differing["precision"] == ("fp32", "int8")
     assert differing["harness profile"] == ("—", "cpu-twin")
     assert differing["max batch size"] == ("32", "harness settings")  # not the reference's flag
-    assert differing["FP32 guard U8S8"] == ("—", "99.80 % of 500")
+    assert differing["accuracy guard U8S8"] == ("—", "agreement 99.80 % of 500")
     offline = {s.key: s.values for s in section(comparison, "Offline").differing_settings}
     assert offline["settings.batch_size"] == ("—", "16")
     assert offline["harness.devices.0.name"] == ("—", "cpu")  # nested harness.json records

@@ -291,3 +291,21 @@ def test_an_offline_run_that_outran_its_estimate_says_what_to_raise(golden: Path
         "Offline performance INVAL: min duration not satisfied; the SUT outran its expected "
         "rate: set [run.tuning] offline_expected_qps above 41" in legend
     )
+
+
+def test_a_non_int8_compute_layer_is_named_in_the_legend() -> None:
+    from orchestrator.cli.tables import _non_int8_lines
+
+    recipe = {
+        "guards": [
+            {"encoding": "s8s8", "fraction": 1.0},
+            {"engine": "abc123", "layer_precisions": {"non_int8_compute": []}},
+            {"engine": "def456", "layer_precisions": {"non_int8_compute": ["conv_17", "fc"]}},
+        ]
+    }
+    lines = [line.plain for line in _non_int8_lines(recipe)]
+    assert lines == [
+        "engine def456: not INT8: conv_17, fc (TensorRT ran these compute layers in another "
+        "precision)"
+    ]
+    assert _non_int8_lines(None) == []
