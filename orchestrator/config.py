@@ -55,6 +55,15 @@ class Profile(StrEnum):
     FULL = "full"
 
 
+class Calibration(StrEnum):
+    """dell-trt's INT8 calibration: one method, or each kept if it scores best (`auto`)."""
+
+    AUTO = "auto"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+    MINMAX = "minmax"
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -162,6 +171,7 @@ class RunSpec(StrictModel):
     # model and engine must keep 99 % of FP32's accuracy on `guard_samples` labelled images
     # (contract.accuracy_gate), and, when asked, reach `min_agreement` top-1 agreement with FP32.
     calibration_list: Path | None = None
+    calibration: Calibration = Calibration.AUTO
     min_agreement: float | None = Field(default=None, ge=0.0, le=1.0)
     guard_samples: int = Field(default=500, gt=0)
     # MLPerf compliance audits (TEST01, TEST04) per scenario; unset: on for the full profile,
@@ -248,6 +258,7 @@ class FileConfig(StrictModel):
     set_overrides: tuple[str, ...] | None = None
     harness_profile: str | None = None
     calibration_list: Path | None = None
+    calibration: Calibration | None = None
     min_agreement: float | None = None
     guard_samples: int | None = None
     compliance: bool | None = None

@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from contract.dell_trt.artifact import METHODS
+from contract.dell_trt.recipe import CALIBRATION_METHOD
 from contract.protocol import GUARD_PREFIX, THROUGHPUT_PREFIX, json_line
 
 
@@ -49,6 +51,7 @@ def _model(args: argparse.Namespace) -> int:
         calibration,
         entries,
         tag,
+        method=args.method,
         min_agreement=args.min_agreement,
         log=_log,
     )
@@ -318,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     model.add_argument("--calibration-list", type=Path, default=None)
     model.add_argument("--guard-samples", type=int, required=True)
     model.add_argument("--min-agreement", type=float, default=None)
+    model.add_argument("--method", choices=METHODS, default=CALIBRATION_METHOD)
 
     engines = sub.add_parser("engines", help="build and guard the TensorRT engines (cuda)")
     engines.add_argument("--artifacts", type=Path, required=True)

@@ -67,7 +67,8 @@ def _name_nodes(graph: Any) -> None:
             taken.add(name)
 
 
-def _attr(node: Any, name: str, default: Any) -> Any:
+def onnx_attribute(node: Any, name: str, default: Any) -> Any:
+    """The value of a node's attribute `name`, or `default`."""
     from onnx import helper
 
     for attribute in node.attribute:
@@ -97,8 +98,8 @@ class _Graph:
             if node.op_type == "Identity":
                 tensor = node.input[0]
                 continue
-            if node.op_type == "Constant" and _attr(node, "value", None) is not None:
-                return numpy_helper.to_array(_attr(node, "value", None))
+            if node.op_type == "Constant" and onnx_attribute(node, "value", None) is not None:
+                return numpy_helper.to_array(onnx_attribute(node, "value", None))
             return None
 
     def replace_input(self, node: Any, position: int, array: Any, name: str) -> None:
@@ -135,7 +136,7 @@ def _find_tail(g: _Graph) -> tuple[Any, Any, Any | None]:
     argmax = g.producer.get(ARGMAX_OUTPUT)
     if argmax is None or argmax.op_type != "ArgMax":
         raise GraphRewriteError(f"no ArgMax node produces {ARGMAX_OUTPUT}")
-    if int(_attr(argmax, "axis", 0)) != 1:
+    if int(onnx_attribute(argmax, "axis", 0)) != 1:
         raise GraphRewriteError(f"{ARGMAX_OUTPUT} is not an ArgMax over axis 1")
     node = g.producer.get(argmax.input[0])
     bias_add = None
@@ -194,9 +195,9 @@ def rewrite(source: Any) -> Any:
     if weights is None or weights.ndim != 2:
         raise GraphRewriteError(f"the weights of {fc.name} are not a constant matrix")
     if fc.op_type == "Gemm":
-        if int(_attr(fc, "transA", 0)) != 0:
+        if int(onnx_attribute(fc, "transA", 0)) != 0:
             raise GraphRewriteError(f"Gemm {fc.name} with transA=1 is not supported")
-        class_axis = 0 if int(_attr(fc, "transB", 0)) else 1
+        class_axis = 0 if int(onnx_attribute(fc, "transB", 0)) else 1
     else:
         class_axis = 1
     g.replace_input(

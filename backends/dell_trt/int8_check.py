@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from backends.dell_trt.graph import onnx_attribute as _attr
+
 COMPUTE_OPS = frozenset({"Conv", "Gemm", "MatMul"})
 FC_OPS = frozenset({"Gemm", "MatMul"})
 # Float nodes TensorRT fuses into (or runs in INT8 between) the quantized layers.
@@ -128,15 +130,6 @@ def require_int8(report: Int8Report, what: str = "the Q/DQ model") -> None:
         raise Int8CheckFailed(
             f"{what} would not run all in INT8 on TensorRT: {report.summary()}", report
         )
-
-
-def _attr(node: Any, name: str, default: Any) -> Any:
-    from onnx import helper
-
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return helper.get_attribute_value(attribute)
-    return default
 
 
 class _Graph:

@@ -71,7 +71,11 @@ def _method(name: str) -> Any:
 
     if name not in METHODS:
         raise ValueError(f"unknown calibration method {name!r} (known: {', '.join(METHODS)})")
-    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy}[name]
+    return {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[name]
 
 
 def calibrate(
@@ -345,14 +349,18 @@ def _build_models(
     log(f"static INT8 check of {recipe.TRT_ENCODING}: {report.summary()}")
 
 
+def _int8_record(directory: Path) -> dict[str, Any]:
+    """TensorRT's model: every Conv/Gemm fed INT8 data and weights, nothing float between them
+    but what TensorRT fuses (the host refuses a cuda run on a model that fails it)."""
+    report = check_int8(directory / ENCODINGS[recipe.TRT_ENCODING].file)
+    return {"int8_check": {recipe.TRT_ENCODING: report.as_dict()}}
+
+
 def _manifest(inputs: dict[str, Any], directory: Path) -> dict[str, Any]:
     files = [RECIPE_FP32, RANGES, *(spec.file for spec in ENCODINGS.values())]
-    # TensorRT's model: every Conv/Gemm fed INT8 data and weights, nothing float between them
-    # but what TensorRT fuses (the host refuses a cuda run on a model that fails it).
-    int8 = check_int8(directory / ENCODINGS[recipe.TRT_ENCODING].file)
     return {
         **inputs,
-        "int8_check": {recipe.TRT_ENCODING: int8.as_dict()},
+        **_int8_record(directory),
         "encodings": {
             name: {
                 "file": spec.file,
@@ -382,6 +390,9 @@ def _ensure_models(
     inputs = _inputs(model_path, calibration, method)
     manifest = read_manifest(out_dir)
     if manifest is not None and {k: manifest.get(k) for k in inputs} == inputs:
+        if "int8_check" not in manifest:  # prepared before the static check: add it, keep the rest
+            manifest = {**manifest, **_int8_record(out_dir)}
+            atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
         log("the prepared models are complete")
         return manifest
     for stale in out_dir.iterdir():  # other inputs or an interrupted build: start over

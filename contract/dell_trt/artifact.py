@@ -32,7 +32,7 @@ QUANTIZER_VERSION = 1
 # recipe.RECIPE_VERSION keys prepared models (recipe.artifact_key): it must move whenever the
 # rewrite or the quantizer does. Which (rewrite, quantizer) versions each recipe version means:
 RECIPE_VERSIONS = {1: (1, 1)}
-METHODS = ("minmax", "entropy")
+METHODS = ("minmax", "entropy", "percentile")
 
 RECIPE_FP32 = "recipe_fp32.onnx"
 RANGES = "ranges.json"

@@ -20,6 +20,7 @@ from contract.accuracy_gate import (
     judge,
 )
 from contract.dell_trt import recipe
+from contract.dell_trt.artifact import guard_files
 from contract.digest import file_sha256
 from contract.layout import (
     cache_is_complete,
@@ -283,6 +284,7 @@ class PreparedRecipe:
                 "source_sha256": self.artifact.get("model_sha256"),
                 "calibration": self.artifact.get("calibration"),
                 "method": self.artifact.get("method"),
+                "calibration_choice": self.artifact.get("calibration_choice"),
                 "rewrite_version": self.artifact.get("rewrite_version"),
                 "quantizer_version": self.artifact.get("quantizer_version"),
                 "encoding": described,
@@ -368,6 +370,15 @@ def _check_guard(
         )
 
 
+def _has_int8_check(manifest: Path) -> bool:
+    """A complete prepared model that also carries the static INT8 check (older ones get it
+    from the model step, which keeps their models)."""
+    try:
+        return "int8_check" in json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def _check_int8(artifact: dict[str, Any], device: Device, terminal: Terminal) -> None:
     """TensorRT's model must run every Conv/Gemm in INT8 (a layer left float passes the
     accuracy guard and costs a multiple in speed): refused before any GPU on cuda, named on cpu."""
@@ -388,6 +399,79 @@ def _check_int8(artifact: dict[str, Any], device: Device, terminal: Terminal) ->
     terminal.warn(message + " (the CPU twin runs the u8s8 model)")
 
 
+def _prepare_model(
+    prep: Preparer, spec: RunSpec, assets: ResolvedAssets, cal_id: str, cal_list: Path | None,
+    samples: int, tag: str, method: str,
+) -> tuple[str, Path]:  # fmt: skip
+    """(key, folder) of the model prepared with one calibration method, made now unless the
+    cache holds it complete (models, static INT8 check, guards on this sample set)."""
+    key = recipe.artifact_key(file_sha256(assets.model.path), cal_id, method)
+    artifacts = cache_dir() / "models" / key
+    guard_file, _ = guard_files(artifacts, tag)
+    identity, terminal = prep.identity, prep.terminal
+    what = f"preparing the INT8 model {key}"
+    with cache_lock("models", key, what, terminal, MODEL_TIMEOUT_S):
+        if guard_file.is_file() and _has_int8_check(artifacts / recipe.ARTIFACT_MANIFEST):
+            terminal.success(
+                f"prepared model {key} ({method}) is complete (guarded on {samples} images)"
+            )
+            return key, artifacts
+        artifacts.mkdir(parents=True, exist_ok=True)
+        identity.lend(artifacts)
+        container = model_spec(
+            prep.backend, prep.image, prep.run_id, model=assets.model.path,
+            dataset=assets.dataset, count=samples, artifacts=artifacts,
+            calibration_list=cal_list, guard_samples=samples, min_agreement=spec.min_agreement,
+            user=identity.container_user, val_map=assets.val_map, method=method,
+        )  # fmt: skip
+        try:
+            with terminal.status(
+                f"preparing the INT8 model {key} (graph rewrite, {method} calibration, Q/DQ, "
+                f"accuracy guards on {samples} images)"
+            ):
+                prep.run(
+                    container, timeout_s=MODEL_TIMEOUT_S,
+                    log_file=artifacts / "prepare-model.log",
+                    on_line=line_printer(terminal, "model"), what="model preparation",
+                )  # fmt: skip
+        finally:
+            identity.reclaim(artifacts)
+    return key, artifacts
+
+
+def _choose_calibration(
+    candidates: dict[str, tuple[str, Path]], tag: str, enforced: str, asked: str
+) -> tuple[str, dict[str, Any]]:
+    """The method whose `enforced` model scores best on the guard images: accuracy ratio, then
+    agreement with FP32, then the published recipes' preference (`CALIBRATION_CHOICES` order)."""
+    scores: dict[str, dict[str, Any]] = {}
+    for method, (key, artifacts) in candidates.items():
+        guard = _read_json(guard_files(artifacts, tag)[0])["encodings"][enforced]
+        gate = _judged(guard)
+        scores[method] = {
+            "key": key,
+            "ratio": gate.ratio,
+            "agreement": gate.counts.agreement,
+            "verdict": str(gate.verdict),
+        }
+    order = list(candidates)
+
+    def rank(method: str) -> tuple[float, float, int]:
+        score = scores[method]
+        ratio = score["ratio"] if score["ratio"] is not None else -1.0
+        return (round(ratio, 6), round(score["agreement"], 6), -order.index(method))
+
+    chosen = max(candidates, key=rank)
+    shown = ", ".join(
+        f"{m} {scores[m]['ratio'] or 0:.4f}/{100 * scores[m]['agreement']:.1f} %" for m in order
+    )
+    why = (
+        f"{chosen} (asked: {asked}); {enforced} accuracy ratio / agreement on the guard images: "
+        f"{shown}"
+    )
+    return chosen, {"asked": asked, "chosen": chosen, "candidates": scores, "why": why}
+
+
 def ensure_recipe(
     prep: Preparer,
     spec: RunSpec,
@@ -397,46 +481,32 @@ def ensure_recipe(
     gpu_access: str | None,
 ) -> PreparedRecipe:
     """The model prepared once per key (rewrite, calibration, Q/DQ encodings) and guarded
-    against FP32; on cuda the TensorRT engines too, built once per key and guarded."""
+    against FP32; on cuda the TensorRT engines too, built once per key and guarded.
+
+    `spec.calibration` "auto" prepares the model with each calibration method published INT8
+    ResNet50 recipes use (each cached under its own key) and keeps the one whose model this
+    device runs scores best on the guard images; the choice and every candidate's score are
+    recorded."""
     cal_id, cal_list = calibration_id(spec, assets)
-    key = recipe.artifact_key(file_sha256(assets.model.path), cal_id)
-    artifacts = cache_dir() / "models" / key
     samples = min(spec.guard_samples, assets.count)
     tag = recipe.guard_tag(val_map_digest(assets.dataset, assets.val_map), samples)
-    guard_file = artifacts / recipe.GUARD_FILE.format(tag=tag)
-    labels_file = artifacts / recipe.FP32_LABELS_FILE.format(tag=tag)
-    what = f"preparing the INT8 model {key}"
+    enforced = recipe.TRT_ENCODING if spec.device is Device.CUDA else recipe.CPU_ENCODING
+    asked = str(spec.calibration)
+    methods = recipe.CALIBRATION_CHOICES if asked == "auto" else (asked,)
+    candidates = {
+        method: _prepare_model(prep, spec, assets, cal_id, cal_list, samples, tag, method)
+        for method in methods
+    }
+    method, choice = _choose_calibration(candidates, tag, enforced, asked)
+    if len(candidates) > 1:
+        prep.terminal.info(f"calibration: {choice['why']}")
+    key, artifacts = candidates[method]
+    guard_file, labels_file = guard_files(artifacts, tag)
     identity, terminal = prep.identity, prep.terminal
-    with cache_lock("models", key, what, terminal, MODEL_TIMEOUT_S):
-        complete = (artifacts / recipe.ARTIFACT_MANIFEST).is_file() and guard_file.is_file()
-        if complete:
-            terminal.success(f"prepared model {key} is complete (guarded on {samples} images)")
-        else:
-            artifacts.mkdir(parents=True, exist_ok=True)
-            identity.lend(artifacts)
-            container = model_spec(
-                prep.backend, prep.image, prep.run_id, model=assets.model.path,
-                dataset=assets.dataset, count=samples, artifacts=artifacts,
-                calibration_list=cal_list, guard_samples=samples, min_agreement=spec.min_agreement,
-                user=identity.container_user, val_map=assets.val_map,
-            )  # fmt: skip
-            try:
-                with terminal.status(
-                    f"preparing the INT8 model {key} (graph rewrite, calibration, Q/DQ, "
-                    f"FP32 guard on {samples} images)"
-                ):
-                    prep.run(
-                        container, timeout_s=MODEL_TIMEOUT_S,
-                        log_file=artifacts / "prepare-model.log",
-                        on_line=line_printer(terminal, "model"), what="model preparation",
-                    )  # fmt: skip
-            finally:
-                identity.reclaim(artifacts)
     recorded = _read_json(guard_file)["encodings"]
     # Both Q/DQ models were guarded on the CPU; the one this device runs is held to the rule
     # here, before any GPU (TensorRT's s8s8 on cuda, the twin's u8s8 on cpu), the other recorded.
-    enforced = recipe.TRT_ENCODING if spec.device is Device.CUDA else recipe.CPU_ENCODING
-    artifact = _read_json(artifacts / recipe.ARTIFACT_MANIFEST)
+    artifact = {**_read_json(artifacts / recipe.ARTIFACT_MANIFEST), "calibration_choice": choice}
     _check_int8(artifact, spec.device, terminal)
     guards = []
     for name in (enforced, *sorted(set(recorded) - {enforced})):

@@ -98,7 +98,11 @@ class Application:
 
 # Options of one kind of backend: given to the other kind they would be recorded, not used.
 REFERENCE_ONLY = {"threads": "--threads", "max_batchsize": "--max-batchsize"}
-RECIPE_ONLY = {"calibration_list": "--calibration-list", "min_agreement": "--min-agreement"}
+RECIPE_ONLY = {
+    "calibration_list": "--calibration-list",
+    "calibration": "--calibration",
+    "min_agreement": "--min-agreement",
+}
 
 
 def _refuse_foreign_options(definition: BackendDef, values: dict[str, Any]) -> None:
@@ -110,15 +114,16 @@ def _refuse_foreign_options(definition: BackendDef, values: dict[str, Any]) -> N
     if not given:
         return
     flags = " and ".join(foreign[key] for key in given)
+    verb = ("sets", "applies") if len(given) == 1 else ("set", "apply")
     if harness:
         raise ConfigError(
-            f"{flags} set the reference SUT; {definition.name} takes its batches and threads "
+            f"{flags} {verb[0]} the reference SUT; {definition.name} takes its batches and threads "
             "from its harness settings",
             key=given[0],
             hint="use --set batch_size=N / --set threads_per_slot=N (optionally Scenario.key=N)",
         )
     raise ConfigError(
-        f"{flags} apply to dell-trt's model step; {definition.name} has none",
+        f"{flags} {verb[1]} to dell-trt's model step; {definition.name} has none",
         key=given[0],
-        hint="drop them, or run dell-trt",
+        hint=f"drop {'it' if len(given) == 1 else 'them'}, or run dell-trt",
     )

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
-from orchestrator.config import Device, Mode, Scenario
+from orchestrator.config import Calibration, Device, Mode, Scenario
 
 BackendArg = Annotated[
     str, typer.Argument(help="Backend: reference or dell-trt.", show_default=False)
@@ -209,6 +209,15 @@ GpuNameOpt = Annotated[
         show_default=False,
     ),
 ]
+CalibrationOpt = Annotated[
+    Calibration | None,
+    typer.Option(
+        "--calibration",
+        help="dell-trt: INT8 calibration method: auto (prepare entropy, percentile and minmax, "
+        "keep the best on the guard images), entropy, percentile or minmax [default: auto].",
+        show_default=False,
+    ),
+]
 MinAgreementOpt = Annotated[
     float | None,
     typer.Option(
@@ -254,6 +263,7 @@ class RunOptions:
     runs_dir: Path | None = None
     set_values: list[str] | None = None
     calibration_list: Path | None = None
+    calibration: Calibration | None = None
     min_agreement: float | None = None
     harness_profile: str | None = None
     compliance: bool | None = None
@@ -279,6 +289,7 @@ class RunOptions:
             "set_overrides": tuple(self.set_values) if self.set_values else None,
             "harness_profile": self.harness_profile,
             "calibration_list": self.calibration_list,
+            "calibration": self.calibration,
             "min_agreement": self.min_agreement,
             "compliance": self.compliance,
             "runs_dir": self.runs_dir,
@@ -310,6 +321,7 @@ RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
     "runs_dir": (RunsDirOpt, None),
     "set_values": (SetOpt, None),
     "calibration_list": (CalibrationListOpt, None),
+    "calibration": (CalibrationOpt, None),
     "min_agreement": (MinAgreementOpt, None),
     "harness_profile": (HarnessProfileOpt, None),
     "compliance": (ComplianceOpt, None),

@@ -44,7 +44,13 @@ def up(
 
 # dell-trt's own options: a mixed campaign passes them to the backends with harness settings
 # (and the reference's, application.REFERENCE_ONLY, to the others).
-HARNESS_ONLY = ("set_overrides", "harness_profile", "calibration_list", "min_agreement")
+HARNESS_ONLY = (
+    "set_overrides",
+    "harness_profile",
+    "calibration_list",
+    "calibration",
+    "min_agreement",
+)
 
 
 def _campaign(

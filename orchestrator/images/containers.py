@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.dell_trt.recipe import CALIBRATION_METHOD
 from orchestrator.config import Device, Mode, Scenario
 from orchestrator.engine import labels as L
 from orchestrator.engine.container import ContainerSpec, Mount
@@ -173,6 +174,7 @@ def model_spec(
     min_agreement: float | None,
     user: str,
     val_map: Path | None = None,
+    method: str = CALIBRATION_METHOD,
 ) -> ContainerSpec:
     """The recipe's model preparation: graph rewrite, one calibration, the Q/DQ encodings and the
     accuracy guards of both (CPU twin and TensorRT models). Model, dataset and list read-only;
@@ -180,7 +182,7 @@ def model_spec(
     `--skip-bad`."""
     command = ["model", "--model", MODEL_MOUNT, "--dataset", DATA_MOUNT, "--count", str(count),
                "--out", ARTIFACTS_MOUNT, "--guard-samples", str(guard_samples),
-               *_min_agreement(min_agreement)]  # fmt: skip
+               "--method", method, *_min_agreement(min_agreement)]  # fmt: skip
     mounts = [Mount(model, MODEL_MOUNT), Mount(dataset, DATA_MOUNT)]
     if calibration_list is not None:
         command += ["--calibration-list", CALIBRATION_MOUNT]

@@ -63,6 +63,8 @@ def dell_trt_transformations(manifest: Mapping[str, Any], device: str) -> str:
         if synthetic
         else "the 500 images of the MLCommons calibration list cal_image_list_option_1.txt"
     )
+    model = ((manifest.get("recipe") or {}).get("model")) or {}
+    method = str(model.get("method") or recipe.CALIBRATION_METHOD)
     if device == "cuda":
         activations = "int8 symmetric (s8s8), built into a strongly typed TensorRT engine"
     else:
@@ -71,7 +73,7 @@ def dell_trt_transformations(manifest: Mapping[str, Any], device: str) -> str:
         "graph rewrite as in NVIDIA's MLPerf code (background class sliced off the classifier, "
         "softmax and argmax replaced by TopK k=1, opset 17); post-training quantization with "
         "explicit Q/DQ nodes: weights int8 symmetric per output channel, activations "
-        f"{activations}, classifier output kept in float; {recipe.CALIBRATION_METHOD} "
+        f"{activations}, classifier output kept in float; {method} "
         f"calibration on {calibration}; no retraining"
     )
 
@@ -97,6 +99,9 @@ def reproduce_command(manifest: Mapping[str, Any], scenario: str) -> list[str]:
         argv += ["--set", str(override)]
     if spec.get("backend") == "dell-trt" and not assets.get("synthetic"):
         argv += ["--calibration-list", "PATH/TO/cal_image_list_option_1.txt"]
+    method = (((manifest.get("recipe") or {}).get("model")) or {}).get("method")
+    if spec.get("backend") == "dell-trt" and method:  # the method `auto` chose, not `auto`
+        argv += ["--calibration", str(method)]
     argv += ["--config", "run.toml"]
     return argv
 

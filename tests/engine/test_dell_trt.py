@@ -67,17 +67,28 @@ def test_recipe_is_recorded_and_guarded(
     assert harness["profile"] == "cpu-twin"
     assert harness["scenarios"]["Offline"]["batch_size"] >= 1
     recipe = manifest["recipe"]
-    (cpu_guard,) = recipe["guards"]
-    assert cpu_guard["encoding"] == "u8s8"
-    assert cpu_guard["fraction"] >= 0.99
+    # Both Q/DQ models guarded on the CPU; the twin's u8s8 enforced, TensorRT's s8s8 recorded.
+    cpu_guard, trt_guard = recipe["guards"]
+    assert (cpu_guard["encoding"], cpu_guard["enforced"]) == ("u8s8", True)
+    assert (trt_guard["encoding"], trt_guard["enforced"]) == ("s8s8", False)
+    for guard in (cpu_guard, trt_guard):
+        assert guard["gate"]["verdict"] == "pass"  # 99 % of FP32's accuracy, with confidence
+        assert guard["fraction"] >= 0.99
     artifacts = Path(recipe["artifacts"])
     prepared = json.loads((artifacts / "artifact.json").read_text())
     assert set(prepared["encodings"]) == {"s8s8", "u8s8"}  # one calibration, two encodings
+    assert prepared["int8_check"]["s8s8"]["ok"] is True  # every Conv/Gemm runs in INT8
+    assert prepared["int8_check"]["s8s8"]["compute_nodes"] == 54
     # the manifest keeps how the model that ran was made, whatever happens to the cache
     model = recipe["model"]
     assert model["calibration"] == prepared["calibration"]
     assert model["calibration"]["source"].startswith("synthetic")
-    assert (model["method"], model["encoding"]) == ("minmax", prepared["encodings"]["u8s8"])
+    # auto: a model per calibration method, the best on the guard images kept and recorded
+    choice = model["calibration_choice"]
+    assert choice["asked"] == "auto"
+    assert set(choice["candidates"]) == {"entropy", "percentile", "minmax"}
+    assert model["method"] == choice["chosen"] == prepared["method"]
+    assert model["encoding"] == prepared["encodings"]["u8s8"]
     assert model["encoding"]["activation_symmetric"] is False  # asymmetric U8S8 on CPU
     assert model["sha256"] == prepared["files"]["u8s8.onnx"]
     assert "int8 linear NCHW" in model["encoding"]["input"]

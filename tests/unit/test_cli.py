@@ -112,9 +112,10 @@ def test_missing_model(tmp_path: Path) -> None:
         (("dell-trt", "--harness-profile", "nope"), 2, "unknown profile 'nope'"),
         (("dell-trt", "--harness-profile", "nvidia-h200-sxm"), 2, "is a GPU profile"),
         (("dell-trt", "--calibration-list", "{tmp}/cal.txt"), 2, "applies to a real dataset"),
-        (("dell-trt", "--max-batchsize", "4"), 2, "--max-batchsize set the reference SUT"),
-        (("dell-trt", "--threads", "1"), 2, "--threads set the reference SUT"),
-        (("reference", "--min-agreement", "0.5"), 2, "--min-agreement apply to dell-trt's"),
+        (("dell-trt", "--max-batchsize", "4"), 2, "--max-batchsize sets the reference SUT"),
+        (("dell-trt", "--threads", "1"), 2, "--threads sets the reference SUT"),
+        (("reference", "--min-agreement", "0.5"), 2, "--min-agreement applies to dell-trt's"),
+        (("reference", "--calibration", "entropy"), 2, "--calibration applies to dell-trt's"),
         (("reference", "--set", "batch_size=4"), 2, "reference has no harness settings"),
     ],
 )
@@ -128,6 +129,14 @@ def test_bad_asset_arguments_fail_before_a_run_folder(
     result = mlorch("up", *argv, "--device", "cpu", env=NO_ENGINE, cwd=tmp_path)
     assert_one_error(result, code, message)
     assert "hint:" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_calibration_method_is_a_usage_error(tmp_path: Path) -> None:
+    result = mlorch("up", "dell-trt", "--calibration", "bogus", env=NO_ENGINE, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Invalid value for '--calibration'" in result.stderr
+    assert "'auto', 'entropy', 'percentile', 'minmax'" in result.stderr
     assert not (tmp_path / "runs").exists()
 
 

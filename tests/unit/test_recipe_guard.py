@@ -19,7 +19,12 @@ from contract.digest import file_sha256
 from contract.layout import val_map_digest
 from contract.protocol import GUARD_PREFIX, json_line
 from orchestrator.assets import ResolvedAssets, SyntheticRequest, resolve_synthetic
-from orchestrator.assets.prepare import Preparer, calibration_id, ensure_recipe
+from orchestrator.assets.prepare import (
+    PreparedRecipe,
+    Preparer,
+    calibration_id,
+    ensure_recipe,
+)
 from orchestrator.config import DEFAULT_TUNING, Device, RunSpec
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
@@ -30,10 +35,11 @@ from orchestrator.paths import cache_dir
 from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
 
 
-def _spec(device: Device) -> RunSpec:
+def _spec(device: Device, calibration: str = "minmax") -> RunSpec:
     return RunSpec(
-        backend="dell-trt", device=device, tuning=DEFAULT_TUNING[device], guard_samples=16
-    )
+        backend="dell-trt", device=device, tuning=DEFAULT_TUNING[device], guard_samples=16,
+        calibration=calibration,
+    )  # fmt: skip
 
 
 def _guard(fraction: float, n: int = 300) -> dict[str, Any]:
@@ -53,14 +59,22 @@ FLOAT_CONV = {
 
 
 def _prepared_model(
-    spec: RunSpec, assets: ResolvedAssets, u8s8: float, s8s8: float, int8: dict[str, Any]
+    spec: RunSpec,
+    assets: ResolvedAssets,
+    u8s8: float,
+    s8s8: float,
+    int8: dict[str, Any],
+    method: str = recipe.CALIBRATION_METHOD,
 ) -> None:
-    """The model container's output: the artifact manifest, both models' guards, the labels."""
-    key = recipe.artifact_key(file_sha256(assets.model.path), calibration_id(spec, assets)[0])
+    """The model container's output for one calibration method: the artifact manifest, both
+    models' guards, the labels."""
+    cal_id = calibration_id(spec, assets)[0]
+    key = recipe.artifact_key(file_sha256(assets.model.path), cal_id, method)
     tag = recipe.guard_tag(val_map_digest(assets.dataset, assets.val_map), 16)
     folder = cache_dir() / "models" / key
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / recipe.ARTIFACT_MANIFEST).write_text(json.dumps({"int8_check": {"s8s8": int8}}))
+    manifest = {"method": method, "int8_check": {"s8s8": int8}}
+    (folder / recipe.ARTIFACT_MANIFEST).write_text(json.dumps(manifest))
     guards = {"tag": tag, "encodings": {"u8s8": _guard(u8s8), "s8s8": _guard(s8s8)}}
     (folder / recipe.GUARD_FILE.format(tag=tag)).write_text(json.dumps(guards))
     labels = {"indices": list(range(16)), "labels": [7] * 16, "truth": [7] * 16}
@@ -80,6 +94,14 @@ def _run(
     request = SyntheticRequest(synthetic_root(test_cache, 64, 0), 64, 0)
     assets = resolve_synthetic(spec, request, Terminal(quiet=True))
     _prepared_model(spec, assets, cpu, trt_model, int8 or {"ok": True, "summary": "INT8 54/54"})
+    api, prepared = _ensure(tmp_path, spec, assets, engine)
+    return api, prepared.guards
+
+
+def _ensure(
+    tmp_path: Path, spec: RunSpec, assets: ResolvedAssets, engine: float
+) -> tuple[CannedAPI, PreparedRecipe]:
+    """ensure_recipe with the engines container canned (one guard line of `engine`)."""
     line = json_line(GUARD_PREFIX, {"engine": "e1", **_guard(engine)})
     api = CannedAPI([RUNNING, exited(0)], [f"{line}\n".encode()])
     prep = Preparer(
@@ -88,8 +110,8 @@ def _run(
     )  # fmt: skip
     settings = tmp_path / "settings.json"
     settings.write_text("{}")
-    prepared = ensure_recipe(prep, spec, assets, tmp_path / "cache", settings, "hook")
-    return api, prepared.guards
+    gpu_access = "hook" if spec.device is Device.CUDA else None
+    return api, ensure_recipe(prep, spec, assets, tmp_path / "cache", settings, gpu_access)
 
 
 @pytest.fixture(autouse=True)
@@ -152,3 +174,31 @@ def test_the_twin_names_a_float_layer_of_the_tensorrt_model(
 ) -> None:
     _run(tmp_path, test_cache, Device.CPU, cpu=1.0, engine=1.0, int8=FLOAT_CONV)
     assert "would not run in INT8 on TensorRT: Conv conv_17" in capsys.readouterr().err
+
+
+def test_auto_calibration_keeps_the_method_whose_model_scores_best(
+    tmp_path: Path, test_cache: Path, synthetic_assets: tuple[Path, Path]
+) -> None:
+    """Each method's model is prepared under its own key; the one the device runs (u8s8 on
+    cpu, s8s8 on cuda) is compared on the guard images; ties go to the published preference."""
+    spec = _spec(Device.CUDA, "auto")
+    request = SyntheticRequest(synthetic_root(test_cache, 64, 0), 64, 0)
+    assets = resolve_synthetic(spec, request, Terminal(quiet=True))
+    ok = {"ok": True, "summary": "INT8 54/54"}
+    # s8s8 (what cuda runs): percentile best; u8s8 would have picked minmax
+    for method, u8s8, s8s8 in (("entropy", 0.99, 0.99), ("percentile", 0.98, 1.0),
+                               ("minmax", 1.0, 0.98)):  # fmt: skip
+        _prepared_model(spec, assets, u8s8, s8s8, ok, method)
+    api, prepared = _ensure(tmp_path, spec, assets, 1.0)
+    choice = prepared.artifact["calibration_choice"]
+    assert (choice["asked"], choice["chosen"]) == ("auto", "percentile")
+    assert set(choice["candidates"]) == {"entropy", "percentile", "minmax"}
+    assert choice["candidates"]["percentile"]["ratio"] == 1.0
+    assert prepared.record()["model"]["method"] == "percentile"
+    assert [name for name, _ in api.calls].count("create") == 1  # only the engines container
+    # all equal: the published preference (entropy first)
+    cpu = _spec(Device.CPU, "auto")
+    for method in recipe.CALIBRATION_CHOICES:
+        _prepared_model(cpu, assets, 1.0, 1.0, ok, method)
+    _, again = _ensure(tmp_path, cpu, assets, 1.0)
+    assert again.artifact["calibration_choice"]["chosen"] == "entropy"
