@@ -53,8 +53,10 @@ class Binding:
         return f"{self.dist}-{self.version}-{tag}-{dump}"
 
 
-def tensorrt_bindings(version: str) -> Binding:
-    return Binding("tensorrt-cu13-bindings", version, "tensorrt_bindings", stub_libraries=True)
+def tensorrt_bindings(version: str, cuda_major: int = 13) -> Binding:
+    return Binding(
+        f"tensorrt-cu{cuda_major}-bindings", version, "tensorrt_bindings", stub_libraries=True
+    )
 
 
 def cuda_bindings(version: str, pathfinder: str) -> Binding:

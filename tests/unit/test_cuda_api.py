@@ -75,6 +75,22 @@ def test_cuda_rt_uses_only_api_that_exists(cudart_api: Api) -> None:
         assert expected in checked, f"{expected} was not seen in cuda_rt.py"
 
 
+def test_cuda_rt_fits_the_cuda12_stacks_bindings(test_cache: Path) -> None:
+    """The CUDA 12 stack (older drivers) pins cuda-bindings 12.9.x: the same calls must exist."""
+    from orchestrator.images.catalog import CUDA12_STACK
+
+    version = CUDA12_STACK.pins["cuda-bindings"].split("==", 1)[1]
+    try:
+        wheel = prepare(cuda_bindings(version, CUDA_PATHFINDER_VERSION), test_cache)
+    except WheelUnavailable as error:
+        pytest.skip(f"cuda-bindings {version} unavailable: {error}")
+    api = Api(wheel.api())
+    assert api.version == version
+    report = check_source(CUDA_RT.read_text(), api, MODULES)
+    assert not report.findings, "\n".join(map(str, report.findings))
+    assert not report.missing_optional  # batch copies (12.8+) and their overlap flag included
+
+
 @pytest.mark.parametrize(
     ("snippet", "message"),
     [

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from backends.dell_trt.engine_cache import TENSORRT_VERSION
+from orchestrator.images.catalog import CUDA_BASES, NGC_CUDA12_BASE
 from tests.support.api_surface import Api, Report, check_source
 from tests.support.real_wheels import WheelUnavailable, prepare, tensorrt_bindings
 
@@ -39,6 +40,9 @@ def pinned_tensorrt_version() -> str:
 
 
 VERSIONS = {"pinned": pinned_tensorrt_version(), "trt11": NEWEST_TENSORRT_11}
+# The TensorRT of the CUDA 12 stack's base (older drivers): its cu12 bindings.
+VERSIONS["cuda12"] = CUDA_BASES[NGC_CUDA12_BASE].tensorrt
+CUDA_MAJOR = {"cuda12": 12}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,8 @@ def apis(test_cache: Path) -> dict[str, Api]:
     loaded = {}
     for label, version in VERSIONS.items():
         try:
-            loaded[label] = Api(prepare(tensorrt_bindings(version), test_cache).api())
+            binding = tensorrt_bindings(version, CUDA_MAJOR.get(label, 13))
+            loaded[label] = Api(prepare(binding, test_cache).api())
         except WheelUnavailable as error:
             pytest.skip(f"TensorRT {version} bindings unavailable: {error}")
     return loaded
@@ -152,7 +157,7 @@ def test_strongly_typed_flag_value_differs_between_majors(apis: dict[str, Api]) 
 # --- the check fails where it must -------------------------------------------------------------
 
 HEADER = "import tensorrt as trt\n\n"
-BOTH = ("pinned", "trt11")
+EVERY = tuple(VERSIONS)  # a mistake in any TensorRT
 
 NEGATIVE = [
     pytest.param(
@@ -176,7 +181,7 @@ NEGATIVE = [
     pytest.param(
         "def make(builder: trt.Builder):\n    return builder.create_netwrok(0)\n",
         r"Builder\.create_netwrok does not exist",
-        BOTH,
+        EVERY,
         id="misspelt-method",
     ),
     pytest.param(
@@ -185,14 +190,14 @@ NEGATIVE = [
         "    network = builder.create_network(0)\n"
         "    return network.get_inptu(0)\n",
         r"INetworkDefinition\.get_inptu does not exist",
-        BOTH,
+        EVERY,
         id="misspelt-via-return-types",
     ),
     pytest.param(
         "def make(builder: trt.Builder):\n"
         "    return builder.create_builder_config().max_workspace_size\n",
         r"IBuilderConfig\.max_workspace_size does not exist",
-        BOTH,
+        EVERY,
         id="removed-property-in-chain",
     ),
     pytest.param(
@@ -203,40 +208,40 @@ NEGATIVE = [
         "        for context in self._contexts:\n"
         "            context.execute_async_v2([], stream)\n",
         r"IExecutionContext\.execute_async_v2 does not exist",
-        BOTH,
+        EVERY,
         id="self-attribute-list",
     ),
     pytest.param(
         "def shape(profile: trt.IOptimizationProfile) -> None:\n"
         "    profile.set_shape('x', (1, 3), (2, 3))\n",
         r"set_shape called with 3 positional arguments",
-        BOTH,
+        EVERY,
         id="arity",
     ),
     pytest.param(
         "def size(engine: trt.ICudaEngine) -> None:\n    engine.num_io_tensors = 2\n",
         r"num_io_tensors is a read-only property",
-        BOTH,
+        EVERY,
         id="read-only",
     ),
     pytest.param(
         "def level(config: trt.IBuilderConfig) -> int:\n"
         "    return config.builder_optimization_level()\n",
         r"builder_optimization_level is a property, not callable",
-        BOTH,
+        EVERY,
         id="property-called",
     ),
     pytest.param(
         "def make(builder: trt.Builder) -> None:\n"
         "    network: trt.IBuilderConfig = builder.create_network(0)\n",
         r"annotated IBuilderConfig but the call returns INetworkDefinition",
-        BOTH,
+        EVERY,
         id="wrong-annotation",
     ),
     pytest.param(
         "engine: trt.ICudaEngin | None = None\n",
         r"ICudaEngin does not exist",
-        BOTH,
+        EVERY,
         id="misspelt-annotation",
     ),
 ]
