@@ -139,6 +139,9 @@ class RunSpec(StrictModel):
     backend: str
     device: Device
     base_image: str | None = None  # None: the backend default (NGC), local fallback
+    # The system's id in a submission tree (campaigns set one per node and backend); None: the
+    # host name, accelerators and backend.
+    system_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     profile: Profile = Profile.FULL
     scenarios: tuple[Scenario, ...] = tuple(Scenario)
     modes: tuple[Mode, ...] = tuple(Mode)

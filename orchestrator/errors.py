@@ -144,6 +144,18 @@ class PreflightFailed(MlorchError):
     exit_code = 12
 
 
+class SlurmError(MlorchError):
+    """A Slurm command is missing, refused, or did not answer (campaigns)."""
+
+    exit_code = 13
+
+
+class CampaignIncomplete(MlorchError):
+    """A campaign wait ran out, or units are left without a complete attempt."""
+
+    exit_code = 14
+
+
 class BackendsFailed(MlorchError):
     """Some backends of a multi-backend `up` failed; the others ran and the comparison was
     written. Exits with the first failure's own code (3 engine, 6 container, ...)."""

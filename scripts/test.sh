@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/python-env.sh
 source scripts/python-env.sh
 
-FAST_TIER="not (engine or loadgen or network or browser or static or subprocess or heavy)"
+FAST_TIER="not (engine or loadgen or network or browser or static or subprocess or heavy or slurm)"
 if [[ "${1:-}" == "--fast" ]]; then
     shift
     [[ -x "$(mlorch_venv)/bin/python" ]] || ./scripts/setup-host.sh --dev --skip-engine

@@ -14,6 +14,7 @@ from orchestrator import __version__
 from orchestrator.cli.application import Application
 from orchestrator.cli.assets import assets_app
 from orchestrator.cli.build import build
+from orchestrator.cli.campaign import campaign_app
 from orchestrator.cli.check import check
 from orchestrator.cli.compare import compare
 from orchestrator.cli.compose import compose
@@ -75,6 +76,7 @@ app.command()(doctor)
 app.command()(compose)
 app.command()(wheelhouse)
 app.add_typer(assets_app, name="assets")
+app.add_typer(campaign_app, name="campaign")
 
 
 def main() -> None:

@@ -56,8 +56,8 @@ class Application:
         overrides: dict[str, Any],
         drop: tuple[str, ...] = (),
     ) -> RunSpec:
-        """Merge defaults < config file < flags into a validated RunSpec. `drop`: keys a
-        campaign meant for its other backends (from the flags and the config file alike)."""
+        """Merge defaults < config file < flags into a validated RunSpec. `drop`: keys an
+        `up A B` meant for its other backends (from the flags and the config file alike)."""
         from orchestrator.harness_settings import resolve_harness
         from orchestrator.images.catalog import get_backend
 

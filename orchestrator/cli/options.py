@@ -191,6 +191,15 @@ CalibrationListOpt = Annotated[
         dir_okay=False,
     ),
 ]
+SystemIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--system-id",
+        help="The system's id in a submission tree (a campaign sets it per node and backend) "
+        "[default: host name, accelerators and backend].",
+        show_default=False,
+    ),
+]
 DriverOpt = Annotated[
     str | None,
     typer.Option(
@@ -268,6 +277,7 @@ class RunOptions:
     harness_profile: str | None = None
     compliance: bool | None = None
     no_tuned: bool = False
+    system_id: str | None = None
 
     def overrides(self, **fixed: Any) -> dict[str, Any]:
         """The RunSpec keys the options set (None: not given, the config file's or the
@@ -295,6 +305,7 @@ class RunOptions:
             "runs_dir": self.runs_dir,
             "wheelhouse": self.wheelhouse,
             "use_tuned": False if self.no_tuned else None,
+            "system_id": self.system_id,
         }
         return {**values, **fixed}
 
@@ -326,6 +337,7 @@ RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
     "harness_profile": (HarnessProfileOpt, None),
     "compliance": (ComplianceOpt, None),
     "no_tuned": (TunedOpt, False),
+    "system_id": (SystemIdOpt, None),
 }
 
 Command = TypeVar("Command", bound=Callable[..., Any])

@@ -19,6 +19,8 @@ from rich.text import Text
 from orchestrator.results.validity import rule_code
 
 if TYPE_CHECKING:
+    from orchestrator.campaign.control import CampaignStatus
+    from orchestrator.campaign.ledger import Unit
     from orchestrator.host.doctor import Check
     from orchestrator.results.loadgen_log import TestResult
     from orchestrator.results.manifest import RunListing
@@ -371,3 +373,45 @@ def official_lines(verdict: OfficialVerdict, tree: Path, width: int = 80) -> lis
     if not verdict.errors and not verdict.passed:
         lines.extend(verdict.output_tail.splitlines())
     return lines
+
+
+# --- campaigns -----------------------------------------------------------------------------------
+
+
+def _runs(unit: Unit) -> str:
+    short = {"performance": "perf", "accuracy": "acc"}
+    modes = "+".join(short.get(mode.short, mode.short) for mode in unit.modes)
+    return modes + ("+audits" if unit.compliance else "")
+
+
+def ledger_table(units: Sequence[Unit]) -> Table:
+    """`campaign plan`: one row per unit, its id never cut."""
+    table = Table()
+    table.add_column("unit", no_wrap=True)
+    table.add_column("system", overflow="fold")
+    table.add_column("runs", overflow="fold")
+    table.add_column("where", overflow="fold")
+    for unit in units:
+        where = unit.node or f"constraint {unit.constraint}"
+        what = f"{unit.backend} {unit.scenario} {_runs(unit)}"
+        table.add_row(unit.id, unit.tree_id, what, f"{where} ({unit.device})")
+    return table
+
+
+def campaign_table(status: CampaignStatus) -> Table:
+    """`campaign status`: each unit's state, its job and attempts."""
+    table = Table()
+    table.add_column("unit", no_wrap=True)
+    table.add_column("system", overflow="fold")
+    table.add_column("runs", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    table.add_column("job", no_wrap=True)
+    table.add_column("tries", justify="right")
+    table.add_column("detail", overflow="fold")
+    styles = {"complete": "green", "failed": "red", "excluded": "red", "node_fail": "red"}
+    for unit in status.units:
+        state = Text(unit.state, style=styles.get(unit.state, "yellow"))
+        what = f"{unit.unit.backend} {unit.unit.scenario}"
+        table.add_row(unit.unit.id, unit.unit.system, what, state, unit.job or "—",
+                      str(unit.attempts), unit.detail)  # fmt: skip
+    return table

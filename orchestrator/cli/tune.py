@@ -28,7 +28,8 @@ BudgetOpt = Annotated[
 
 
 @with_run_options(omit=("mode", "skip_bad", "build_timeout", "telemetry_hz", "calibration_list",
-                         "calibration", "min_agreement", "compliance", "no_tuned"))  # fmt: skip
+                         "calibration", "min_agreement", "compliance", "no_tuned",
+                         "system_id"))  # fmt: skip
 def tune(
     ctx: typer.Context,
     options: RunOptions,  # every run option, from with_run_options

@@ -28,7 +28,7 @@ def up(
     app: Application = ctx.obj
     overrides = options.overrides()
     if len(backends) > 1:
-        _campaign(app, backends, options, overrides)
+        _several(app, backends, options, overrides)
         return
     spec = app.spec(
         backends[0], options.device, base_image=options.base_image, quick=options.quick,
@@ -42,7 +42,7 @@ def up(
     app.terminal.success(f"results in {outcome.manifest.run_dir}")
 
 
-# dell-trt's own options: a mixed campaign passes them to the backends with harness settings
+# dell-trt's own options: `up A B` passes them to the backends with harness settings
 # (and the reference's, application.REFERENCE_ONLY, to the others).
 HARNESS_ONLY = (
     "set_overrides",
@@ -53,7 +53,7 @@ HARNESS_ONLY = (
 )
 
 
-def _campaign(
+def _several(
     app: Application, backends: list[str], options: RunOptions, overrides: dict[str, Any]
 ) -> None:
     """Every spec validated before the first backend starts; then run, compare, report."""
@@ -61,14 +61,14 @@ def _campaign(
     from orchestrator.cli.application import REFERENCE_ONLY
     from orchestrator.images.catalog import get_backend
     from orchestrator.report.terminal import render_terminal
-    from orchestrator.running.campaign import run_campaign
+    from orchestrator.running.several import run_several
 
     with_harness = {name for name in backends if get_backend(name).harness_profiles}
     mixed = 0 < len(with_harness) < len(set(backends))
     resolved = app.resolve_device(options.device)
     specs = []
     for name in backends:
-        # in a mixed campaign each option goes to the backends it is for
+        # with several backends each option goes to the backends it is for
         drop = (tuple(REFERENCE_ONLY) if name in with_harness else HARNESS_ONLY) if mixed else ()
         specs.append(
             app.spec(
@@ -83,7 +83,7 @@ def _campaign(
         )
     for spec in specs:  # before the first backend starts
         check_asset_args(spec)
-    outcome = run_campaign(specs, lambda: app.engine, app.terminal)
+    outcome = run_several(specs, lambda: app.engine, app.terminal)
     if outcome.comparison is not None and outcome.files is not None:
         for table in render_terminal(outcome.comparison, detailed=False):
             app.terminal.table(table)

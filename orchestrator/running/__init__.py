@@ -1,2 +1,2 @@
-"""Running LoadGen tests: container specs, user.conf, sizing, audits, `up`, `tune`, campaigns
-and the compose file."""
+"""Running LoadGen tests: container specs, user.conf, sizing, audits, `up`, `tune`, several
+backends in a row (`up A B`) and the compose file."""

@@ -175,6 +175,7 @@ class RunFacts:
     image: Mapping[str, Any]
     mlorch_version: str
     probed_now: bool = False  # the run predates recorded system facts: read from this host
+    system_id: str | None = None  # the run's own (`up --system-id`, set by campaigns)
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> RunFacts:
@@ -199,6 +200,7 @@ class RunFacts:
             image=manifest.get("image") or {},
             mlorch_version=str(manifest.get("mlorch_version", "?")),
             probed_now=probed,
+            system_id=str(spec["system_id"]) if spec.get("system_id") else None,
         )
 
     @property
@@ -231,8 +233,9 @@ def accelerator_label(facts: RunFacts) -> str:
 
 
 def system_desc_id(facts: RunFacts, user: UserFacts) -> str:
-    """One id per host, accelerators and backend, so two backends' results sit side by side."""
-    chosen = user.for_backend(facts.backend).get(SYSTEM_ID_KEY)
+    """One id per host, accelerators and backend, so two backends' results sit side by side;
+    the facts file's id, or the run's own (a campaign's system), replaces it."""
+    chosen = user.for_backend(facts.backend).get(SYSTEM_ID_KEY) or facts.system_id
     if chosen:
         return safe_name(chosen)
     return safe_name(f"{facts.hostname}-{accelerator_label(facts)}-{facts.backend}")

@@ -107,7 +107,7 @@ def test_missing_model(tmp_path: Path) -> None:
             5,
             "calibration list not found",
         ),
-        # a campaign refuses before its first backend runs
+        # `up A B` refuses before its first backend runs
         (("reference", "dell-trt", "--model", "{model}", "--dataset", "{data}"), 2, "needs the"),
         (("dell-trt", "--harness-profile", "nope"), 2, "unknown profile 'nope'"),
         (("dell-trt", "--harness-profile", "nvidia-h200-sxm"), 2, "is a GPU profile"),
@@ -418,9 +418,9 @@ def test_bad_memory_flag(tmp_path: Path) -> None:
     assert "is not a size like 8g" in result.stderr
 
 
-def test_a_mixed_campaign_gives_each_backend_its_own_options(tmp_path: Path) -> None:
+def test_up_of_two_backends_gives_each_its_own_options(tmp_path: Path) -> None:
     """--threads is the reference's, --set dell-trt's (flags and config file alike): both
-    specs are valid, so the campaign gets as far as the engine."""
+    specs are valid, so the series gets as far as the engine."""
     (tmp_path / "run.toml").write_text("[run]\nmax_batchsize = 8\n")
     result = mlorch(
         "up", "reference", "dell-trt", "--device", "cpu", "--threads", "2", "--set",

@@ -18,7 +18,7 @@ from orchestrator.report.model import Comparison
 
 
 @dataclass(frozen=True)
-class CampaignOutcome:
+class SeveralOutcome:
     sources: tuple[RunSource, ...]
     failures: tuple[tuple[str, MlorchError], ...]
     comparison: Comparison | None  # None when no backend got as far as a run folder
@@ -38,15 +38,15 @@ def _report(sources: Sequence[RunSource], output: Path) -> tuple[Comparison, Rep
     return comparison, write_report(comparison, output)
 
 
-def run_campaign(
+def run_several(
     specs: Sequence[RunSpec],
     connect: Callable[[], DockerEngine],
     terminal: Terminal,
     output: Path | None = None,
-) -> CampaignOutcome:
+) -> SeveralOutcome:
     """Run each spec in turn; a failing backend is recorded and the next one still runs.
 
-    Ctrl-C stops the campaign: the comparison of what exists is written, then Interrupted
+    Ctrl-C stops the series: the comparison of what exists is written, then Interrupted
     propagates (exit 130)."""
     from orchestrator.running.up import up
 
@@ -75,4 +75,4 @@ def run_campaign(
             )
     written = _report(sources, folder)
     comparison, files = written if written is not None else (None, None)
-    return CampaignOutcome(tuple(sources), tuple(failures), comparison, files)
+    return SeveralOutcome(tuple(sources), tuple(failures), comparison, files)
