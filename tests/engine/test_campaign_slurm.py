@@ -16,17 +16,9 @@ from orchestrator.engine import labels as L
 from orchestrator.engine.client import DockerEngine
 from tests.engine.conftest import mlorch
 from tests.support.slurm import LoopbackCluster, loopback_cluster
+from tests.support.submission_fixtures import CI_HOST_FACTS
 
 pytestmark = [pytest.mark.engine, pytest.mark.slurm]
-
-FACTS = """
-[system]
-status = "available"
-system_name = "CI host"
-cooling = "air"
-host_memory_configuration = "as the CI host has"
-system_type_detail = "CI machine"
-"""
 
 
 def _campaign(folder: Path, name: str, systems: list[str], scenarios: list[str]) -> Path:
@@ -82,7 +74,7 @@ def test_a_two_node_campaign_merges_into_one_tree(
     results = {Path(str(s["result"])).parent.parent.name for s in status}
     assert results == {"node1", "node2"}
 
-    (tmp_path / "facts.toml").write_text(FACTS)
+    (tmp_path / "facts.toml").write_text(CI_HOST_FACTS)
     tree = tmp_path / "tree"
     merged = _run(
         cluster, "merge", str(path), "-o", str(tree), "--submitter", "Acme",

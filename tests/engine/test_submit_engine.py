@@ -13,17 +13,9 @@ import pytest
 
 from orchestrator.submission.layout import LOG_FILES, SCENARIOS_BY_TYPE, SubmitterPaths
 from tests.engine.conftest import mlorch
+from tests.support.submission_fixtures import CI_HOST_FACTS
 
 pytestmark = pytest.mark.engine
-
-FACTS = """
-[system]
-status = "available"
-system_name = "CI host"
-cooling = "air"
-host_memory_configuration = "as the CI host has"
-system_type_detail = "CI machine"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +28,7 @@ def submitted(
     (run,) = sorted(p for p in runs.iterdir() if (p / "manifest.json").is_file())
     work = tmp_path_factory.mktemp("submit")
     facts = work / "facts.toml"
-    facts.write_text(FACTS)
+    facts.write_text(CI_HOST_FACTS)
     tree = work / "tree"
     done = mlorch(
         "submit", str(run), "--output", str(tree), "--submitter", "Acme",

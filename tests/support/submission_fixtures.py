@@ -18,6 +18,16 @@ from orchestrator.results.validity import SEEDS
 from orchestrator.submission.layout import MEASUREMENT_FIELDS, ScenarioPaths, SubmitterPaths
 from orchestrator.submission.system import SYSTEM_FIELDS
 
+# The system fields mlorch cannot detect, as a CI host's facts file gives them.
+CI_HOST_FACTS = """
+[system]
+status = "available"
+system_name = "CI host"
+cooling = "air"
+host_memory_configuration = "as the CI host has"
+system_type_detail = "CI machine"
+"""
+
 SUBMITTER = "Acme"
 SYSTEM_ID = "box-cpu-reference"
 EDGE = ("SingleStream", "MultiStream", "Offline")
