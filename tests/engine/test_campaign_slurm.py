@@ -148,3 +148,34 @@ def test_a_node_killed_mid_unit_is_requeued_and_nothing_is_lost_or_merged_twice(
     assert (second / "done.json").is_file()
     assert str(status["result"]) == str(second)
     assert not _containers(engine)  # the dead mlorch's container was removed by the rerun
+
+
+def test_a_system_whose_jobs_keep_failing_is_excluded_and_its_units_reported(
+    cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    """max_requeue = 0: after one failed job (its unit's `mlorch up` refuses an option) the
+    system is out; status lists its unit as excluded with why, and resume leaves it alone."""
+    path = _campaign(tmp_path, "bad", ["node1"], ["Offline"])
+    path.write_text(
+        path.read_text().replace(
+            "[[system]]", '[campaign.up]\ncalibration = "entropy"\n[slurm]\nmax_requeue = 0\n'
+            "\n[[system]]", 1,
+        )
+    )  # fmt: skip
+    assert _run(cluster, "run", str(path), cwd=tmp_path).returncode == 0
+    deadline = time.monotonic() + 120
+    while (state := _status(cluster, path)[0])["state"] != "excluded":
+        assert time.monotonic() < deadline, state
+        time.sleep(1)
+    assert state["detail"] == "1 failed jobs on node1"
+    (attempt,) = (tmp_path / "shared" / "bad" / "node1").glob("*/attempt-*")
+    assert (
+        "--calibration applies to dell-trt"
+        in json.loads((attempt / "failed.json").read_text())["why"]
+    )
+    resumed = _run(cluster, "resume", str(path), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "node1: excluded after repeated failed jobs (not resubmitted)" in resumed.stderr
+    shown = _run(cluster, "status", str(path), cwd=tmp_path)
+    assert "excluded" in shown.stdout
+    assert "units are listed above, not lost" in shown.stderr
