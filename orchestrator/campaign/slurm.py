@@ -94,18 +94,26 @@ def _run(argv: Sequence[str], timeout_s: float = TIMEOUT_S) -> subprocess.Comple
             list(argv), capture_output=True, text=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired:
-        raise SlurmError(
-            f"{argv[0]} did not answer within {timeout_s:g} s",
-            hint="is slurmctld up? (`scontrol ping`)",
-        ) from None
+        raise SlurmError(f"{argv[0]} did not answer within {timeout_s:g} s", hint=HINT) from None
+
+
+HINT = "is this a Slurm host and slurmctld up? (`scontrol ping`; SLURM_CONF names the cluster)"
+
+
+def _last_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line that says why (Slurm prints a chain of them, the cause last)."""
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit status {done.returncode}"
 
 
 def sbatch(args: Sequence[str], script: str) -> str:
     """Submit `script` (a path) with `args`; the job id."""
     done = _run(["sbatch", "--parsable", *args, script])
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise SlurmError(f"sbatch refused the job: {last}", hint="check the [slurm] table")
+        raise SlurmError(
+            f"sbatch refused the job: {_last_error(done)}",
+            hint="check the [slurm] table and the node names; " + HINT,
+        )
     return done.stdout.strip().split(";")[0]
 
 
@@ -120,7 +128,7 @@ def squeue(names: Sequence[str]) -> dict[str, JobInfo]:
         return {}
     done = _run(["squeue", "-h", "--name", ",".join(names), "-o", "%i|%T|%r|%N"])
     if done.returncode != 0:
-        raise SlurmError(f"squeue failed: {done.stderr.strip()}", hint="`scontrol ping`")
+        raise SlurmError(f"squeue failed: {_last_error(done)}", hint=HINT)
     found = {}
     for line in done.stdout.splitlines():
         parts = line.strip().split("|")

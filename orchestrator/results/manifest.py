@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contract.locks import atomic_write_text
 from orchestrator.errors import ConfigError, ResultError
 
 MANIFEST = "manifest.json"
@@ -141,10 +142,8 @@ class RunManifest(Record):
 
     def write(self) -> None:
         """The one writer: the whole record, replaced atomically."""
-        path = self.run_dir / MANIFEST
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
-        tmp.replace(path)
+        text = json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+        atomic_write_text(self.run_dir / MANIFEST, text)  # a crash leaves the old or the new
 
     @classmethod
     def read(cls, run_dir: Path) -> RunManifest:

@@ -281,3 +281,23 @@ def test_plan_prints_the_ledger_and_its_json(tmp_path: Path) -> None:
     rows = json.loads(run_cli("campaign", "plan", str(path), "--json").stdout)
     assert [row["unit"] for row in rows] == [unit.id for unit in units]
     assert rows[0]["tree_id"] == "lab-a-node1-reference"
+
+
+def test_a_slurm_failure_is_one_line_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from orchestrator.errors import SlurmError
+
+    stderr = (
+        "squeue: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host\n"
+        "squeue: fatal: Could not establish a configuration source\n"
+    )
+    failed = subprocess.CompletedProcess(["squeue"], 1, "", stderr)
+    monkeypatch.setattr(slurm, "_run", lambda argv, timeout_s=30.0: failed)
+    with pytest.raises(SlurmError) as caught:
+        slurm.squeue(["mlorch-lab-a-node1"])
+    assert caught.value.message == (
+        "squeue failed: squeue: fatal: Could not establish a configuration source"
+    )
+    assert caught.value.exit_code == 13
+    assert "SLURM_CONF" in (caught.value.hint or "")
