@@ -154,3 +154,11 @@ def judge(
         rule_ratio + high / fp32_acc,
         verdict,
     )
+
+
+def judge_record(gate: Mapping[str, Any]) -> GateResult:
+    """The verdict again from a recorded `GateResult.as_dict()`: from its counts, rule ratio and
+    confidence (what the backend recorded is re-judged here, never trusted as a verdict)."""
+    return judge(
+        PairedCounts.from_dict(gate["counts"]), float(gate["rule_ratio"]), float(gate["confidence"])
+    )

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from contract.accuracy_gate import GateResult, PairedCounts, Verdict, judge
+from contract.accuracy_gate import GateResult, PairedCounts, Verdict, judge, judge_record
 from contract.layout import read_val_map
 
 DEFAULT_SAMPLES = 300
@@ -62,14 +62,9 @@ class GuardResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GuardResult:
-        gate = data["gate"]
         minimum = data.get("min_agreement")
         return cls(
-            gate=judge(
-                PairedCounts.from_dict(gate["counts"]),
-                float(gate["rule_ratio"]),
-                float(gate["confidence"]),
-            ),
+            gate=judge_record(data["gate"]),
             min_agreement=None if minimum is None else float(minimum),
             disagreements=tuple(int(i) for i in data.get("disagreements", ())),
         )

@@ -12,13 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from contract.accuracy_gate import (
-    BATCH_CHECK_AGREEMENT,
-    GateResult,
-    PairedCounts,
-    Verdict,
-    judge,
-)
+from contract.accuracy_gate import BATCH_CHECK_AGREEMENT, GateResult, Verdict, judge_record
 from contract.dell_trt import recipe
 from contract.dell_trt.artifact import guard_files
 from contract.digest import file_sha256
@@ -327,10 +321,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _judged(guard: dict[str, Any]) -> GateResult:
     """The rule's verdict on a guard record, judged here from its counts (`contract`'s rule)."""
-    gate = guard["gate"]
-    return judge(
-        PairedCounts.from_dict(gate["counts"]), float(gate["rule_ratio"]), float(gate["confidence"])
-    )
+    return judge_record(guard["gate"])
 
 
 def _check_guard(

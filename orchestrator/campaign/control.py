@@ -180,6 +180,7 @@ def campaign_status(spec: CampaignSpec) -> CampaignStatus:
     infos = slurm.job_states(names, all_jobs) if all_jobs else {}
     excluded = []
     units = []
+    planned = plan_units(spec)
     for system in spec.system:
         system_jobs = [str(entry["job"]) for entry in submitted.get(system.system_id, [])]
         newest = infos.get(system_jobs[-1]) if system_jobs else None
@@ -187,7 +188,7 @@ def campaign_status(spec: CampaignSpec) -> CampaignStatus:
         out = failures > spec.slurm.max_requeue and not (newest and newest.state.live)
         if out:
             excluded.append(system.system_id)
-        for unit in (u for u in plan_units(spec) if u.system == system.system_id):
+        for unit in (u for u in planned if u.system == system.system_id):
             folder = spec.root / system.system_id / unit.id
             tried = attempts(folder, verify=False)
             result = first_complete(folder)

@@ -25,6 +25,7 @@ from typing import Any
 
 from contract.digest import file_sha256
 from contract.locks import atomic_write_text, exclusive
+from orchestrator.results.files import read_json_object
 
 CAMPAIGN_FILE = "campaign.toml"
 JOBS_FILE = "jobs.json"
@@ -57,11 +58,8 @@ class Attempt:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    """The JSON object in `path`, None when missing or damaged (a record is never empty)."""
+    return read_json_object(path) or None
 
 
 def _files(folder: Path) -> Iterator[Path]:
