@@ -47,6 +47,12 @@ TIMING_FOLDER = "timing"
 TIMING_SCHEMA = 1  # bump when the meaning of a timing cache key field changes
 
 
+def canonical_digest(fields: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a key's fields (sorted keys, no whitespace)."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class BuilderOptions:
     """TensorRT builder settings that change the serialized engine."""
@@ -95,9 +101,7 @@ class EngineKey:
         return {"schema": KEY_SCHEMA, **asdict(self)}
 
     def digest(self) -> str:
-        """sha256 of the canonical JSON of the fields (sorted keys, no whitespace)."""
-        canonical = json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_digest(self.fields())
 
 
 @dataclass(frozen=True)
@@ -197,9 +201,7 @@ class TimingCacheKey:
         }
 
     def digest(self) -> str:
-        """sha256 of the canonical JSON of the fields (sorted keys, no whitespace)."""
-        canonical = json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_digest(self.fields())
 
 
 @dataclass(frozen=True)
