@@ -172,10 +172,12 @@ def run_to_completion(
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     container = None
+    creating = False
     pump: _LogPump | None = None
     started = time.monotonic()
     try:
         with engine.mapped_errors(f"starting {what}"):
+            creating = True
             container = engine.client.containers.create(**spec.create_kwargs())
             pump = _LogPump(container, log_file, on_line)
             container.start()
@@ -208,6 +210,10 @@ def run_to_completion(
             raise _failure(spec, what, status, bool(state.get("OOMKilled")), tail, pump.fatal)
         return ContainerOutcome(status, time.monotonic() - started, tail)
     finally:
+        if container is None and creating:
+            # Interrupted inside `create`: the engine may have made the container before the
+            # call returned it; its name (unique to the run and test) finds it.
+            container = _created_anyway(engine, spec.name)
         if container is not None:
             # Removal must happen even on Ctrl-C: shield it from a second interrupt.
             _remove_quietly(engine, container)
@@ -236,6 +242,19 @@ def _failure(
     elif "can't start new thread" in tail or "Resource temporarily unavailable" in tail:
         hint = f"the container may have hit its limit of {spec.pids_limit} processes and threads"
     return ContainerFailed(message, exit_status=status, log_tail=tail, hint=hint)
+
+
+def _created_anyway(engine: DockerEngine, name: str) -> Any | None:
+    from docker.errors import DockerException
+
+    for _ in range(3):
+        try:
+            return engine.client.containers.get(name)
+        except KeyboardInterrupt:
+            continue
+        except DockerException:
+            return None
+    return None
 
 
 def _remove_quietly(engine: DockerEngine, container: Any) -> None:

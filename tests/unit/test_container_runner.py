@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,6 +125,24 @@ def test_ctrl_c_while_waiting_still_removes(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         _run(api, tmp_path)
     assert api.names()[-1] == "remove"
+
+
+class _InterruptedCreate(CannedAPI):
+    """Ctrl-C lands inside `containers.create`: the engine made the container, but the SDK's
+    follow-up inspect never returned it to the caller."""
+
+    def inspect_container(self, container: str) -> dict[str, Any]:
+        if self.inspections == 0:
+            self.inspections += 1
+            raise KeyboardInterrupt
+        return super().inspect_container(container)
+
+
+def test_ctrl_c_inside_create_still_removes_the_container(tmp_path: Path) -> None:
+    api = _InterruptedCreate([RUNNING], [])
+    with pytest.raises(KeyboardInterrupt):
+        _run(api, tmp_path)
+    assert api.names() == ["create", "remove"]  # found by its name, then removed
 
 
 def test_engine_refusing_gpus_is_a_container_failure_with_a_hint(tmp_path: Path) -> None:
