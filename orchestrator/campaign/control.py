@@ -250,7 +250,7 @@ def wait(
         if time.monotonic() > deadline:
             raise CampaignIncomplete(
                 f"campaign {spec.campaign.name} not finished after {timeout_s:g} s",
-                hint=f"the jobs keep running: mlorch campaign status {spec.campaign.name}",
+                hint=f"the jobs keep running: mlorch campaign status {spec.root / CAMPAIGN_FILE}",
             )
         time.sleep(poll_s)
 

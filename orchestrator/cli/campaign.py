@@ -95,7 +95,16 @@ def _wait(app: Application, spec: CampaignSpec, timeout: float) -> None:
                 seen[system.system_id] = line
                 app.terminal.info(line)
 
-    final = wait(spec, timeout, progress)
+    try:
+        final = wait(spec, timeout, progress)
+    except KeyboardInterrupt:
+        from orchestrator.campaign.store import CAMPAIGN_FILE
+        from orchestrator.errors import Interrupted
+
+        raise Interrupted(
+            "stopped waiting; the campaign's jobs keep running under Slurm",
+            hint=f"mlorch campaign status {spec.root / CAMPAIGN_FILE}, or scancel them",
+        ) from None
     _show(app, final)
     if not final.complete:
         from orchestrator.errors import CampaignIncomplete

@@ -301,3 +301,20 @@ def test_a_slurm_failure_is_one_line_with_a_hint(monkeypatch: pytest.MonkeyPatch
     )
     assert caught.value.exit_code == 13
     assert "SLURM_CONF" in (caught.value.hint or "")
+
+
+def test_ctrl_c_while_waiting_leaves_the_jobs_and_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path)
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(control, "submit", lambda spec, source: {"node2": "7"})
+    monkeypatch.setattr(control, "wait", interrupted)
+    done = run_cli("campaign", "run", str(path), "--wait")
+    assert done.returncode == 130
+    assert "stopped waiting; the campaign's jobs keep running under Slurm" in done.stderr
+    assert "campaign.toml, or scancel them" in done.stderr
+    assert "Traceback" not in done.stderr
