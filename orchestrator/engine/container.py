@@ -172,13 +172,17 @@ def run_to_completion(
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     container = None
-    creating = False
     pump: _LogPump | None = None
     started = time.monotonic()
     try:
         with engine.mapped_errors(f"starting {what}"):
-            creating = True
-            container = engine.client.containers.create(**spec.create_kwargs())
+            try:
+                container = engine.client.containers.create(**spec.create_kwargs())
+            except KeyboardInterrupt:
+                # Interrupted inside `create`: the engine may make the container anyway (the
+                # request was sent); its name, unique to the run and test, finds it for removal.
+                container = _created_anyway(engine, spec.name)
+                raise
             pump = _LogPump(container, log_file, on_line)
             container.start()
             if on_started is not None:
@@ -210,10 +214,6 @@ def run_to_completion(
             raise _failure(spec, what, status, bool(state.get("OOMKilled")), tail, pump.fatal)
         return ContainerOutcome(status, time.monotonic() - started, tail)
     finally:
-        if container is None and creating:
-            # Interrupted inside `create`: the engine may have made the container before the
-            # call returned it; its name (unique to the run and test) finds it.
-            container = _created_anyway(engine, spec.name)
         if container is not None:
             # Removal must happen even on Ctrl-C: shield it from a second interrupt.
             _remove_quietly(engine, container)
@@ -244,17 +244,27 @@ def _failure(
     return ContainerFailed(message, exit_status=status, log_tail=tail, hint=hint)
 
 
-def _created_anyway(engine: DockerEngine, name: str) -> Any | None:
-    from docker.errors import DockerException
+CREATED_ANYWAY_WAIT_S = 3.0  # how long an interrupted create may still be finishing in the engine
 
-    for _ in range(3):
+
+def _created_anyway(engine: DockerEngine, name: str) -> Any | None:
+    """The container `name` if the engine made it after all (polled briefly: an interrupted
+    request may still be completing there), else None."""
+    from docker.errors import DockerException, NotFound
+
+    deadline = time.monotonic() + CREATED_ANYWAY_WAIT_S
+    while True:
         try:
             return engine.client.containers.get(name)
         except KeyboardInterrupt:
-            continue
+            pass  # a second interrupt: keep looking, the clean-up is bounded
+        except NotFound:
+            pass
         except DockerException:
             return None
-    return None
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
 
 
 def _remove_quietly(engine: DockerEngine, container: Any) -> None:

@@ -145,6 +145,27 @@ def test_ctrl_c_inside_create_still_removes_the_container(tmp_path: Path) -> Non
     assert api.names() == ["create", "remove"]  # found by its name, then removed
 
 
+class _CreatedLate(_InterruptedCreate):
+    """…and the engine has not finished making it when the runner first looks for it."""
+
+    def inspect_container(self, container: str) -> dict[str, Any]:
+        if self.inspections == 1:
+            from docker.errors import NotFound
+
+            self.inspections += 1
+            raise NotFound(f"No such container: {container}")
+        return super().inspect_container(container)
+
+
+def test_a_container_the_engine_finishes_after_the_interrupt_is_removed_too(
+    tmp_path: Path,
+) -> None:
+    api = _CreatedLate([RUNNING], [])
+    with pytest.raises(KeyboardInterrupt):
+        _run(api, tmp_path)
+    assert api.names() == ["create", "remove"]
+
+
 def test_engine_refusing_gpus_is_a_container_failure_with_a_hint(tmp_path: Path) -> None:
     import requests
     from docker.errors import APIError
