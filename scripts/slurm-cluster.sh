@@ -187,7 +187,7 @@ daemon_pids() {
     for pid in $(pids_with_env "MLORCH_SLURM_ROOT=$root"); do
         [ "$(comm_of "$pid")" = "$kind" ] || continue
         [ -z "$node" ] || has_env "$pid" "MLORCH_SLURM_NODE=$node" || continue
-        alive "$pid" && echo "$pid"
+        if alive "$pid"; then echo "$pid"; fi
     done
     return 0
 }
@@ -249,13 +249,14 @@ job_pids() {
                     || continue
             fi
             # a task of another cluster of the same name (another root) is not ours
-            conf_of="$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^SLURM_CONF=//p')"
+            # (a task may end while it is looked at: its vanished /proc entry is not an error)
+            conf_of="$( (tr '\0' '\n' <"/proc/$pid/environ" | sed -n 's/^SLURM_CONF=//p') 2>/dev/null || true)"
             [ -z "$conf_of" ] || [ "$conf_of" = "$conf" ] || continue
             echo "$pid"
         done
     } | sort -u | while read -r pid; do
         case "$self_chain" in *" $pid "*) continue ;; esac
-        alive "$pid" && echo "$pid"
+        if alive "$pid"; then echo "$pid"; fi
     done
     return 0
 }
