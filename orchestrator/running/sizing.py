@@ -20,12 +20,15 @@ from typing import Any
 
 from contract.locks import atomic_write_text
 from contract.sizing import (
+    MULTI_STREAM_SAMPLES,
     SERVER_LATENCY_BOUND_MS,
     TUNING_KEY,
     Measurement,
+    significant,
     tuning_value,
 )
 from orchestrator.config import Mode, RunSpec, Scenario, Tuning
+from orchestrator.results.loadgen_log import TestResult
 from orchestrator.results.manifest import utc_now
 
 SIZING_VERSION = 1  # part of every cache key: a change of the rules re-measures
@@ -38,7 +41,17 @@ class SizingSource(StrEnum):
     TUNED = "tuned"  # what `mlorch tune` found for this key (`--no-tuned` ignores it)
     CACHED = "cached measurement"
     MEASURED = "measured now"
+    # A test ran faster than its sizing (Offline under its minimum duration, a latency scenario
+    # out of queries): what its own LoadGen run measured sizes the second try and later runs.
+    OUTRUN = "measured by its own run"
     PROFILE = "profile guess"  # until the scenario's first performance test measures
+
+
+# A test that outran its sizing grows (Offline) or shrinks (latency) its value at least this much
+# for the second try, whatever its own run measured.
+OUTRUN_STEP = 1.5
+# LoadGen's words when a latency scenario issued every query it generated before its minimum.
+RAN_OUT = "ran out of generated queries"
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class ScenarioSizing:
     measurement: Measurement | None = None
     measured_at: str | None = None
     bracket: tuple[float | None, float | None] | None = None  # tuned Server: (VALID, INVALID)
+    outran: str | None = None  # what the test that outran the previous value did, in words
 
     @property
     def key(self) -> str:
@@ -67,6 +81,7 @@ class ScenarioSizing:
             "measured_at": self.measured_at,
             "measurement": self.measurement.to_dict() if self.measurement else None,
             "bracket": list(self.bracket) if self.bracket else None,
+            "outran": self.outran,
         }
 
     def describe(self) -> str:
@@ -78,6 +93,8 @@ class ScenarioSizing:
             return f"{what} (cached measurement of {self.measured_at})"
         if self.source is SizingSource.TUNED:
             return f"{what} (tuned {self.measured_at}{_bracket_text(self.bracket)})"
+        if self.source is SizingSource.OUTRUN and self.outran:
+            return f"{what} ({self.source.value}: {self.outran})"
         return f"{what} ({self.source.value})"
 
     def server_infeasible(self) -> str | None:
@@ -145,6 +162,9 @@ class _KeyedJson:
     def write(self, key: str, data: dict[str, Any]) -> None:
         atomic_write_text(self.folder / f"{key}.json", json.dumps(data))
 
+    def forget(self, key: str) -> None:
+        (self.folder / f"{key}.json").unlink(missing_ok=True)
+
 
 class SizingCache:
     """Measurements by key, under <cache>/sizing/."""
@@ -164,6 +184,9 @@ class SizingCache:
 
     def put(self, key: str, measurement: Measurement, when: str) -> None:
         self.files.write(key, {"measured_at": when, "measurement": measurement.to_dict()})
+
+    def forget(self, key: str) -> None:
+        self.files.forget(key)
 
 
 @dataclass(frozen=True)
@@ -222,6 +245,9 @@ class TunedStore:
     def put(self, key: str, tuned: Tuned) -> None:
         self.files.write(key, tuned.to_dict())
 
+    def forget(self, key: str) -> None:
+        self.files.forget(key)
+
 
 class RunSizing:
     """The sizing of one run's scenarios, updated as its tests measure."""
@@ -235,7 +261,9 @@ class RunSizing:
     ) -> None:
         self.base = spec
         self.cache = cache
+        self.tuned = tuned
         self.keys = dict(keys)
+        self.retried: set[Scenario] = set()
         self.by_scenario: dict[Scenario, ScenarioSizing] = {}
         given = set(spec.tuning_given)
         for scenario, key in keys.items():
@@ -294,3 +322,83 @@ class RunSizing:
 
     def record(self) -> dict[str, Any]:
         return {scenario.value: entry.record() for scenario, entry in self.by_scenario.items()}
+
+    def outran(self, scenario: Scenario, result: TestResult) -> ScenarioSizing | None:
+        """After a performance test that ran faster than its sizing: the scenario re-sized from
+        what that run measured, cached in place of the value that was wrong (a tuned value that
+        was wrong is dropped), for one more try. None when there is nothing to retry: the test
+        did not outrun its sizing, the value is the user's, or this run tried once already."""
+        entry = self.by_scenario.get(scenario)
+        if entry is None or entry.source is SizingSource.USER or scenario in self.retried:
+            return None
+        if not outran_sizing(result):
+            return None
+        self.retried.add(scenario)
+        measurement = measurement_of(result)
+        value = outrun_value(scenario, entry.value, measurement)
+        what = _outrun_words(entry, result)
+        if self.tuned is not None and entry.source is SizingSource.TUNED:
+            self.tuned.forget(entry.cache_key)
+        if measurement is not None:
+            self.cache.put(entry.cache_key, measurement, utc_now())
+        else:  # nothing to size later runs from: they measure again
+            self.cache.forget(entry.cache_key)
+        new = ScenarioSizing(
+            scenario, value, SizingSource.OUTRUN, entry.cache_key, measurement, utc_now(),
+            outran=what,
+        )  # fmt: skip
+        self.by_scenario[scenario] = new
+        return new
+
+
+def outran_sizing(result: TestResult) -> bool:
+    """Whether a performance test broke because the SUT was faster than its sizing said:
+    Offline under its minimum duration, SingleStream/MultiStream out of generated queries."""
+    if result.valid is not False or result.scenario == Scenario.SERVER.value:
+        return False
+    if any(RAN_OUT in error.lower() for error in result.errors):
+        return True
+    return "min duration" in result.unmet or "min queries" in result.unmet
+
+
+def measurement_of(result: TestResult) -> Measurement | None:
+    """A sizing measurement from a LoadGen performance run itself: Offline's samples per second;
+    for SingleStream and MultiStream the mean latency of the queries it ran. None for Server or
+    when its log lacks the figures."""
+    if result.scenario == Scenario.OFFLINE.value:
+        rate, samples = result.value, result.samples
+        if not rate or rate <= 0 or not samples:
+            return None
+        return Measurement(result.scenario, samples, 1, samples / rate, rate)
+    latency, queries = result.mean_latency_ms, result.samples  # samples: its query count
+    if result.scenario == Scenario.SERVER.value or not latency or latency <= 0 or not queries:
+        return None
+    per_query = MULTI_STREAM_SAMPLES if result.scenario == Scenario.MULTI_STREAM.value else 1
+    seconds = queries * latency / 1000
+    return Measurement(
+        result.scenario, queries * per_query, queries, seconds, queries * per_query / seconds,
+        latency_ms=latency, latency_p90_ms=result.percentile_ms,
+    )  # fmt: skip
+
+
+def outrun_value(scenario: Scenario, value: float, measurement: Measurement | None) -> float:
+    """The value for another try after a run outran `value`: what the run measured sizes it,
+    and it moves at least OUTRUN_STEP the right way (Offline: more samples per second;
+    SingleStream, MultiStream: a shorter expected latency, so more queries)."""
+    measured = tuning_value(measurement) if measurement is not None else None
+    if scenario is Scenario.OFFLINE:
+        return significant(max(value * OUTRUN_STEP, measured or 0.0))
+    stepped = value / OUTRUN_STEP
+    return significant(min(stepped, measured) if measured else stepped)
+
+
+def _outrun_words(entry: ScenarioSizing, result: TestResult) -> str:
+    unit = "qps" if entry.key.endswith("qps") else "ms"
+    if result.scenario == Scenario.OFFLINE.value:
+        ran = f"ran {result.value:g} samples/s" if result.value else "ran faster"
+        broke = "finished before its minimum duration"
+    else:
+        latency = result.mean_latency_ms
+        ran = f"mean latency {latency:.2f} ms" if latency else "ran faster"
+        broke = "ran out of queries"
+    return f"the test sized by {entry.value:g} {unit} ({entry.source.value}) {broke}: {ran}"

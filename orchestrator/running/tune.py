@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from contract.sizing import TUNING_KEY, loadgen_value, significant
+from contract.sizing import TUNING_KEY, Measurement, loadgen_value, significant
 from orchestrator.config import Mode, Profile, QuickLimits, RunSpec, Scenario
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
@@ -36,7 +36,13 @@ from orchestrator.results.manifest import ProbeRecord as Probe
 from orchestrator.results.manifest import TestRecord, utc_now
 from orchestrator.results.rules import RULES
 from orchestrator.running.plan import OFFLINE_QUERY_MARGIN, human_duration
-from orchestrator.running.sizing import RunSizing, SizingSource, Tuned, TunedStore
+from orchestrator.running.sizing import (
+    RunSizing,
+    SizingSource,
+    Tuned,
+    TunedStore,
+    outrun_value,
+)
 
 TOLERANCE = 0.05  # the bracket's width: lowest INVALID / highest VALID
 GROWTH = 2.0  # the step while only VALID (or only INVALID) targets are known
@@ -485,9 +491,11 @@ def _size_other(
 
 
 def _resized(scenario: Scenario, value: float, probe: Probe) -> float:
-    if scenario is Scenario.OFFLINE:  # finished early: it ran faster than expected
-        return significant(max(value * 1.5, (probe.result or 0) * 1.25))
-    return significant(value / 2)  # ran out of queries: expect a shorter latency
+    """The next try's value after a probe that was not VALID: the same rule as `up` applies to a
+    test that outran its sizing (Offline from the rate it ran at)."""
+    rate = probe.result if scenario is Scenario.OFFLINE else None
+    ran = Measurement(scenario.value, 1, 1, 1 / rate, rate) if rate and rate > 0 else None
+    return outrun_value(scenario, value, ran)
 
 
 def _write_tune_json(

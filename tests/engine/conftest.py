@@ -94,7 +94,8 @@ def assert_sized_and_valid(run_dir: Path, manifest: dict[str, Any], backend: str
 
     for scenario, entry in manifest["sizing"].items():
         # measured by this run, or earlier for the same key: by a run, or by `mlorch tune`
-        assert entry["source"] in ("measured now", "cached measurement", "tuned"), entry
+        sources = ("measured now", "cached measurement", "tuned", "measured by its own run")
+        assert entry["source"] in sources, entry
         assert entry["measurement"]["samples_per_second"] > 0
         conf = parse_user_conf((run_dir / backend / scenario / "user.conf").read_text())
         sized = {e.key: float(e.value) for e in conf if e.key in ("target_qps", "target_latency")}

@@ -171,6 +171,43 @@ def test_second_up_builds_nothing(
     assert "sizing" not in second["tests"][0]["harness"]
 
 
+def test_a_stale_cached_rate_is_replaced_and_the_test_run_again(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+) -> None:
+    """A rate cached while the host was slow (here: a tenth of the real one) makes Offline end
+    before its minimum duration; `up` keeps that try, runs the test again sized by the rate it
+    ran at, ends VALID, and the next run starts from the new value."""
+    from tests.conftest import TEST_CACHE
+
+    _, first_runs = quick_run
+    entry = _manifest(first_runs)["sizing"]["Offline"]
+    stale = dict(entry["measurement"])
+    stale["samples_per_second"] = stale["samples_per_second"] / 10
+    cached = TEST_CACHE / "sizing" / f"{entry['cache_key']}.json"
+    cached.write_text(json.dumps({"measured_at": "under load", "measurement": stale}))
+    args = ("up", "reference", "--device", "cpu", "--quick", "-s", "Offline", "-m",
+            "PerformanceOnly", "--no-tuned")  # fmt: skip
+    result = mlorch(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "finished before its minimum duration" in result.stderr
+    manifest = _manifest(tmp_path / "runs")
+    run_dir = tmp_path / "runs" / manifest["run_id"]
+    sizing = manifest["sizing"]["Offline"]
+    assert sizing["source"] == "measured by its own run"
+    assert "(cached measurement)" in sizing["outran"]
+    [test] = manifest["tests"]
+    assert test["result"]["valid"] is True, test["result"]
+    first_try = run_dir / "outrun" / test["dir"]
+    assert "min duration" in json.loads((first_try / "result.json").read_text())["unmet"]
+    (tmp_path / "again").mkdir()
+    again = mlorch(*args, cwd=tmp_path / "again")
+    assert again.returncode == 0, again.stderr[-4000:]
+    later = _manifest(tmp_path / "again" / "runs")
+    assert later["sizing"]["Offline"]["source"] == "cached measurement"
+    assert later["sizing"]["Offline"]["value"] == sizing["value"]
+    assert later["tests"][0]["result"]["valid"] is True
+
+
 def _long_config(tmp_path: Path) -> Path:
     cfg = tmp_path / "long.toml"
     cfg.write_text(

@@ -26,11 +26,17 @@ from orchestrator.config import (
     RunSpec,
     Scenario,
 )
+from orchestrator.results.loadgen_log import TestResult as LoadGenResult
 from orchestrator.results.rules import RULES
 from orchestrator.running.sizing import (
     RunSizing,
     SizingCache,
     SizingSource,
+    Tuned,
+    TunedStore,
+    measurement_of,
+    outran_sizing,
+    outrun_value,
     sizing_key,
 )
 from tests.support.specs import HOST, run_spec
@@ -252,3 +258,138 @@ def test_record_names_every_scenario_and_its_source(tmp_path: Path) -> None:
     assert set(record) == {s.value for s in Scenario}
     assert {r["key"] for r in record.values()} == set(TUNING_KEY.values())
     assert all(r["source"] == "profile guess" for r in record.values())
+
+
+# --- a test that outran its sizing: re-sized from its own run, tried once more -------------------
+
+
+def _result(scenario: str, **fields: object) -> LoadGenResult:
+    values: dict[str, object] = {
+        "scenario": scenario, "mode": "PerformanceOnly", "loadgen_version": "6.0.17",
+        "valid": False, "metric": "m", "value": None, "unit": "", "early_stopping_ms": None,
+        "mean_latency_ms": None, "min_duration_ms": 1500, "duration_s": None, "samples": None,
+        "errors": (), "warnings": (),
+    }  # fmt: skip
+    values.update(fields)
+    return LoadGenResult(**values)  # type: ignore[arg-type]
+
+
+RAN_OUT_TEXT = (
+    "error_runtime: Ran out of generated queries to issue before the minimum query count and "
+    "test duration were reached."
+)
+EARLY_OFFLINE = _result("Offline", value=300.0, samples=150, unmet=("min duration",))
+RAN_OUT = _result(
+    "SingleStream", samples=40, mean_latency_ms=4.0,
+    errors=(RAN_OUT_TEXT,),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("result", "outran"),
+    [
+        (EARLY_OFFLINE, True),
+        (RAN_OUT, True),
+        (_result("MultiStream", samples=9, mean_latency_ms=30.0, unmet=("min queries",)), True),
+        (_result("Offline", value=300.0, samples=150, valid=True), False),
+        (_result("Offline", value=300.0, samples=150, unmet=("early stopping",)), False),
+        (_result("Server", value=20.0, samples=100, unmet=("min duration",)), False),
+        (_result("SingleStream", samples=9, mean_latency_ms=3.0, unmet=("early stopping",)), False),
+    ],
+)
+def test_what_outran_its_sizing(result: LoadGenResult, outran: bool) -> None:
+    assert outran_sizing(result) is outran
+
+
+def test_a_run_measures_itself() -> None:
+    offline = measurement_of(EARLY_OFFLINE)
+    assert offline is not None
+    assert (offline.samples_per_second, offline.seconds) == (300.0, 0.5)
+    single = measurement_of(RAN_OUT)
+    assert single is not None
+    assert (single.latency_ms, single.queries, single.samples_per_second) == (4.0, 40, 250.0)
+    multi = measurement_of(_result("MultiStream", samples=10, mean_latency_ms=40.0))
+    assert multi is not None
+    assert (multi.samples, multi.samples_per_second) == (80, 200.0)
+    assert measurement_of(_result("Offline")) is None  # a log without the figures
+    assert measurement_of(_result("Server", samples=10, mean_latency_ms=4.0)) is None
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+@pytest.mark.parametrize("rate", RATES)
+@pytest.mark.parametrize("slowdown", [2.0, 10.0, 100.0])
+def test_a_stale_offline_value_is_valid_on_the_second_try(
+    profile: Profile, rate: float, slowdown: float
+) -> None:
+    """A rate cached while the host was `slowdown`× slower: the test finishes early, and the
+    rate it ran at sizes a second try that lasts its minimum duration."""
+    duration, _ = _limits(profile)
+    stale = tuning_value(Measurement("Offline", 64, 1, 64 * slowdown / rate, rate / slowdown))
+    first = _offline_seconds(stale, rate, profile)
+    if first >= duration:
+        return  # the rules' minimum sample count alone outlasted the stale rate
+    samples = max(1, round(first * rate))
+    ran = _result("Offline", value=rate, samples=samples, unmet=("min duration",))
+    again = outrun_value(Scenario.OFFLINE, stale, measurement_of(ran))
+    assert _offline_seconds(again, rate, profile) >= duration
+    assert again >= stale * 1.5
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+@pytest.mark.parametrize("scenario", [Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM])
+@pytest.mark.parametrize("latency_ms", [0.01, 1.0, 30.0, 1000.0])
+@pytest.mark.parametrize("speedup", [4.0, 10.0, 100.0])
+def test_a_stale_latency_is_valid_on_the_second_try(
+    profile: Profile, scenario: Scenario, latency_ms: float, speedup: float
+) -> None:
+    stale = tuning_value(_latency_measurement(scenario.value, latency_ms * speedup))
+    ran = _result(scenario.value, samples=100, mean_latency_ms=latency_ms, errors=(RAN_OUT_TEXT,))
+    again = outrun_value(scenario, stale, measurement_of(ran))
+    assert not _runs_out(scenario, again, latency_ms, profile)
+    assert again <= stale / 1.5
+
+
+def test_a_stale_cached_value_is_replaced_once(tmp_path: Path) -> None:
+    spec = run_spec()
+    keys = _keys(spec)
+    cache = SizingCache(tmp_path)
+    cache.put(keys[Scenario.OFFLINE], Measurement("Offline", 64, 1, 6.4, 10.0), "under load")
+    sizing = RunSizing(spec, cache, keys)
+    assert sizing.by_scenario[Scenario.OFFLINE].value == 12.5
+    assert sizing.outran(Scenario.OFFLINE, _result("Offline", value=300.0, valid=True)) is None
+    entry = sizing.outran(Scenario.OFFLINE, EARLY_OFFLINE)
+    assert entry is not None
+    assert entry.source is SizingSource.OUTRUN
+    assert entry.value == 375.0  # 300 × 1.25
+    assert entry.outran
+    assert "finished before its minimum duration" in entry.outran
+    assert "12.5 qps (cached measurement)" in entry.outran
+    assert sizing.spec.tuning.offline_expected_qps == 375.0
+    assert sizing.request(Scenario.OFFLINE, Mode.PERFORMANCE) is None  # no second pass
+    assert sizing.outran(Scenario.OFFLINE, EARLY_OFFLINE) is None  # one more try, not a loop
+    assert sizing.record()["Offline"]["outran"] == entry.outran
+    later = RunSizing(spec, cache, keys).by_scenario[Scenario.OFFLINE]
+    assert (later.source, later.value) == (SizingSource.CACHED, 375.0)
+
+
+def test_a_user_value_that_outran_is_left_alone(tmp_path: Path) -> None:
+    tuning = DEFAULT_TUNING[Device.CPU].model_copy(update={"offline_expected_qps": 7.0})
+    spec = run_spec(tuning=tuning, tuning_given=("offline_expected_qps",))
+    sizing = RunSizing(spec, SizingCache(tmp_path), _keys(spec))
+    assert sizing.outran(Scenario.OFFLINE, EARLY_OFFLINE) is None
+    assert sizing.spec.tuning.offline_expected_qps == 7.0
+
+
+def test_a_tuned_value_that_outran_is_dropped(tmp_path: Path) -> None:
+    spec = run_spec()
+    keys = _keys(spec)
+    store = TunedStore(tmp_path)
+    store.put(keys[Scenario.OFFLINE], Tuned(20.0, "2026-12-01", "tune-1"))
+    sizing = RunSizing(spec, SizingCache(tmp_path), keys, store)
+    assert sizing.by_scenario[Scenario.OFFLINE].source is SizingSource.TUNED
+    entry = sizing.outran(Scenario.OFFLINE, EARLY_OFFLINE)
+    assert entry is not None
+    assert entry.value == 375.0
+    assert store.get(keys[Scenario.OFFLINE]) is None
+    later = RunSizing(spec, SizingCache(tmp_path), keys, store).by_scenario[Scenario.OFFLINE]
+    assert (later.source, later.value) == (SizingSource.CACHED, 375.0)
