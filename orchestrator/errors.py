@@ -44,6 +44,16 @@ class EngineUnavailable(MlorchError):
     )
 
 
+class EngineWentAway(EngineUnavailable):
+    """The Docker engine stopped answering during a run: what finished is kept."""
+
+    default_hint = (
+        "start the engine again (`systemctl start docker`, or `dockerd &` as root); the tests "
+        "that finished are kept in the run folder, and the next `up` or `down` removes what the "
+        "engine left behind"
+    )
+
+
 class ImageError(MlorchError):
     """A base image cannot be pulled, bootstrapped or probed."""
 
@@ -216,10 +226,38 @@ def save_traceback(exc: BaseException, path: Path) -> bool:
 
 
 def disk_full(exc: OSError) -> DiskFull | None:
-    """The DiskFull error for an ENOSPC `exc`, None for any other OSError."""
+    """The DiskFull error for an ENOSPC `exc` (naming the folder and its free space), None for
+    any other OSError."""
     if exc.errno != errno.ENOSPC:
         return None
-    return DiskFull(
-        f"no space left on device: {exc.filename or exc}",
-        hint="free disk space or point --runs-dir / MLORCH_CACHE elsewhere",
-    )
+    if exc.filename:
+        return no_space(Path(str(exc.filename)).parent, f"writing {exc.filename}")
+    return DiskFull(f"no space left on device: {exc}", hint=DISK_HINT)
+
+
+DISK_HINT = "free disk space there, or point --runs-dir / MLORCH_CACHE at a larger disk"
+ENOSPC_TEXTS = ("No space left on device", "[Errno 28]", "ENOSPC")
+
+
+def no_space(folder: Path, doing: str) -> DiskFull:
+    """The DiskFull error for running out of space in `folder` while `doing` something."""
+    return DiskFull(f"no space left on device {doing}: {folder} has {free_text(folder)}",
+                    hint=DISK_HINT)  # fmt: skip
+
+
+def free_text(folder: Path) -> str:
+    """'12.3 MiB free' for the filesystem of `folder` (or its nearest existing parent)."""
+    import shutil
+
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = float(shutil.disk_usage(probe).free)
+    except OSError:
+        return "an unknown amount free"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if free < 1024 or unit == "GiB":
+            return f"{free:.0f} {unit} free" if unit == "B" else f"{free:.1f} {unit} free"
+        free /= 1024
+    return f"{free:.1f} GiB free"

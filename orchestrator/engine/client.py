@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.engine import labels as L
-from orchestrator.errors import BuildFailed, ContainerFailed, EngineUnavailable, ImageError
+from orchestrator.errors import (
+    BuildFailed,
+    ContainerFailed,
+    EngineUnavailable,
+    EngineWentAway,
+    ImageError,
+)
 
 API_TIMEOUT_S = 60
 
@@ -134,6 +140,11 @@ class DockerEngine:
                     break
                 if kind == "error":
                     failure = _build_error(payload, log)
+                    if isinstance(failure, BuildFailed) and not self.answers():
+                        raise EngineWentAway(
+                            f"the Docker engine stopped answering (building {tag}): "
+                            f"{_short(payload)}"
+                        ) from payload
                     if failure is payload:
                         raise payload
                     raise failure from payload
@@ -193,7 +204,17 @@ class DockerEngine:
                 f"{what}: {detail}", exit_status=None, hint=_api_hint(str(detail))
             ) from exc
         except (DockerException, RequestsConnectionError) as exc:
-            raise EngineUnavailable(f"{what}: {_short(exc)}") from exc
+            raise EngineWentAway(
+                f"the Docker engine stopped answering ({what}): {_short(exc)}"
+            ) from exc
+
+    def answers(self) -> bool:
+        """Whether the engine still answers a ping: after a failure, tells the engine going away
+        from the work failing."""
+        try:
+            return bool(self.client.ping())
+        except Exception:
+            return False
 
 
 class _BuildStream(threading.Thread):

@@ -21,7 +21,14 @@ from typing import Any
 from contract.protocol import EXIT_SUT_FAILED, read_fatal
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.owner import Owner
-from orchestrator.errors import ContainerFailed, WaitTimeout
+from orchestrator.errors import (
+    ENOSPC_TEXTS,
+    ContainerFailed,
+    DiskFull,
+    EngineWentAway,
+    WaitTimeout,
+    no_space,
+)
 
 POLL_INTERVAL_S = 0.25
 LOG_JOIN_TIMEOUT_S = 10.0
@@ -168,7 +175,6 @@ def run_to_completion(
     """Run `spec` to its end within `timeout_s`; the container never outlives this call.
 
     `on_started` is called as soon as the engine has started the container (telemetry's zero)."""
-    from docker.errors import DockerException
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     container = None
@@ -197,7 +203,7 @@ def run_to_completion(
             if state.get("Status") in ("exited", "dead"):
                 break
             if time.monotonic() > deadline:
-                with contextlib.suppress(DockerException):
+                with contextlib.suppress(Exception):
                     container.kill()
                 pump.join(LOG_JOIN_TIMEOUT_S)
                 raise WaitTimeout(
@@ -210,6 +216,11 @@ def run_to_completion(
         pump.join(LOG_JOIN_TIMEOUT_S)
         status = int(state.get("ExitCode", -1))
         tail = "\n".join(pump.tail)
+        if status != 0 and not engine.answers():  # stopping, the engine stopped its containers
+            raise EngineWentAway(
+                f"the Docker engine stopped during the {what} (its container ended with "
+                f"status {status})"
+            )
         if status != 0:
             raise _failure(spec, what, status, bool(state.get("OOMKilled")), tail, pump.fatal)
         return ContainerOutcome(status, time.monotonic() - started, tail)
@@ -226,10 +237,13 @@ def _failure(
     oom: bool,
     tail: str,
     fatal: dict[str, str] | None,
-) -> ContainerFailed:
+) -> ContainerFailed | DiskFull:
     """The error for a container that exited non-zero, with the likeliest cause as the hint."""
     message = f"{what} exited with status {status}"
     hint = "the container log tail is above; the full log is in the run folder"
+    full = _disk_full(spec, what, tail, fatal)
+    if full is not None:
+        return full
     if status == EXIT_SUT_FAILED and fatal is not None:
         message = f"{what}: the SUT failed in {fatal['where']}: {fatal['error']}"
         hint = "the SUT ended the test at its first error; its traceback is in the log above"
@@ -244,6 +258,23 @@ def _failure(
     return ContainerFailed(message, exit_status=status, log_tail=tail, hint=hint)
 
 
+def _disk_full(
+    spec: ContainerSpec, what: str, tail: str, fatal: dict[str, str] | None
+) -> DiskFull | None:
+    """A container that failed writing to a full disk: the error names the host folder it
+    writes to (its writable mounts) and that folder's free space."""
+    said = tail + " " + " ".join((fatal or {}).values())
+    if not any(text in said for text in ENOSPC_TEXTS):
+        return None
+    writable = [m.source for m in spec.mounts if not m.read_only]
+    if not writable:  # its own filesystem, /tmp or /dev/shm: the engine's disk, or memory
+        return DiskFull(
+            f"no space left on device in the {what} (inside the container)",
+            hint="free space where the Docker engine keeps its data, or lower --count",
+        )
+    return no_space(writable[0], f"in the {what}")
+
+
 CREATED_ANYWAY_WAIT_S = 3.0  # how long an interrupted create may still be finishing in the engine
 
 
@@ -251,6 +282,7 @@ def _created_anyway(engine: DockerEngine, name: str) -> Any | None:
     """The container `name` if the engine made it after all (polled briefly: an interrupted
     request may still be completing there), else None."""
     from docker.errors import DockerException, NotFound
+    from requests.exceptions import RequestException
 
     deadline = time.monotonic() + CREATED_ANYWAY_WAIT_S
     while True:
@@ -260,7 +292,7 @@ def _created_anyway(engine: DockerEngine, name: str) -> Any | None:
             pass  # a second interrupt: keep looking, the clean-up is bounded
         except NotFound:
             pass
-        except DockerException:
+        except (DockerException, RequestException):
             return None
         if time.monotonic() > deadline:
             return None
@@ -269,6 +301,7 @@ def _created_anyway(engine: DockerEngine, name: str) -> Any | None:
 
 def _remove_quietly(engine: DockerEngine, container: Any) -> None:
     from docker.errors import DockerException
+    from requests.exceptions import RequestException
 
     for _ in range(3):
         try:
@@ -276,5 +309,5 @@ def _remove_quietly(engine: DockerEngine, container: Any) -> None:
             return
         except KeyboardInterrupt:
             continue
-        except DockerException:
+        except (DockerException, RequestException):  # the engine is gone: `up`/`down` reap it
             return

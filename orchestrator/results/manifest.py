@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -12,10 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contract.locks import atomic_write_text
+from contract.locks import atomic_write_bytes
 from orchestrator.errors import ConfigError, ResultError
 
 MANIFEST = "manifest.json"
+# Room kept beside the manifest for its last write on a disk that fills during the run: released
+# when a write meets ENOSPC, so the run's final state is never lost to the disk.
+MANIFEST_RESERVE = ".manifest.reserve"
+RESERVE_MIN_BYTES = 1 << 20
 STATUSES = ("running", "complete", "failed", "interrupted")
 
 
@@ -107,6 +112,26 @@ class ProbeRecord(Record):
 MANIFEST_VERSION = 2  # 1: written before the run record was typed (read all the same)
 
 
+def _keep_room(reserve: Path, size: int) -> None:
+    """Grow `reserve` to `size` allocated bytes; best effort (a disk already full keeps what the
+    reserve holds)."""
+    try:
+        if reserve.is_file() and reserve.stat().st_size >= size:
+            return
+        with reserve.open("ab") as handle:
+            try:
+                os.posix_fallocate(handle.fileno(), 0, size)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                handle.truncate(0)
+                handle.write(bytes(size))  # a filesystem without fallocate: real blocks
+                handle.flush()
+                os.fsync(handle.fileno())
+    except OSError:
+        return
+
+
 class RunManifest(Record):
     """The run record, built by `up` and `tune` as the run goes and written by `write` alone."""
 
@@ -141,9 +166,23 @@ class RunManifest(Record):
         return self.model_dump(mode="json")
 
     def write(self) -> None:
-        """The one writer: the whole record, replaced atomically."""
-        text = json.dumps(self.to_dict(), indent=2, default=str) + "\n"
-        atomic_write_text(self.run_dir / MANIFEST, text)  # a crash leaves the old or the new
+        """The one writer: the whole record, replaced atomically (a crash leaves the old or the
+        new). The room for it is kept: on a full disk the reserve beside it is given up."""
+        data = (json.dumps(self.to_dict(), indent=2, default=str) + "\n").encode()
+        path, reserve = self.run_dir / MANIFEST, self.run_dir / MANIFEST_RESERVE
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not reserve.is_file():
+                raise
+            reserve.unlink()
+            atomic_write_bytes(path, data)
+            return
+        _keep_room(reserve, max(RESERVE_MIN_BYTES, 2 * len(data)))
+
+    def release_reserve(self) -> None:
+        """Give back the room kept for the manifest (the run has written its last state)."""
+        (self.run_dir / MANIFEST_RESERVE).unlink(missing_ok=True)
 
     @classmethod
     def read(cls, run_dir: Path) -> RunManifest:

@@ -42,7 +42,13 @@ from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import run_to_completion
 from orchestrator.engine.owner import remove_orphans
-from orchestrator.errors import InternalError, Interrupted, MlorchError, disk_full
+from orchestrator.errors import (
+    EngineWentAway,
+    InternalError,
+    Interrupted,
+    MlorchError,
+    disk_full,
+)
 from orchestrator.harness_settings import settings_json
 from orchestrator.host.driver import CudaPlan
 from orchestrator.host.facts import check_disk, host_facts, nvml_gpus
@@ -235,6 +241,10 @@ def up(
             "interrupted; containers removed, partial logs kept",
             hint=f"partial results are in {run_dir}",
         ) from None
+    except EngineWentAway as exc:  # the engine went away: what finished is kept
+        manifest.status = "interrupted"
+        manifest.error = exc.message
+        raise
     except MlorchError as exc:
         manifest.status = "failed"
         manifest.error = exc.message
@@ -255,6 +265,7 @@ def up(
             _judge(manifest)
         with contextlib.suppress(*((OSError,) if failing else ())):
             manifest.write()
+            manifest.release_reserve()
             identity.reclaim(run_dir)
     return RunOutcome(manifest, results, audits)
 
@@ -428,9 +439,8 @@ def _run_tests(
             if planned.audit is None and mode is Mode.PERFORMANCE:
                 result, record = _again_if_outran(ctx, scenario, name, result, record)
         except (Exception, KeyboardInterrupt) as exc:
-            status: Literal["failed", "interrupted"] = (
-                "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            )
+            stopped = isinstance(exc, KeyboardInterrupt | EngineWentAway)
+            status: Literal["failed", "interrupted"] = "interrupted" if stopped else "failed"
             if planned.audit is not None:
                 folder = _test_folder(ctx, scenario, mode, planned.audit)
                 reason = f"the audit run {status}"

@@ -36,6 +36,20 @@ class CannedAPI(docker.APIClient):  # type: ignore[misc]
         self.build_events: list[dict[str, Any]] = []
         self.build_pause_s = 0.0
         self.built: set[str] = set()
+        # The engine going away: pings fail; from the given inspection on, every call fails
+        # as the SDK fails on a closed socket.
+        self.engine_up = True
+        self.gone_on_inspect: int | None = None
+
+    def _gone(self) -> None:
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+
+        if not self.engine_up:
+            raise RequestsConnectionError("('Connection aborted.', FileNotFoundError(2))")
+
+    def ping(self) -> bool:
+        self._gone()
+        return True
 
     def create_container(self, **kwargs: Any) -> dict[str, str]:
         self.calls.append(("create", kwargs))
@@ -43,6 +57,9 @@ class CannedAPI(docker.APIClient):  # type: ignore[misc]
 
     def inspect_container(self, container: str) -> dict[str, Any]:
         self.inspections += 1
+        if self.gone_on_inspect is not None and self.inspections >= self.gone_on_inspect:
+            self.engine_up = False
+        self._gone()
         if self.interrupt_on_inspect is not None and self.inspections >= self.interrupt_on_inspect:
             raise KeyboardInterrupt
         if container in self.listed:
@@ -80,6 +97,7 @@ class CannedAPI(docker.APIClient):  # type: ignore[misc]
         self, container: str, v: bool = False, link: bool = False, force: bool = False
     ) -> None:
         self.calls.append(("remove", {"id": container, "v": v, "force": force}))
+        self._gone()
         self.listed.pop(container, None)
 
     def build(self, **kwargs: Any) -> Iterator[dict[str, Any]]:

@@ -9,9 +9,9 @@ import pytest
 
 from contract.protocol import EXIT_SUT_FAILED
 from orchestrator.engine.client import DockerEngine
-from orchestrator.engine.container import PIDS_LIMIT, ContainerSpec, run_to_completion
+from orchestrator.engine.container import PIDS_LIMIT, ContainerSpec, Mount, run_to_completion
 from orchestrator.engine.owner import Owner
-from orchestrator.errors import ContainerFailed, WaitTimeout
+from orchestrator.errors import ContainerFailed, DiskFull, EngineWentAway, WaitTimeout
 from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
 
 
@@ -183,3 +183,50 @@ def test_engine_refusing_gpus_is_a_container_failure_with_a_hint(tmp_path: Path)
     assert "could not select device driver" in info.value.message
     assert "nvidia-container-toolkit" in (info.value.hint or "")
     assert api.names()[-1] == "remove"
+
+
+def test_the_engine_stopping_during_a_test_is_engine_unavailable(tmp_path: Path) -> None:
+    """dockerd stopping ends its containers (143) and then stops answering: that is the engine
+    going away (exit 3), not a failed test, and the removal that cannot happen is left to the
+    next `up`/`down` instead of replacing the error."""
+    api = CannedAPI([RUNNING, exited(143)], [b"working\n"])
+    api.gone_on_inspect = 2
+    with pytest.raises(EngineWentAway) as gone:
+        _run(api, tmp_path)
+    assert gone.value.exit_code == 3
+    assert "stopped answering (waiting for test)" in gone.value.message
+    assert api.names()[-1] == "remove"  # tried, and its failure did not replace the error
+
+
+def test_a_test_whose_engine_went_away_after_it_exited(tmp_path: Path) -> None:
+    api = CannedAPI([RUNNING, exited(143)], [])
+    seen = CannedAPI.inspect_container
+
+    def stop_once_exited(container: str) -> dict[str, Any]:
+        state = seen(api, container)
+        if state["State"]["Status"] == "exited":  # read it, then the engine stops answering
+            api.engine_up = False
+        return state
+
+    api.inspect_container = stop_once_exited  # type: ignore[method-assign]
+    with pytest.raises(EngineWentAway, match=r"stopped during the test .* status 143"):
+        _run(api, tmp_path)
+
+
+def test_a_full_disk_in_the_container_names_the_folder_and_its_free_space(
+    tmp_path: Path,
+) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    spec = ContainerSpec(
+        image="img:1", command=("run",), name="mlorch-t", user="1000:1000",
+        mounts=(Mount(tmp_path / "model", "/model"), Mount(results, "/results", read_only=False)),
+        labels={},
+    )  # fmt: skip
+    tail = b"Traceback (most recent call last):\nOSError: [Errno 28] No space left on device\n"
+    with pytest.raises(DiskFull) as full:
+        _run(CannedAPI([exited(1)], [tail]), tmp_path, spec=spec)
+    assert full.value.exit_code == 9
+    assert str(results) in full.value.message
+    assert " free" in full.value.message
+    assert "Traceback" not in full.value.message

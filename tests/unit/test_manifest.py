@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ResultError
+from orchestrator.errors import ResultError, disk_full, free_text
 from orchestrator.results.manifest import (
     MANIFEST,
+    MANIFEST_RESERVE,
     MANIFEST_VERSION,
+    RESERVE_MIN_BYTES,
     AuditRecord,
     RunManifest,
     TestRecord,
@@ -81,3 +84,58 @@ def test_not_json_is_refused(tmp_path: Path) -> None:
     (tmp_path / MANIFEST).write_text("{half")
     with pytest.raises(ResultError, match="cannot read"):
         read_manifest(tmp_path)
+
+
+# --- a disk that fills during the run ------------------------------------------------------------
+
+
+def _enospc_once(monkeypatch: pytest.MonkeyPatch, filled: list[int]) -> None:
+    """The first manifest write meets a full disk, as it would with the reserve's room taken."""
+    import orchestrator.results.manifest as manifest_module
+
+    real = manifest_module.atomic_write_bytes
+
+    def write(path: Path, data: bytes) -> None:
+        if not filled:
+            filled.append(1)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(manifest_module, "atomic_write_bytes", write)
+
+
+def test_the_manifest_keeps_room_for_its_last_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _manifest(tmp_path)
+    manifest.write()
+    reserve = tmp_path / MANIFEST_RESERVE
+    assert reserve.stat().st_size >= RESERVE_MIN_BYTES
+    manifest.status = "failed"
+    manifest.error = "no space left on device"
+    filled: list[int] = []
+    _enospc_once(monkeypatch, filled)
+    manifest.write()  # gives up the reserve, then writes
+    assert filled == [1]
+    assert not reserve.exists()
+    assert RunManifest.read(tmp_path).status == "failed"
+    manifest.release_reserve()  # nothing left to release: no error
+
+
+def test_without_a_reserve_a_full_disk_is_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = _manifest(tmp_path)
+    _enospc_once(monkeypatch, [])
+    with pytest.raises(OSError, match="No space left"):
+        manifest.write()
+
+
+def test_a_full_disk_names_the_folder_and_its_free_space(tmp_path: Path) -> None:
+    error = disk_full(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "a.csv")))
+    assert error is not None
+    assert error.exit_code == 9
+    assert f"writing {tmp_path / 'a.csv'}: {tmp_path} has " in error.message
+    assert error.message.endswith(" free")
+    assert disk_full(OSError(errno.EACCES, "Permission denied", "x")) is None
+    assert free_text(tmp_path / "not" / "yet") == free_text(tmp_path)  # nearest existing parent
