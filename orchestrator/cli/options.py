@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
@@ -19,6 +19,14 @@ BackendArg = Annotated[
 ]
 BackendsArg = Annotated[
     list[str],
+    typer.Argument(
+        help="Backend(s) to run: reference, dell-trt; several run one after another and are "
+        "compared.",
+        show_default=False,
+    ),
+]
+OptionalBackendsArg = Annotated[
+    list[str] | None,
     typer.Argument(
         help="Backend(s) to run: reference, dell-trt; several run one after another and are "
         "compared.",
@@ -279,6 +287,16 @@ class RunOptions:
     no_tuned: bool = False
     system_id: str | None = None
 
+    def given(self, *allowed: str) -> list[str]:
+        """The flags given on the command line (values other than their defaults), but those
+        named in `allowed`, as the user typed them (`--quick`, `--set`)."""
+        flags = []
+        for item in fields(self):
+            if item.name in allowed or getattr(self, item.name) == item.default:
+                continue
+            flags.append(_flag(item.name))
+        return flags
+
     def overrides(self, **fixed: Any) -> dict[str, Any]:
         """The RunSpec keys the options set (None: not given, the config file's or the
         default); `fixed` replaces what a command decides itself. `compliance` None: the config
@@ -370,3 +388,13 @@ def with_run_options(*, omit: tuple[str, ...] = ()) -> Callable[[Command], Comma
         return cast(Command, run)
 
     return decorate
+
+
+def _flag(name: str) -> str:
+    """The long flag of run option `name` as its typer.Option declares it."""
+    kind = RUN_OPTIONS[name][0]
+    for meta in getattr(kind, "__metadata__", ()):
+        long = [d for d in getattr(meta, "param_decls", ()) if d.startswith("--")]
+        if long:
+            return str(long[0])
+    return "--" + name.replace("_", "-")

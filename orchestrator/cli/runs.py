@@ -19,7 +19,7 @@ def runs(
         typer.Option(
             "--json",
             help="Print a JSON array (one object per run: id, status, backend, device, profile, "
-            "started, tests, path, submission_valid, invalid_because) for scripts.",
+            "started, tests, path, submission_valid, invalid_because, resumable) for scripts.",
         ),
     ] = False,
 ) -> None:
@@ -44,6 +44,7 @@ def runs(
                 "path": str(item.path.resolve()),
                 "submission_valid": item.submission_valid,
                 "invalid_because": list(item.invalid_because),
+                "resumable": item.resumable,
             }
             for item in listings
         ]

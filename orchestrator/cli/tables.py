@@ -255,15 +255,19 @@ def runs_table(listings: Sequence[RunListing]) -> Table:
             *(Text(cell) for cell in (item.run_id, item.backend, item.device, item.profile)),
             str(item.tests),
             Text(item.started),
-            Text(item.status, style=RUN_STYLE.get(item.status, "white")),
+            Text(_verdict(item), style=RUN_STYLE.get(item.status, "white")),
             Text(code, style="green" if code == "valid" else "yellow"),
         )
     return table
 
 
+def _verdict(item: RunListing) -> str:
+    return f"{item.status} ↻" if item.resumable else item.status
+
+
 RUNS_LEGEND = (
     "submit: `valid`, or the first rule the run does not meet (+ how many more); "
-    "`mlorch runs --json` lists every reason"
+    "`mlorch runs --json` lists every reason. ↻: `mlorch up --resume RUN` finishes it"
 )
 
 
@@ -272,7 +276,7 @@ def runs_list(listings: Sequence[RunListing]) -> Group:
     lines: list[Text] = []
     for item in listings:
         head = Text(item.run_id)
-        head.append(f"  {item.status}", style=RUN_STYLE.get(item.status, "white"))
+        head.append(f"  {_verdict(item)}", style=RUN_STYLE.get(item.status, "white"))
         code = submit_code(item)
         head.append(f"  submit {code}", style="green" if code == "valid" else "yellow")
         lines.append(head)

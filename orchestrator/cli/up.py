@@ -1,19 +1,33 @@
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from orchestrator.cli.application import Application
-from orchestrator.cli.options import BackendsArg, RunOptions, with_run_options
+from orchestrator.cli.options import OptionalBackendsArg, RunOptions, with_run_options
 from orchestrator.cli.tables import results_legend, results_list, results_table
+from orchestrator.errors import ConfigError
+
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--resume",
+        metavar="RUN",
+        help="Finish an interrupted or failed run (its id or folder) with its own settings: "
+        "the tests it completed are kept, the rest run. `mlorch runs` marks these runs ↻.",
+        show_default=False,
+    ),
+]
 
 
 @with_run_options()
 def up(
     ctx: typer.Context,
     options: RunOptions,  # every run option, from with_run_options
-    backends: BackendsArg,
+    backends: OptionalBackendsArg = None,
+    resume: ResumeOpt = None,
 ) -> None:
     """Build the BACKEND image and run its LoadGen scenarios, one test per container.
 
@@ -26,6 +40,14 @@ def up(
     from orchestrator.running.up import up as run_up
 
     app: Application = ctx.obj
+    if resume is not None:
+        _resume(app, resume, backends or [], options)
+        return
+    if not backends:
+        raise ConfigError(
+            "name a backend to run", key="backend",
+            hint="`mlorch up reference`, `mlorch up dell-trt`, or `mlorch up --resume RUN`",
+        )  # fmt: skip
     overrides = options.overrides()
     if len(backends) > 1:
         _several(app, backends, options, overrides)
@@ -36,6 +58,33 @@ def up(
     )  # fmt: skip
     check_asset_args(spec)  # a bad path or pairing leaves no failed run folder behind
     outcome = run_up(spec, lambda: app.engine, app.terminal)
+    app.terminal.table(
+        results_table(outcome), narrow=results_list(outcome), legend=results_legend(outcome)
+    )
+    app.terminal.success(f"results in {outcome.manifest.run_dir}")
+
+
+def _resume(app: Application, run: str, backends: list[str], options: RunOptions) -> None:
+    """`up --resume RUN`: the run's own spec; other run options would change it, so they are
+    refused rather than ignored."""
+    from orchestrator.results.manifest import resolve_run
+    from orchestrator.running.resume import prepare_resume
+    from orchestrator.running.up import up as run_up
+
+    given = options.given("runs_dir")
+    if given:
+        raise ConfigError(
+            f"--resume takes the run's own settings; {', '.join(given)} would change them",
+            key="resume", hint="drop those options, or start a new run with them",
+        )  # fmt: skip
+    run_dir = resolve_run(run, options.runs_dir or Path("runs"))
+    resumption = prepare_resume(run_dir)
+    if backends and backends != [resumption.spec.backend]:
+        raise ConfigError(
+            f"run {resumption.manifest.run_id} is a {resumption.spec.backend} run, not "
+            f"{' '.join(backends)}", key="resume", hint="name no backend with --resume",
+        )  # fmt: skip
+    outcome = run_up(resumption.spec, lambda: app.engine, app.terminal, resume=resumption)
     app.terminal.table(
         results_table(outcome), narrow=results_list(outcome), legend=results_legend(outcome)
     )

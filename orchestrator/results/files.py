@@ -14,3 +14,29 @@ def read_json_object(path: Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def folder_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, by path relative to it (what a test left)."""
+    from contract.digest import file_sha256
+
+    return {
+        path.relative_to(folder).as_posix(): file_sha256(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def digests_match(folder: Path, recorded: dict[str, str]) -> str | None:
+    """None when every recorded file is in `folder` with its recorded sha256; else why not."""
+    from contract.digest import file_sha256
+
+    if not recorded:
+        return "its files were not recorded (a run from an older mlorch)"
+    for name, digest in sorted(recorded.items()):
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if file_sha256(path) != digest:
+            return f"{name} changed since it was recorded"
+    return None

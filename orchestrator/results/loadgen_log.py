@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,20 @@ class TestResult:
     @property
     def display_value(self) -> str:
         return "—" if self.value is None else f"{self.value:,.3f} {self.unit}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], scenario: str, mode: str) -> TestResult:
+        """A result as `to_dict` wrote it (a manifest's test record); what is missing or of
+        another kind is left empty."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {key: data[key] for key in known if key in data}
+        values.update(scenario=scenario, mode=mode)
+        for key in ("errors", "warnings", "unmet"):
+            values[key] = tuple(values.get(key) or ())
+        defaults = {"loadgen_version": None, "valid": None, "metric": "", "value": None,
+                    "unit": "", "early_stopping_ms": None, "mean_latency_ms": None,
+                    "min_duration_ms": None, "duration_s": None, "samples": None}  # fmt: skip
+        return cls(**{**defaults, **values})
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

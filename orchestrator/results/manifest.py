@@ -22,6 +22,7 @@ MANIFEST = "manifest.json"
 MANIFEST_RESERVE = ".manifest.reserve"
 RESERVE_MIN_BYTES = 1 << 20
 STATUSES = ("running", "complete", "failed", "interrupted")
+RESUMABLE = ("failed", "interrupted")  # what `up --resume` continues
 
 
 def resolve_run(argument: str, runs_dir: Path) -> Path:
@@ -74,6 +75,9 @@ class TestRecord(Record):
     result: dict[str, Any] | None = None
     telemetry: dict[str, Any] | None = None
     sizing_note: str | None = None  # why this Server run could not be VALID, in words
+    # sha256 of every file in its folder when it was recorded: `up --resume` keeps the test
+    # only while they all match
+    files: dict[str, str] = Field(default_factory=dict)
 
 
 class AuditRecord(Record):
@@ -91,6 +95,20 @@ class AuditRecord(Record):
     loadgen_seconds: float | None = None
     harness: dict[str, Any] = Field(default_factory=dict)
     result: dict[str, Any] | None = None
+    files: dict[str, str] = Field(default_factory=dict)  # as TestRecord.files
+
+
+class AttemptRecord(Record):
+    """One earlier attempt of a resumed run: how it ended, and what it left that was kept."""
+
+    started: str
+    finished: str | None = None
+    status: str
+    error: str | None = None
+    host_id: str | None = None
+    pid: int | None = None
+    wall_seconds: float | None = None
+    tests_done: int = 0
 
 
 class ProbeRecord(Record):
@@ -143,6 +161,7 @@ class RunManifest(Record):
     manifest_version: int = MANIFEST_VERSION
     status: Literal["running", "complete", "failed", "interrupted"] = "running"
     started: str = Field(default_factory=utc_now)
+    resumed: str | None = None  # when the latest `up --resume` attempt started
     finished: str | None = None
     wall_seconds: float | None = None
     error: str | None = None
@@ -161,6 +180,7 @@ class RunManifest(Record):
     tests: list[TestRecord] = Field(default_factory=list)
     compliance: list[AuditRecord] = Field(default_factory=list)
     probes: list[ProbeRecord] = Field(default_factory=list)  # `tune`'s runs
+    attempts: list[AttemptRecord] = Field(default_factory=list)  # before `up --resume`
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -225,6 +245,11 @@ class RunListing:
     path: Path
     submission_valid: bool | None = None  # None: not judged (an older mlorch, or still running)
     invalid_because: tuple[str, ...] = ()
+
+    @property
+    def resumable(self) -> bool:
+        """Whether `up --resume` can finish it (it failed or was interrupted)."""
+        return self.status in RESUMABLE
 
 
 def _alive(pid: int) -> bool:

@@ -66,11 +66,12 @@ from orchestrator.results.audits import (
     render_audit_config,
 )
 from orchestrator.results.compliance import AUDIT_NOTICE, Verification, verify_audit
-from orchestrator.results.files import read_json_object
+from orchestrator.results.files import folder_digests, read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
 from orchestrator.results.manifest import AuditRecord, RunManifest, TestRecord, utc_now
 from orchestrator.results.validity import judge_run
 from orchestrator.running.plan import estimate_seconds, human_duration
+from orchestrator.running.resume import ResumeRefused, Resumption, check_unchanged
 from orchestrator.running.sizing import RunSizing, SizingCache, TunedStore, sizing_key
 from orchestrator.running.userconf import render_user_conf
 from orchestrator.telemetry.figures import record_telemetry
@@ -196,8 +197,10 @@ def up(
     connect: Callable[[], DockerEngine],
     terminal: Terminal,
     on_run_dir: Callable[[Path], None] | None = None,
+    resume: Resumption | None = None,
 ) -> RunOutcome:
-    """Run every scenario × mode of `spec` and record it under runs/<run-id>/.
+    """Run every scenario × mode of `spec` and record it under runs/<run-id>/; with `resume`,
+    finish that run in its own folder (its kept tests are not run again).
 
     Cheap checks (backend, disk, assets) come before the engine is contacted via `connect`.
     `on_run_dir` learns the run folder as soon as it exists (a failed run's results stay there).
@@ -208,21 +211,24 @@ def up(
     gpu_access, cuda_plan = None, None
     if spec.device is Device.CUDA:
         spec, gpu_access, cuda_plan = cuda_preflight(connect, backend, spec, terminal)
-    manifest = new_run(spec, backend.name)
+    manifest = new_run(spec, backend.name) if resume is None else resume.manifest
     if cuda_plan is not None:
         manifest.cuda = cuda_plan.record()
     run_id, run_dir = manifest.run_id, manifest.run_dir
     identity = Identity.current()
-    if spec.quick_run:
+    if spec.quick_run and resume is None:
         manifest.invalid_because.append("quick: --quick profile: shortened durations and counts")
     manifest.write()
     if on_run_dir is not None:
         on_run_dir(run_dir)
-    terminal.step(f"run {run_id} → {run_dir}")
+    if resume is None:
+        terminal.step(f"run {run_id} → {run_dir}")
+    else:
+        _announce_resume(resume, terminal)
     if spec.quick_run:
         terminal.warn("--quick: shortened durations and counts; results are NOT submission-valid")
     started = time.monotonic()
-    results: list[TestResult] = []
+    results: list[TestResult] = [_kept_result(test) for test in manifest.tests]
     audits: list[AuditOutcome] = []
     failing = True
     try:
@@ -231,6 +237,8 @@ def up(
                 spec, connect, terminal, manifest, identity, gpu_access,
                 lambda count: _announce_plan(spec, count, terminal),
             )  # fmt: skip
+            if resume is not None:
+                check_unchanged(resume.original, manifest)
             _run_tests(ctx, manifest, results, audits)
         manifest.status = "complete"
         failing = False
@@ -241,6 +249,10 @@ def up(
             "interrupted; containers removed, partial logs kept",
             hint=f"partial results are in {run_dir}",
         ) from None
+    except ResumeRefused:
+        assert resume is not None
+        manifest = resume.original  # the run stays as it was
+        raise
     except EngineWentAway as exc:  # the engine went away: what finished is kept
         manifest.status = "interrupted"
         manifest.error = exc.message
@@ -258,16 +270,33 @@ def up(
         manifest.error = error.message
         raise error from exc
     finally:
-        manifest.finished = utc_now()
-        manifest.wall_seconds = round(time.monotonic() - started, 2)
-        # While an error is on its way out, failing to record it must not replace it.
-        with contextlib.suppress(*((Exception,) if failing else ())):
-            _judge(manifest)
+        if resume is None or manifest is not resume.original:  # a refused resume: as it was
+            manifest.finished = utc_now()
+            earlier = sum(attempt.wall_seconds or 0.0 for attempt in manifest.attempts)
+            manifest.wall_seconds = round(time.monotonic() - started + earlier, 2)
+            # While an error is on its way out, failing to record it must not replace it.
+            with contextlib.suppress(*((Exception,) if failing else ())):
+                _judge(manifest)
         with contextlib.suppress(*((OSError,) if failing else ())):
             manifest.write()
             manifest.release_reserve()
             identity.reclaim(run_dir)
     return RunOutcome(manifest, results, audits)
+
+
+def _announce_resume(resume: Resumption, terminal: Terminal) -> None:
+    manifest = resume.manifest
+    terminal.step(
+        f"run {manifest.run_id} resumed (attempt {len(manifest.attempts) + 1}) → "
+        f"{manifest.run_dir}: {resume.kept} finished tests kept"
+    )
+    for folder, why in resume.dropped:
+        terminal.warn(f"{folder} runs again: {why}")
+
+
+def _kept_result(test: TestRecord) -> TestResult:
+    """A kept test's result as the results table shows it."""
+    return TestResult.from_dict(test.result or {}, test.scenario, test.mode)
 
 
 def prepare_run(
@@ -422,14 +451,24 @@ def _run_tests(
     """Every scenario × mode and audit, one container each, recording each outcome as it lands."""
     spec = ctx.spec
     tests = _planned_tests(spec)
+    done: set[tuple[str, str, str | None]] = {
+        (t.scenario, t.mode, None) for t in manifest.tests if t.status == "ok"
+    }
+    done |= {(a.scenario, Mode.PERFORMANCE.value, a.test) for a in manifest.compliance}
     manifest.compliance = [
-        _audit_entry(scenario, test, None, "skipped", [why])
-        for scenario in spec.scenarios
-        for test, why in plan_audits(spec).skipped
+        *(audit for audit in manifest.compliance if audit.status == "verified"),
+        *(
+            _audit_entry(scenario, test, None, "skipped", [why])
+            for scenario in spec.scenarios
+            for test, why in plan_audits(spec).skipped
+        ),
     ]
     manifest.write()
     for number, planned in enumerate(tests, 1):
         scenario, mode = planned.scenario, planned.mode
+        audit_name = planned.audit.value if planned.audit is not None else None
+        if (scenario.value, mode.value, audit_name) in done:
+            continue  # kept from an earlier attempt (`up --resume`)
         name = f"[{number}/{len(tests)}] {planned.name}"
         # Re-estimated per test: a test that measured sizes the ones after it.
         estimate = estimate_seconds(ctx.sized_spec, scenario, mode, ctx.assets.count)
@@ -543,6 +582,7 @@ def _verify_audit(
             "loadgen_seconds": record.loadgen_seconds,
             "harness": record.harness,
             "result": record.result,
+            "files": folder_digests(audit_dir),
         }
     )
     manifest.compliance.append(entry)
@@ -705,6 +745,7 @@ def run_test(
         harness=harness,
         result=result_data,
         telemetry=telemetry,
+        files=folder_digests(test_dir),
     )
     for problem in (telemetry or {}).get("problems", ()):
         ctx.terminal.warn(f"{scenario.value} {mode.value} telemetry: {problem}")

@@ -58,14 +58,16 @@ def _as_from_a_terminal() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def mlorch_background(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def mlorch_background(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", *args],
         cwd=cwd,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
         preexec_fn=_as_from_a_terminal,
     )
 

@@ -311,8 +311,10 @@ def test_runs_json_for_scripts(tmp_path: Path) -> None:
         "path": str((tmp_path / "runs" / ids[0]).resolve()),
         "submission_valid": False,
         "invalid_because": INVALID_BECAUSE,
+        "resumable": False,
     }
     assert rows[2]["status"] == "interrupted"  # 'running' whose process is gone
+    assert rows[2]["resumable"] is True
     assert rows[2]["backend"] == "dell-trt"
 
 

@@ -1,0 +1,182 @@
+"""Real faults in the middle of a run: a disk that fills while a test runs.
+
+The run writes to a small tmpfs of its own (root mounts it), which a filler fills once the SUT
+container is running: what the container and the host write next meets ENOSPC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.engine.client import DockerEngine
+from tests.engine.conftest import mlorch_background
+
+pytestmark = pytest.mark.engine
+
+WAIT_S = 600
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB tmpfs, unmounted afterwards."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        if os.environ.get("MLORCH_REQUIRE_ENGINE") == "1":
+            pytest.fail(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], timeout=30, check=False)
+
+
+def _fill(folder: Path) -> None:
+    """Write until the filesystem is full."""
+    chunk = bytes(1 << 20)
+    with (folder / "filler").open("wb") as handle:
+        with contextlib.suppress(OSError):
+            while True:
+                handle.write(chunk)
+                handle.flush()
+        # what the buffer held: write it out byte by byte until nothing more fits
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(handle.fileno(), b"\0" * 512)
+
+
+def _wait_for_running_sut(engine: DockerEngine, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    mine = {"mlorch.role": "sut", "mlorch.owner-pid": str(process.pid)}
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        if any(c.status == "running" for c in engine.labelled_containers(mine)):
+            time.sleep(2)  # LoadGen has started its test and its logs
+            return
+        time.sleep(0.5)
+    raise AssertionError("no SUT container started")
+
+
+def test_a_disk_that_fills_during_a_test_is_exit_9_and_the_manifest_survives(
+    engine: DockerEngine, small_disk: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "ss.toml"
+    config.write_text(
+        '[run]\nscenarios = ["SingleStream"]\nmodes = ["PerformanceOnly"]\n'
+        "[run.quick]\nmin_duration_ms = 8000\nsingle_stream_min_query_count = 64\n"
+    )
+    runs = small_disk / "runs"
+    process = mlorch_background(
+        "up", "reference", "--device", "cpu", "--quick", "--config", str(config),
+        "--runs-dir", str(runs), cwd=tmp_path, env={"MLORCH_MIN_FREE_GIB": "0"},
+    )  # fmt: skip
+    try:
+        _wait_for_running_sut(engine, process)
+        _fill(small_disk)
+        with pytest.raises(OSError, match="No space left") as full:
+            (small_disk / "probe").write_bytes(bytes(4096))
+        assert full.value.errno == errno.ENOSPC
+        _, stderr = process.communicate(timeout=WAIT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=60)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert process.returncode == 9, stderr[-3000:]
+    assert len(errors) == 1, stderr[-3000:]
+    assert "no space left on device" in errors[0]
+    assert str(small_disk) in errors[0]
+    assert " free" in errors[0]
+    assert "Traceback" not in errors[0]
+    [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed"  # its final state, written on the full disk
+    assert "no space left on device" in manifest["error"]
+    left = engine.labelled_containers({"mlorch.owner-pid": str(process.pid)})
+    assert left == []
+
+
+def _manifest_of(runs: Path) -> dict[str, object]:
+    [path] = list(runs.glob("*/manifest.json"))
+    return dict(json.loads(path.read_text()))
+
+
+def test_sigkill_mid_run_then_resume_finishes_it_keeping_what_was_done(
+    engine: DockerEngine, tmp_path: Path
+) -> None:
+    """mlorch killed (SIGKILL: no clean-up at all) while its second test runs; `up --resume`
+    removes the container it left, keeps the first test as it was, runs the second, and the run
+    ends complete with the structure of an uninterrupted one."""
+    args = ("up", "reference", "--device", "cpu", "--quick", "-s", "SingleStream", "-s",
+            "Offline", "-m", "PerformanceOnly")  # fmt: skip
+    process = mlorch_background(*args, cwd=tmp_path)
+    runs = tmp_path / "runs"
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            done = list(runs.glob("*/manifest.json")) and _manifest_of(runs).get("tests")
+            if done:
+                break
+            time.sleep(0.2)
+        _wait_for_running_sut(engine, process)  # the second test
+        process.kill()
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=60)
+    killed = _manifest_of(runs)
+    run_id = str(killed["run_id"])
+    [first] = killed["tests"]  # type: ignore[misc]
+    kept_files = dict(first["files"])
+    left = engine.labelled_containers({"mlorch.owner-pid": str(process.pid)})
+    assert left, "SIGKILL left the SUT container behind (what --resume must clean up)"
+
+    listing = subprocess.run(
+        [*_mlorch(), "runs", "--json"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    [row] = json.loads(listing.stdout)
+    assert (row["status"], row["resumable"]) == ("interrupted", True)
+
+    resumed = subprocess.run(
+        [*_mlorch(), "up", "--resume", run_id], cwd=tmp_path, capture_output=True, text=True,
+        timeout=WAIT_S, check=False,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "1 finished tests kept" in resumed.stderr
+    manifest = _manifest_of(runs)
+    assert manifest["status"] == "complete"
+    tests = manifest["tests"]
+    assert [t["scenario"] for t in tests] == ["SingleStream", "Offline"]  # type: ignore[union-attr]
+    assert all(t["status"] == "ok" for t in tests)  # type: ignore[union-attr]
+    assert tests[0]["files"] == kept_files  # type: ignore[index]
+    [attempt] = manifest["attempts"]  # type: ignore[misc]
+    assert attempt["status"] == "interrupted"
+    assert engine.labelled_containers({"mlorch.owner-pid": str(process.pid)}) == []
+    again = subprocess.run(
+        [*_mlorch(), "up", "--resume", run_id], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert again.returncode == 2
+    assert "it is complete" in again.stderr
+
+
+def _mlorch() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "orchestrator"]
