@@ -216,7 +216,7 @@ def run_to_completion(
         pump.join(LOG_JOIN_TIMEOUT_S)
         status = int(state.get("ExitCode", -1))
         tail = "\n".join(pump.tail)
-        if status != 0 and not engine.answers():  # stopping, the engine stopped its containers
+        if status != 0 and _engine_stopping(engine, status, bool(state.get("OOMKilled"))):
             raise EngineWentAway(
                 f"the Docker engine stopped during the {what} (its container ended with "
                 f"status {status})"
@@ -228,6 +228,26 @@ def run_to_completion(
         if container is not None:
             # Removal must happen even on Ctrl-C: shield it from a second interrupt.
             _remove_quietly(engine, container)
+
+
+ENGINE_SETTLE_S = 10.0  # how long a signalled container's engine is watched for going away
+SIGNALLED = (128 + 15, 128 + 9)  # SIGTERM, SIGKILL: what a stopping dockerd does to containers
+
+
+def _engine_stopping(engine: DockerEngine, status: int, oom: bool) -> bool:
+    """Whether the engine is going away: it no longer answers, or — for a container ended by a
+    signal, which a stopping dockerd sends before it closes its socket — stops answering within
+    ENGINE_SETTLE_S."""
+    if not engine.answers():
+        return True
+    if status not in SIGNALLED or oom:
+        return False
+    deadline = time.monotonic() + ENGINE_SETTLE_S
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if not engine.answers():
+            return True
+    return False
 
 
 def _failure(

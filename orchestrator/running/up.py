@@ -154,6 +154,7 @@ INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 TRACEBACK_FILE = "traceback.txt"
 PROBES_DIR = "probes"  # `tune`'s LoadGen runs, one folder each
 OUTRUN_DIR = "outrun"  # first tries of tests that ran faster than their sizing
+UNFINISHED_DIR = "unfinished"  # what unfinished tests left, before `up --resume` ran them again
 
 
 @contextmanager
@@ -680,6 +681,8 @@ def run_test(
     else:
         test_dir = ctx.run_dir / _test_folder(ctx, scenario, mode, audit)
         user_conf = ctx.run_dir / ctx.backend.name / scenario.value / "user.conf"
+    if probe is None and test_dir.is_dir() and any(test_dir.iterdir()):
+        _set_aside(ctx.run_dir, test_dir)  # an earlier attempt's unfinished test (--resume)
     test_dir.mkdir(parents=True, exist_ok=True)
     user_conf.write_text(render_user_conf(ctx.sized_spec, scenario, ctx.assets.count))
     sizing = ctx.sizing.request(scenario, mode) if ctx.sizing is not None else None
@@ -750,6 +753,15 @@ def run_test(
     for problem in (telemetry or {}).get("problems", ()):
         ctx.terminal.warn(f"{scenario.value} {mode.value} telemetry: {problem}")
     return result, record
+
+
+def _set_aside(run_dir: Path, test_dir: Path) -> None:
+    """Move what an unfinished earlier try of a test left to unfinished/ (the newest kept), so
+    the test runs in a clean folder."""
+    kept = run_dir / UNFINISHED_DIR / test_dir.relative_to(run_dir)
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    test_dir.rename(kept)
 
 
 def _take_measurement(

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.engine.client import DockerEngine
+from orchestrator.images.catalog import LOCAL_BASE
 from tests.engine.conftest import mlorch_background
+from tests.support.private_engine import PrivateEngine, running_private_engine
 
 pytestmark = pytest.mark.engine
 
@@ -180,3 +182,67 @@ def _mlorch() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "orchestrator"]
+
+
+def test_the_engine_stopping_mid_test_is_exit_3_and_resume_finishes_after_restart(
+    engine: DockerEngine, quick_run: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+) -> None:
+    """dockerd stopped for real while a test runs — a private engine in its own network
+    namespace, so nothing else notices — is exit 3 naming the test, the run `interrupted` with
+    the reason; after the engine is back, `up --resume` finishes the run and nothing is left."""
+    first_result, first_runs = quick_run
+    assert first_result.returncode == 0
+    image = _manifest_of(first_runs)["image"]["tag"]  # type: ignore[index]
+    with running_private_engine() as private:
+        private.load_images(LOCAL_BASE, str(image))
+        env = private.env
+        args = ("up", "reference", "--device", "cpu", "--quick", "-s", "SingleStream", "-s",
+                "Offline", "-m", "PerformanceOnly")  # fmt: skip
+        process = mlorch_background(*args, cwd=tmp_path, env=env)
+        try:
+            _wait_for_second_test(private, process, tmp_path / "runs")
+            private.stop()
+            _, stderr = process.communicate(timeout=WAIT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate(timeout=60)
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert process.returncode == 3, stderr[-3000:]
+        assert len(errors) == 1, stderr[-3000:]
+        assert "the Docker engine stopped" in errors[0]
+        assert "Offline PerformanceOnly test" in errors[0]
+        stopped = _manifest_of(tmp_path / "runs")
+        assert stopped["status"] == "interrupted"
+        assert "Docker engine stopped" in str(stopped["error"])
+        private.start()
+        resumed = subprocess.run(
+            [*_mlorch(), "up", "--resume", str(stopped["run_id"])], cwd=tmp_path,
+            capture_output=True, text=True, timeout=WAIT_S, check=False,
+            env={**os.environ, "COLUMNS": "200", **env},
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr[-4000:]
+        manifest = _manifest_of(tmp_path / "runs")
+        assert manifest["status"] == "complete"
+        assert [t["scenario"] for t in manifest["tests"]] == ["SingleStream", "Offline"]  # type: ignore[union-attr]
+        assert [a["status"] for a in manifest["attempts"]] == ["interrupted"]  # type: ignore[union-attr]
+        assert private.containers(all=True) == []
+
+
+def _wait_for_second_test(
+    private: PrivateEngine, process: subprocess.Popen[str], runs: Path
+) -> None:
+    """Until the first test is recorded and the second one's SUT runs in the private engine."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        if list(runs.glob("*/manifest.json")) and _manifest_of(runs).get("tests"):
+            break
+        time.sleep(0.2)
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        if any(c.status == "running" for c in private.containers(all=True)):
+            time.sleep(2)
+            return
+        time.sleep(0.3)
+    raise AssertionError("the second test's SUT never ran")

@@ -8,11 +8,18 @@ from typing import Any
 import pytest
 
 from contract.protocol import EXIT_SUT_FAILED
+from orchestrator.engine import container as container_module
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import PIDS_LIMIT, ContainerSpec, Mount, run_to_completion
 from orchestrator.engine.owner import Owner
 from orchestrator.errors import ContainerFailed, DiskFull, EngineWentAway, WaitTimeout
 from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
+
+
+@pytest.fixture(autouse=True)
+def _no_settling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed container's engine is watched for going away; the canned one answers at once."""
+    monkeypatch.setattr(container_module, "ENGINE_SETTLE_S", 0.0)
 
 
 def _spec(mem_limit: int | None = None) -> ContainerSpec:
