@@ -10,6 +10,7 @@ on success, failure, timeout and Ctrl-C. Containers are labelled with their owni
 from __future__ import annotations
 
 import contextlib
+import shutil
 import threading
 import time
 from collections import deque
@@ -282,17 +283,29 @@ def _disk_full(
     spec: ContainerSpec, what: str, tail: str, fatal: dict[str, str] | None
 ) -> DiskFull | None:
     """A container that failed writing to a full disk: the error names the host folder it
-    writes to (its writable mounts) and that folder's free space."""
+    writes to (its writable mount) and that folder's free space; when that folder has room, the
+    container's own space (/tmp, /dev/shm) is what filled."""
     said = tail + " " + " ".join((fatal or {}).values())
     if not any(text in said for text in ENOSPC_TEXTS):
         return None
-    writable = [m.source for m in spec.mounts if not m.read_only]
-    if not writable:  # its own filesystem, /tmp or /dev/shm: the engine's disk, or memory
-        return DiskFull(
-            f"no space left on device in the {what} (inside the container)",
-            hint="free space where the Docker engine keeps its data, or lower --count",
-        )
-    return no_space(writable[0], f"in the {what}")
+    full = [m.source for m in spec.mounts if not m.read_only and not _has_room(m.source)]
+    if full:
+        return no_space(full[0], f"in the {what}")
+    return DiskFull(
+        f"no space left on device in the {what}, inside the container: its /tmp "
+        f"({spec.tmpfs.get('/tmp', 'tmpfs')}) or /dev/shm ({spec.shm_size}) filled",
+        hint="lower --count or --max-batchsize; the folders it writes to on the host have room",
+    )
+
+
+ROOM_BYTES = 64 << 20  # a writable mount with less free than this is where ENOSPC came from
+
+
+def _has_room(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free >= ROOM_BYTES
+    except OSError:
+        return False
 
 
 CREATED_ANYWAY_WAIT_S = 3.0  # how long an interrupted create may still be finishing in the engine

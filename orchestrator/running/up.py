@@ -212,22 +212,11 @@ def up(
     gpu_access, cuda_plan = None, None
     if spec.device is Device.CUDA:
         spec, gpu_access, cuda_plan = cuda_preflight(connect, backend, spec, terminal)
-    manifest = new_run(spec, backend.name) if resume is None else resume.manifest
-    if cuda_plan is not None:
-        manifest.cuda = cuda_plan.record()
-    run_id, run_dir = manifest.run_id, manifest.run_dir
-    identity = Identity.current()
-    if spec.quick_run and resume is None:
-        manifest.invalid_because.append("quick: --quick profile: shortened durations and counts")
-    manifest.write()
+    manifest = _open_run(spec, backend, resume, cuda_plan, terminal)
+    run_dir = manifest.run_dir
     if on_run_dir is not None:
         on_run_dir(run_dir)
-    if resume is None:
-        terminal.step(f"run {run_id} → {run_dir}")
-    else:
-        _announce_resume(resume, terminal)
-    if spec.quick_run:
-        terminal.warn("--quick: shortened durations and counts; results are NOT submission-valid")
+    identity = Identity.current()
     started = time.monotonic()
     results: list[TestResult] = [_kept_result(test) for test in manifest.tests]
     audits: list[AuditOutcome] = []
@@ -283,6 +272,29 @@ def up(
             manifest.release_reserve()
             identity.reclaim(run_dir)
     return RunOutcome(manifest, results, audits)
+
+
+def _open_run(
+    spec: RunSpec,
+    backend: BackendDef,
+    resume: Resumption | None,
+    cuda_plan: CudaPlan | None,
+    terminal: Terminal,
+) -> RunManifest:
+    """The run's manifest, written: a new run folder, or the resumed run's."""
+    manifest = new_run(spec, backend.name) if resume is None else resume.manifest
+    if cuda_plan is not None:
+        manifest.cuda = cuda_plan.record()
+    if spec.quick_run and resume is None:
+        manifest.invalid_because.append("quick: --quick profile: shortened durations and counts")
+    manifest.write()
+    if resume is None:
+        terminal.step(f"run {manifest.run_id} → {manifest.run_dir}")
+    else:
+        _announce_resume(resume, terminal)
+    if spec.quick_run:
+        terminal.warn("--quick: shortened durations and counts; results are NOT submission-valid")
+    return manifest
 
 
 def _announce_resume(resume: Resumption, terminal: Terminal) -> None:
@@ -727,14 +739,7 @@ def run_test(
             # failing to write it then must not replace the error on its way out.
             with contextlib.suppress(*((Exception,) if failing else ())):
                 telemetry = record_telemetry(recording, test_dir, mode is Mode.PERFORMANCE)
-    result = result_from_logs(test_dir, scenario.value, mode.value)
-    agreement = None
-    if mode is Mode.ACCURACY:
-        result, agreement = _score(ctx, result, test_dir)
-    result_data = result.to_dict()
-    if agreement is not None:
-        result_data["fp32_agreement"] = agreement
-    (test_dir / "result.json").write_text(json.dumps(result_data, indent=2) + "\n")
+    result, result_data = _scored_result(ctx, test_dir, scenario, mode)
     harness = read_json_object(test_dir / "harness.json")
     if sizing is not None and ctx.sizing is not None:
         _take_measurement(ctx, scenario, harness, user_conf)
@@ -753,6 +758,21 @@ def run_test(
     for problem in (telemetry or {}).get("problems", ()):
         ctx.terminal.warn(f"{scenario.value} {mode.value} telemetry: {problem}")
     return result, record
+
+
+def _scored_result(
+    ctx: RunContext, test_dir: Path, scenario: Scenario, mode: Mode
+) -> tuple[TestResult, dict[str, Any]]:
+    """The test's LoadGen result (an accuracy run scored), also written to result.json."""
+    result = result_from_logs(test_dir, scenario.value, mode.value)
+    agreement = None
+    if mode is Mode.ACCURACY:
+        result, agreement = _score(ctx, result, test_dir)
+    result_data = result.to_dict()
+    if agreement is not None:
+        result_data["fp32_agreement"] = agreement
+    (test_dir / "result.json").write_text(json.dumps(result_data, indent=2) + "\n")
+    return result, result_data
 
 
 def _set_aside(run_dir: Path, test_dir: Path) -> None:

@@ -12,8 +12,9 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +61,21 @@ def _fill(folder: Path) -> None:
                 os.write(handle.fileno(), b"\0" * 512)
 
 
+def _fault(process: subprocess.Popen[str], fault: Callable[[], None]) -> tuple[int, str, str]:
+    """Do `fault` to a running mlorch and wait for its end: (exit code, stderr, its error line,
+    which must be its only one)."""
+    try:
+        fault()
+        _, stderr = process.communicate(timeout=WAIT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=60)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr[-3000:]
+    return process.returncode, stderr, errors[0]
+
+
 def _wait_for_running_sut(engine: DockerEngine, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + WAIT_S
     mine = {"mlorch.role": "sut", "mlorch.owner-pid": str(process.pid)}
@@ -85,24 +101,20 @@ def test_a_disk_that_fills_during_a_test_is_exit_9_and_the_manifest_survives(
         "up", "reference", "--device", "cpu", "--quick", "--config", str(config),
         "--runs-dir", str(runs), cwd=tmp_path, env={"MLORCH_MIN_FREE_GIB": "0"},
     )  # fmt: skip
-    try:
+
+    def fill() -> None:
         _wait_for_running_sut(engine, process)
         _fill(small_disk)
         with pytest.raises(OSError, match="No space left") as full:
             (small_disk / "probe").write_bytes(bytes(4096))
         assert full.value.errno == errno.ENOSPC
-        _, stderr = process.communicate(timeout=WAIT_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=60)
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert process.returncode == 9, stderr[-3000:]
-    assert len(errors) == 1, stderr[-3000:]
-    assert "no space left on device" in errors[0]
-    assert str(small_disk) in errors[0]
-    assert " free" in errors[0]
-    assert "Traceback" not in errors[0]
+
+    code, stderr, error = _fault(process, fill)
+    assert code == 9, stderr[-3000:]
+    assert "no space left on device" in error
+    assert str(small_disk) in error
+    assert " free" in error
+    assert "Traceback" not in error
     [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed"  # its final state, written on the full disk
@@ -111,9 +123,10 @@ def test_a_disk_that_fills_during_a_test_is_exit_9_and_the_manifest_survives(
     assert left == []
 
 
-def _manifest_of(runs: Path) -> dict[str, object]:
+def _manifest_of(runs: Path) -> dict[str, Any]:
     [path] = list(runs.glob("*/manifest.json"))
-    return dict(json.loads(path.read_text()))
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 
 
 def test_sigkill_mid_run_then_resume_finishes_it_keeping_what_was_done(
@@ -123,7 +136,7 @@ def test_sigkill_mid_run_then_resume_finishes_it_keeping_what_was_done(
     removes the container it left, keeps the first test as it was, runs the second, and the run
     ends complete with the structure of an uninterrupted one."""
     args = ("up", "reference", "--device", "cpu", "--quick", "-s", "SingleStream", "-s",
-            "Offline", "-m", "PerformanceOnly")  # fmt: skip
+            "Offline")  # fmt: skip
     process = mlorch_background(*args, cwd=tmp_path)
     runs = tmp_path / "runs"
     deadline = time.monotonic() + WAIT_S
@@ -143,7 +156,7 @@ def test_sigkill_mid_run_then_resume_finishes_it_keeping_what_was_done(
             process.communicate(timeout=60)
     killed = _manifest_of(runs)
     run_id = str(killed["run_id"])
-    [first] = killed["tests"]  # type: ignore[misc]
+    [first] = killed["tests"]
     kept_files = dict(first["files"])
     left = engine.labelled_containers({"mlorch.owner-pid": str(process.pid)})
     assert left, "SIGKILL left the SUT container behind (what --resume must clean up)"
@@ -164,18 +177,58 @@ def test_sigkill_mid_run_then_resume_finishes_it_keeping_what_was_done(
     manifest = _manifest_of(runs)
     assert manifest["status"] == "complete"
     tests = manifest["tests"]
-    assert [t["scenario"] for t in tests] == ["SingleStream", "Offline"]  # type: ignore[union-attr]
-    assert all(t["status"] == "ok" for t in tests)  # type: ignore[union-attr]
-    assert tests[0]["files"] == kept_files  # type: ignore[index]
-    [attempt] = manifest["attempts"]  # type: ignore[misc]
+    assert [t["scenario"] for t in tests] == ["SingleStream"] * 2 + ["Offline"] * 2
+    assert all(t["status"] == "ok" for t in tests)
+    assert tests[0]["files"] == kept_files
+    [attempt] = manifest["attempts"]
     assert attempt["status"] == "interrupted"
     assert engine.labelled_containers({"mlorch.owner-pid": str(process.pid)}) == []
+    plain = tmp_path / "uninterrupted"
+    plain.mkdir()
+    whole = subprocess.run(
+        [*_mlorch(), *args], cwd=plain, capture_output=True, text=True, timeout=WAIT_S,
+        check=False,
+    )  # fmt: skip
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    uninterrupted = _manifest_of(plain / "runs")
+    assert _structure(manifest) == _structure(uninterrupted)
+    _read_as_one_run(tmp_path, runs / run_id, plain / "runs" / uninterrupted["run_id"])
     again = subprocess.run(
         [*_mlorch(), "up", "--resume", run_id], cwd=tmp_path, capture_output=True, text=True,
         timeout=120, check=False,
     )  # fmt: skip
     assert again.returncode == 2
     assert "it is complete" in again.stderr
+
+
+def _structure(manifest: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    return [
+        (t["scenario"], t["mode"], t["status"], t["result"]["valid"]) for t in manifest["tests"]
+    ]
+
+
+def _read_as_one_run(work: Path, run_dir: Path, other: Path) -> None:
+    """The report (beside an uninterrupted run) and the submission tree take a resumed run as
+    one run."""
+    from tests.support.submission_fixtures import CI_HOST_FACTS
+
+    facts = work / "facts.toml"
+    facts.write_text(CI_HOST_FACTS)
+    for args in (
+        ("compare", str(run_dir), str(other), "--output", str(work / "report")),
+        ("submit", str(run_dir), "--output", str(work / "tree"), "--submitter", "Acme",
+         "--system-facts", str(facts)),
+    ):  # fmt: skip
+        done = subprocess.run(
+            [*_mlorch(), *args], cwd=work, capture_output=True, text=True, timeout=300,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, (args[0], done.stderr[-3000:])
+    page = (work / "report" / "report.html").read_text()
+    assert "SingleStream" in page
+    assert "Offline" in page
+    logs = sorted((work / "tree").rglob("performance/run_1/mlperf_log_detail.txt"))
+    assert {"SingleStream", "Offline"} <= {path.parts[-4] for path in logs}
 
 
 def _mlorch() -> list[str]:
@@ -192,26 +245,22 @@ def test_the_engine_stopping_mid_test_is_exit_3_and_resume_finishes_after_restar
     the reason; after the engine is back, `up --resume` finishes the run and nothing is left."""
     first_result, first_runs = quick_run
     assert first_result.returncode == 0
-    image = _manifest_of(first_runs)["image"]["tag"]  # type: ignore[index]
+    image = _manifest_of(first_runs)["image"]["tag"]
     with running_private_engine() as private:
         private.load_images(LOCAL_BASE, str(image))
         env = private.env
         args = ("up", "reference", "--device", "cpu", "--quick", "-s", "SingleStream", "-s",
                 "Offline", "-m", "PerformanceOnly")  # fmt: skip
         process = mlorch_background(*args, cwd=tmp_path, env=env)
-        try:
+
+        def stop() -> None:
             _wait_for_second_test(private, process, tmp_path / "runs")
             private.stop()
-            _, stderr = process.communicate(timeout=WAIT_S)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate(timeout=60)
-        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-        assert process.returncode == 3, stderr[-3000:]
-        assert len(errors) == 1, stderr[-3000:]
-        assert "the Docker engine stopped" in errors[0]
-        assert "Offline PerformanceOnly test" in errors[0]
+
+        code, stderr, error = _fault(process, stop)
+        assert code == 3, stderr[-3000:]
+        assert "the Docker engine stopped" in error
+        assert "Offline PerformanceOnly test" in error
         stopped = _manifest_of(tmp_path / "runs")
         assert stopped["status"] == "interrupted"
         assert "Docker engine stopped" in str(stopped["error"])
@@ -224,8 +273,8 @@ def test_the_engine_stopping_mid_test_is_exit_3_and_resume_finishes_after_restar
         assert resumed.returncode == 0, resumed.stderr[-4000:]
         manifest = _manifest_of(tmp_path / "runs")
         assert manifest["status"] == "complete"
-        assert [t["scenario"] for t in manifest["tests"]] == ["SingleStream", "Offline"]  # type: ignore[union-attr]
-        assert [a["status"] for a in manifest["attempts"]] == ["interrupted"]  # type: ignore[union-attr]
+        assert [t["scenario"] for t in manifest["tests"]] == ["SingleStream", "Offline"]
+        assert [a["status"] for a in manifest["attempts"]] == ["interrupted"]
         assert private.containers(all=True) == []
 
 

@@ -221,7 +221,7 @@ def test_a_test_whose_engine_went_away_after_it_exited(tmp_path: Path) -> None:
 
 
 def test_a_full_disk_in_the_container_names_the_folder_and_its_free_space(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     results = tmp_path / "results"
     results.mkdir()
@@ -231,9 +231,16 @@ def test_a_full_disk_in_the_container_names_the_folder_and_its_free_space(
         labels={},
     )  # fmt: skip
     tail = b"Traceback (most recent call last):\nOSError: [Errno 28] No space left on device\n"
+    monkeypatch.setattr(container_module, "_has_room", lambda folder: folder != results)
     with pytest.raises(DiskFull) as full:
         _run(CannedAPI([exited(1)], [tail]), tmp_path, spec=spec)
     assert full.value.exit_code == 9
     assert str(results) in full.value.message
     assert " free" in full.value.message
     assert "Traceback" not in full.value.message
+    monkeypatch.setattr(container_module, "_has_room", lambda folder: True)
+    with pytest.raises(DiskFull) as inside:  # the host folders have room: its own space filled
+        _run(CannedAPI([exited(1)], [tail]), tmp_path, spec=spec)
+    assert "inside the container: its /tmp (rw,exec,size=1g) or /dev/shm (1g)" in (
+        inside.value.message
+    )

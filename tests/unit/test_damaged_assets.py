@@ -22,7 +22,7 @@ from orchestrator.assets.prepare import Preparer, ensure_preprocessed
 from orchestrator.config import DEFAULT_TUNING, Device, RunSpec
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
-from orchestrator.errors import ContainerFailed, DamagedDataset
+from orchestrator.errors import ContainerFailed, DamagedDataset, DiskFull
 from orchestrator.images.catalog import BackendDef, get_backend
 from orchestrator.images.containers import VAL_MAP_MOUNT, Identity
 from orchestrator.paths import cache_dir
@@ -209,7 +209,21 @@ def test_other_prepare_failures_stay_container_failures(
 ) -> None:
     model, _ = synthetic_assets
     assets = _resolve(_spec(model, folder.root, skip_bad=True))
-    _, engine = _prepare_engine(1, ["prepare failed: [Errno 28] No space left on device"])
+    _, engine = _prepare_engine(1, ["prepare failed: [Errno 5] Input/output error"])
     with pytest.raises(ContainerFailed) as info:
         ensure_preprocessed(_preparer(engine, get_backend("reference")), assets, skip_bad=True)
     assert info.value.exit_status == 1
+
+
+def test_a_full_disk_while_preparing_is_disk_full(
+    synthetic_assets: tuple[Path, Path], folder: DamagedFolder
+) -> None:
+    """ENOSPC in the preparing container: exit 9, and as the cache folder has room here, what
+    filled is said to be the container's own space."""
+    model, _ = synthetic_assets
+    assets = _resolve(_spec(model, folder.root, skip_bad=True))
+    _, engine = _prepare_engine(1, ["prepare failed: [Errno 28] No space left on device"])
+    with pytest.raises(DiskFull) as info:
+        ensure_preprocessed(_preparer(engine, get_backend("reference")), assets, skip_bad=True)
+    assert info.value.exit_code == 9
+    assert "inside the container: its /tmp" in info.value.message

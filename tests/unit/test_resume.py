@@ -99,3 +99,41 @@ def test_a_changed_image_or_model_refuses_the_resume(tmp_path: Path) -> None:
     other = original.model_copy(update={"assets": {**original.assets, "model_md5": "n"}})
     with pytest.raises(ResumeRefused, match="model_md5 is n, the run had m"):
         check_unchanged(original, other)
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("up",), "error: name a backend to run"),
+        (("up", "--resume", "r1", "--quick"), "--quick would change them"),
+        (("up", "--resume", "r1", "-s", "Offline", "--threads", "2"), "--scenario, --threads"),
+        (("up", "--resume", "nope"), "unknown run 'nope'"),
+        (("up", "--resume", "r1"), "run r1 cannot be resumed: it is complete"),
+        (("up", "dell-trt", "--resume", "r1", "--runs-dir", "runs"), "cannot be resumed"),
+    ],
+)
+def test_resume_on_the_command_line_refuses_in_one_line(
+    tmp_path: Path, args: tuple[str, ...], said: str
+) -> None:
+    from tests.support.cli import run_cli
+
+    _run(tmp_path, status="complete")
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert said in errors[0]
+    assert RunManifest.read(tmp_path / "runs" / "r1").status == "complete"  # left as it was
+
+
+def test_resume_names_the_run_s_own_backend(tmp_path: Path) -> None:
+    from tests.support.cli import run_cli
+
+    _run(tmp_path)
+    result = run_cli("up", "dell-trt", "--resume", "r1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "run r1 is a reference run, not dell-trt" in result.stderr
+    assert RunManifest.read(tmp_path / "runs" / "r1").status == "interrupted"  # untouched
