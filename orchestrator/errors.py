@@ -225,13 +225,15 @@ def save_traceback(exc: BaseException, path: Path) -> bool:
     return True
 
 
-def disk_full(exc: OSError) -> DiskFull | None:
-    """The DiskFull error for an ENOSPC `exc` (naming the folder and its free space), None for
-    any other OSError."""
+def disk_full(exc: OSError, folder: Path | None = None) -> DiskFull | None:
+    """The DiskFull error for an ENOSPC `exc` (naming the folder and its free space: the file's,
+    else `folder`, where the work was writing), None for any other OSError."""
     if exc.errno != errno.ENOSPC:
         return None
     if exc.filename:
         return no_space(Path(str(exc.filename)).parent, f"writing {exc.filename}")
+    if folder is not None:
+        return no_space(folder, "writing")
     return DiskFull(f"no space left on device: {exc}", hint=DISK_HINT)
 
 

@@ -29,6 +29,9 @@ from orchestrator.errors import (
 API_TIMEOUT_S = 60
 
 
+ENGINE_SETTLE_S = 10.0  # how long an engine suspected of going away is watched
+
+
 @dataclass(frozen=True)
 class ImageFacts:
     """What `docker image inspect` says about where an image came from."""
@@ -59,7 +62,8 @@ class DockerEngine:
         return cls(client)
 
     def info(self) -> dict[str, Any]:
-        return dict(self.client.info())
+        with self.engine_call("reading the engine's facts"):
+            return dict(self.client.info())
 
     @property
     def is_local(self) -> bool:
@@ -71,7 +75,8 @@ class DockerEngine:
         from docker.errors import ImageNotFound
 
         try:
-            return str(self.client.images.get(ref).id)
+            with self.engine_call(f"looking up {ref}"):
+                return str(self.client.images.get(ref).id)
         except ImageNotFound:
             return None
 
@@ -79,7 +84,8 @@ class DockerEngine:
         from docker.errors import ImageNotFound
 
         try:
-            attrs = self.client.images.get(ref).attrs
+            with self.engine_call(f"looking up {ref}"):
+                attrs = self.client.images.get(ref).attrs
         except ImageNotFound:
             return None
         return ImageFacts(
@@ -89,17 +95,20 @@ class DockerEngine:
         )
 
     def image_labels(self, ref: str) -> dict[str, str]:
-        return dict(self.client.images.get(ref).labels or {})
+        with self.engine_call(f"reading the labels of {ref}"):
+            return dict(self.client.images.get(ref).labels or {})
 
     def tag(self, source: str, target: str) -> None:
         repository, _, tag = target.rpartition(":")
-        self.client.images.get(source).tag(repository, tag)
+        with self.engine_call(f"tagging {target}"):
+            self.client.images.get(source).tag(repository, tag)
 
     def pull(self, ref: str) -> str:
         from docker.errors import APIError, DockerException
 
         try:
-            image = self.client.images.pull(ref)
+            with self.engine_call(f"pulling {ref}"):
+                image = self.client.images.pull(ref)
         except APIError as exc:
             raise ImageError(f"cannot pull {ref}: {exc.explanation or _short(exc)}") from exc
         except DockerException as exc:
@@ -173,10 +182,11 @@ class DockerEngine:
     def labelled_containers(self, extra: dict[str, str] | None = None) -> list[Any]:
         filters = [f"{L.TOOL}={L.TOOL_VALUE}"] + [f"{k}={v}" for k, v in (extra or {}).items()]
         # Another mlorch may remove one of them between the listing and its inspection.
-        found = self.client.containers.list(
-            all=True, filters={"label": filters}, ignore_removed=True
-        )
-        return list(found)
+        with self.engine_call("listing mlorch's containers"):
+            found = self.client.containers.list(
+                all=True, filters={"label": filters}, ignore_removed=True
+            )
+            return list(found)
 
     def remove_container(self, container: Any) -> None:
         from docker.errors import APIError, NotFound
@@ -207,6 +217,35 @@ class DockerEngine:
             raise EngineWentAway(
                 f"the Docker engine stopped answering ({what}): {_short(exc)}"
             ) from exc
+
+    @contextmanager
+    def engine_call(self, what: str) -> Iterator[None]:
+        """A transport failure while `what` (the socket gone, the connection reset) when the
+        engine no longer answers: the engine went away. Everything else passes unchanged."""
+        from docker.errors import APIError, DockerException
+        from requests.exceptions import RequestException
+
+        try:
+            yield
+        except APIError:
+            raise
+        except (DockerException, RequestException) as exc:
+            if not self.went_away():
+                raise
+            raise EngineWentAway(
+                f"the Docker engine stopped answering ({what}): {_short(exc)}"
+            ) from exc
+
+    def went_away(self) -> bool:
+        """After a failure: whether the engine is going away. It does not answer, or stops
+        answering within ENGINE_SETTLE_S: a stopping dockerd still serves the connections it has
+        open (a ping on one) for a moment after it has closed its socket."""
+        deadline = time.monotonic() + ENGINE_SETTLE_S
+        while self.answers():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+        return True
 
     def answers(self) -> bool:
         """Whether the engine still answers a ping: after a failure, tells the engine going away

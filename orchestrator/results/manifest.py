@@ -160,6 +160,7 @@ class RunManifest(Record):
     host: dict[str, Any]
     manifest_version: int = MANIFEST_VERSION
     status: Literal["running", "complete", "failed", "interrupted"] = "running"
+    kind: Literal["up", "tune"] = "up"  # what made it: `up` (resumable) or `tune`
     started: str = Field(default_factory=utc_now)
     resumed: str | None = None  # when the latest `up --resume` attempt started
     finished: str | None = None
@@ -246,10 +247,12 @@ class RunListing:
     submission_valid: bool | None = None  # None: not judged (an older mlorch, or still running)
     invalid_because: tuple[str, ...] = ()
 
+    kind: str = "up"
+
     @property
     def resumable(self) -> bool:
-        """Whether `up --resume` can finish it (it failed or was interrupted)."""
-        return self.status in RESUMABLE
+        """Whether `up --resume` can finish it (an `up` run that failed or was interrupted)."""
+        return self.status in RESUMABLE and self.kind == "up"
 
 
 def _alive(pid: int) -> bool:
@@ -260,6 +263,12 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def run_kind(data: dict[str, Any]) -> str:
+    """'up' or 'tune'; a manifest from before `kind` was recorded says it by its run id."""
+    tune = data.get("kind") == "tune" or "-tune-" in str(data.get("run_id", ""))
+    return "tune" if tune else "up"
 
 
 def effective_status(data: dict[str, Any]) -> str:
@@ -296,6 +305,7 @@ def list_runs(runs_dir: Path) -> list[RunListing]:
                 path=path.parent,
                 submission_valid=valid if judged else None,
                 invalid_because=tuple(str(r) for r in data.get("invalid_because") or ()),
+                kind=run_kind(data),
             )
         )
     return listings

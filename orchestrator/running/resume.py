@@ -18,7 +18,12 @@ from typing import Any
 from orchestrator.config import RunSpec
 from orchestrator.errors import ConfigError
 from orchestrator.results.files import digests_match
-from orchestrator.results.manifest import AttemptRecord, RunManifest, effective_status
+from orchestrator.results.manifest import (
+    AttemptRecord,
+    RunManifest,
+    effective_status,
+    run_kind,
+)
 
 # What must not have changed since the run started, per manifest section.
 SAME_ASSETS = ("synthetic", "model_md5", "count", "dataset_images")
@@ -43,7 +48,10 @@ class Resumption:
 
 def why_not_resumable(manifest: RunManifest) -> str | None:
     """None when `up --resume` can take the run; else why not, in words."""
-    status = effective_status(manifest.to_dict())
+    data = manifest.to_dict()
+    if run_kind(data) == "tune":
+        return "it is a `mlorch tune` run (run `mlorch tune` again)"
+    status = effective_status(data)
     if status == "complete":
         return "it is complete"
     if status == "running":

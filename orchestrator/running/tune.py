@@ -274,6 +274,7 @@ def tune(
             points = [replace(p, spec=p.spec.model_copy(update=update)) for p in points]
             spec = points[0].spec
     manifest = new_run(spec, f"{backend.name}-tune")
+    manifest.kind = "tune"
     if cuda_plan is not None:
         manifest.cuda = cuda_plan.record()
     run_id, run_dir = manifest.run_id, manifest.run_dir

@@ -253,9 +253,9 @@ def up(
         raise
     except Exception as exc:
         # A crash is an error too: recorded in the manifest, traceback kept in the run folder.
-        error = (disk_full(exc) if isinstance(exc, OSError) else None) or InternalError.wrap(
-            exc, run_dir / TRACEBACK_FILE
-        )
+        error = (
+            disk_full(exc, run_dir) if isinstance(exc, OSError) else None
+        ) or InternalError.wrap(exc, run_dir / TRACEBACK_FILE)
         manifest.status = "failed"
         manifest.error = error.message
         raise error from exc

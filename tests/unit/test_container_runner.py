@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from contract.protocol import EXIT_SUT_FAILED
+from orchestrator.engine import client as client_module
 from orchestrator.engine import container as container_module
 from orchestrator.engine.client import DockerEngine
 from orchestrator.engine.container import PIDS_LIMIT, ContainerSpec, Mount, run_to_completion
@@ -19,7 +20,7 @@ from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
 @pytest.fixture(autouse=True)
 def _no_settling(monkeypatch: pytest.MonkeyPatch) -> None:
     """A killed container's engine is watched for going away; the canned one answers at once."""
-    monkeypatch.setattr(container_module, "ENGINE_SETTLE_S", 0.0)
+    monkeypatch.setattr(client_module, "ENGINE_SETTLE_S", 0.0)
 
 
 def _spec(mem_limit: int | None = None) -> ContainerSpec:
@@ -244,3 +245,24 @@ def test_a_full_disk_in_the_container_names_the_folder_and_its_free_space(
     assert "inside the container: its /tmp (rw,exec,size=1g) or /dev/shm (1g)" in (
         inside.value.message
     )
+
+
+def test_an_image_lookup_when_the_engine_is_gone_is_engine_went_away() -> None:
+    """The engine stopping between two steps of preparation (its socket gone): the next call
+    says so, exit 3, instead of a bare ConnectionError (exit 70); while the engine still
+    answers, a transport hiccup is not called that."""
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    api = CannedAPI([RUNNING], [])
+
+    def reset(image: str) -> dict[str, Any]:
+        raise RequestsConnectionError("('Connection aborted.', FileNotFoundError(2))")
+
+    api.inspect_image = reset  # type: ignore[method-assign]
+    engine = DockerEngine(fake_client(api))
+    with pytest.raises(RequestsConnectionError):
+        engine.image_id("base:1")
+    api.engine_up = False
+    with pytest.raises(EngineWentAway, match=r"stopped answering \(looking up base:1\)") as gone:
+        engine.image_id("base:1")
+    assert gone.value.exit_code == 3

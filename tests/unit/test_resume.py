@@ -137,3 +137,17 @@ def test_resume_names_the_run_s_own_backend(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "run r1 is a reference run, not dell-trt" in result.stderr
     assert RunManifest.read(tmp_path / "runs" / "r1").status == "interrupted"  # untouched
+
+
+def test_a_tune_run_is_not_resumed(tmp_path: Path) -> None:
+    manifest = _run(tmp_path)
+    manifest.kind = "tune"
+    manifest.write()
+    with pytest.raises(ResumeRefused, match="it is a `mlorch tune` run"):
+        prepare_resume(manifest.run_dir)
+    older = json.loads((manifest.run_dir / "manifest.json").read_text())
+    del older["kind"]
+    older["run_id"] = "20261207-120000-reference-tune-ab12"  # as tune names its runs
+    (manifest.run_dir / "manifest.json").write_text(json.dumps(older))
+    with pytest.raises(ResumeRefused, match="tune"):
+        prepare_resume(manifest.run_dir)
