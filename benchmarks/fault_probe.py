@@ -1,7 +1,8 @@
 """The fault probe of `up --resume` (prints figures; no assertions).
 
 Per fault (SIGKILL, SIGTERM, the Docker engine stopped, the runs disk filled) and per phase of a
-quick run (preparation, a performance test, a compliance audit, a later test): the run is
+quick run (the image build, preparation, a performance test, a compliance audit, a later test;
+for the build phase the image is first removed from the engine): the run is
 faulted at that phase, the fault is repaired (engine started again, disk freed), and
 `mlorch up --resume RUN` finishes it. Counted: exit codes, runs that resumed to complete with the
 structure of an uninterrupted run, containers left behind; and the time lost against an
@@ -39,6 +40,7 @@ PLAN = ("up", "reference", "--device", "cpu", "--quick", "-s", "SingleStream", "
         "-m", "PerformanceOnly", "--compliance")  # fmt: skip
 # phase → the stderr line that starts it (and whether a SUT container must be running first)
 PHASES = {
+    "build": ("==> building", False),  # the image removed from the engine first: it is built
     "preparation": ("==> pulling base image", False),
     "test": ("==> [1/4]", True),
     "audit": ("==> [2/4]", True),
@@ -124,6 +126,16 @@ def _wait_for_sut(engine: PrivateEngine, run: Run) -> None:
         time.sleep(0.2)
 
 
+def _forget_image(engine: PrivateEngine) -> None:
+    """Remove the SUT image from the private engine, so that the next `up` builds it."""
+    client = engine.client()
+    try:
+        for image in client.images.list("mlorch/reference-cpu"):
+            client.images.remove(image.id, force=True)
+    finally:
+        client.close()
+
+
 def _fill(folder: Path) -> None:
     with (folder / "filler").open("wb") as handle, contextlib.suppress(OSError):
         while True:
@@ -136,15 +148,19 @@ def probe(engine: PrivateEngine, disk: Path, fault: str, phase: str,
     work = disk / f"{fault}-{phase.replace(' ', '-')}"
     work.mkdir()
     env = {**engine.env, "MLORCH_MIN_FREE_GIB": "0"}
+    marker, needs_sut = PHASES[phase]
+    if phase == "build":
+        _forget_image(engine)
     started = time.monotonic()
     run = Run(PLAN, work, env)
-    marker, needs_sut = PHASES[phase]
     if not run.wait_for_line(marker):
         run.finish()
         result.error = f"never reached {phase}: {run.error}"
         return result
     if needs_sut:
         _wait_for_sut(engine, run)
+    if phase == "build":
+        time.sleep(1)  # into the build's steps
     if fault == "kill":
         run.process.send_signal(signal.SIGKILL)
     elif fault == "term":
@@ -160,6 +176,10 @@ def probe(engine: PrivateEngine, disk: Path, fault: str, phase: str,
     if fault == "disk":
         (disk / "filler").unlink()
     result.left_after_fault = len(engine.containers(all=True))
+    if result.code == 0:  # the fault did not stop it
+        result.error = "the run completed despite the fault (the room it needed was free)"
+        shutil.rmtree(work, ignore_errors=True)
+        return result
     run_id = _manifest(work / "runs")["run_id"]
     resumed = Run(("up", "--resume", run_id), work, env)
     result.resumed_code = resumed.finish()

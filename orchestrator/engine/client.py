@@ -149,7 +149,7 @@ class DockerEngine:
                     break
                 if kind == "error":
                     failure = _build_error(payload, log)
-                    if isinstance(failure, BuildFailed) and not self.answers():
+                    if isinstance(failure, BuildFailed) and self.went_away():
                         raise EngineWentAway(
                             f"the Docker engine stopped answering (building {tag}): "
                             f"{_short(payload)}"
