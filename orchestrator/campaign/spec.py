@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from orchestrator.config import Device, Mode, Profile, Scenario, StrictModel
+from orchestrator.config import Calibration, Device, Mode, Profile, Scenario, StrictModel
 from orchestrator.errors import ConfigError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -49,7 +49,7 @@ class UpOptions(StrictModel):
     count: int | None = Field(default=None, gt=0)
     harness_profile: str | None = None
     calibration_list: Path | None = None
-    calibration: str | None = None
+    calibration: Calibration | None = None
     base_image: str | None = None
     wheelhouse: Path | None = None
     timeout: int | None = Field(default=None, gt=0)

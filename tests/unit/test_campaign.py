@@ -82,6 +82,7 @@ def test_the_file_is_read_with_its_defaults(tmp_path: Path) -> None:
         (('"SingleStream"]', '"Streaming"]'), r"campaign.scenarios.1"),
         (('name = "lab-a"', 'name = "lab a"'), r"campaign.name"),
         (("count = 64", "count = 0"), r"campaign.up.count"),
+        (("count = 64", 'calibration = "entropi"'), r"campaign.up.calibration"),
     ],
 )
 def test_a_bad_file_is_one_line_naming_the_key(
