@@ -25,7 +25,7 @@ from typing import Any
 
 from contract.digest import file_sha256
 from contract.locks import atomic_write_text, exclusive
-from orchestrator.results.files import read_json_object
+from orchestrator.results.files import known_sha256, read_json_object
 
 CAMPAIGN_FILE = "campaign.toml"
 JOBS_FILE = "jobs.json"
@@ -87,7 +87,7 @@ def _verified(folder: Path, done: dict[str, Any] | None) -> dict[str, Any] | Non
         return None
     for name, digest in done["files"].items():
         path = folder / name
-        if not path.is_file() or file_sha256(path) != digest:
+        if not path.is_file() or known_sha256(path) != digest:
             return None
     return done
 

@@ -27,16 +27,30 @@ def folder_digests(folder: Path) -> dict[str, str]:
     }
 
 
-def digests_match(folder: Path, recorded: dict[str, str]) -> str | None:
-    """None when every recorded file is in `folder` with its recorded sha256; else why not."""
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def known_sha256(path: Path) -> str:
+    """sha256 of `path`, computed once per (path, inode, size, mtime): a poll that verifies the
+    same files again (campaign status, --wait) only stats them."""
     from contract.digest import file_sha256
 
+    info = path.stat()
+    key = (str(path), info.st_ino, info.st_size, info.st_mtime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        digest = _DIGESTS[key] = file_sha256(path)
+    return digest
+
+
+def digests_match(folder: Path, recorded: dict[str, str]) -> str | None:
+    """None when every recorded file is in `folder` with its recorded sha256; else why not."""
     if not recorded:
         return "its files were not recorded (a run from an older mlorch)"
     for name, digest in sorted(recorded.items()):
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
-        if file_sha256(path) != digest:
+        if known_sha256(path) != digest:
             return f"{name} changed since it was recorded"
     return None

@@ -151,3 +151,27 @@ def test_a_tune_run_is_not_resumed(tmp_path: Path) -> None:
     (manifest.run_dir / "manifest.json").write_text(json.dumps(older))
     with pytest.raises(ResumeRefused, match="tune"):
         prepare_resume(manifest.run_dir)
+
+
+def test_digests_are_computed_once_per_file_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contract.digest
+    from orchestrator.results.files import known_sha256
+
+    computed: list[Path] = []
+    real = contract.digest.file_sha256
+
+    def counting(path: Path) -> str:
+        computed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(contract.digest, "file_sha256", counting)
+    log = tmp_path / "log.txt"
+    log.write_text("one\n")
+    first = known_sha256(log)
+    assert known_sha256(log) == first  # polled again: only stat
+    assert len(computed) == 1
+    log.write_text("two, longer\n")  # another version: computed again
+    assert known_sha256(log) != first
+    assert len(computed) == 2
