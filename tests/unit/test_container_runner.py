@@ -266,3 +266,30 @@ def test_an_image_lookup_when_the_engine_is_gone_is_engine_went_away() -> None:
     with pytest.raises(EngineWentAway, match=r"stopped answering \(looking up base:1\)") as gone:
         engine.image_id("base:1")
     assert gone.value.exit_code == 3
+
+
+def test_an_engine_that_still_answers_while_it_stops_is_watched_until_it_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stopping dockerd answers pings on the connections it has open for a moment after its
+    socket is gone: `went_away` watches for ENGINE_SETTLE_S before it says the engine stays."""
+    monkeypatch.setattr(client_module, "ENGINE_SETTLE_S", 5.0)
+    monkeypatch.setattr(client_module.time, "sleep", lambda _s: None)
+    api = CannedAPI([RUNNING], [])
+    pings = 0
+    answer = CannedAPI.ping
+
+    def stopping() -> bool:
+        nonlocal pings
+        pings += 1
+        if pings == 3:
+            api.engine_up = False
+        return answer(api)
+
+    api.ping = stopping  # type: ignore[method-assign]
+    assert DockerEngine(fake_client(api)).went_away() is True
+    assert pings == 3
+    api.engine_up, pings = True, -(10**9)  # never stops: bounded by the settle time
+    clock = iter(range(0, 100))
+    monkeypatch.setattr(client_module.time, "monotonic", lambda: float(next(clock)))
+    assert DockerEngine(fake_client(api)).went_away() is False
