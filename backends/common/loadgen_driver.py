@@ -114,7 +114,7 @@ def size_test(
     indices = list(range(min(PROBE_SAMPLES, qsl.performance_count, qsl.total_count)))
     qsl.load(indices)
     try:
-        measurement = measure(make_sut, request.scenario, indices)
+        measurement = measure(make_sut, request.scenario, indices, quick=request.sizing == "quick")
     finally:
         qsl.unload(indices)
     tuned = tuning_value(measurement)

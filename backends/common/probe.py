@@ -27,6 +27,10 @@ from contract.sizing import (
 
 WAIT_TIMEOUT_S = 120.0  # one query or burst of the pass; a SUT slower than this is broken
 FIRST_BURST = 32  # at least; a SUT's `busy_samples` (a batch for every worker) can ask more
+# A --quick Offline pass starts with one query of this many samples per worker and doubles it up
+# to the worker's batch: on a slow SUT (a CPU, where the rate per sample hardly depends on the
+# batch) one full batch per worker would cost a large share of a quick test.
+QUICK_FIRST_BATCH = 4
 SERVER_FIRST_BURST = 8
 MAX_BURST = 1 << 20
 
@@ -96,7 +100,9 @@ class _Pass:
         self.indices = list(indices)
         self.issued = 0
         # A harness of several workers needs a burst that fills them all, or its rate reads low.
-        self.first_burst = max(FIRST_BURST, int(getattr(sut, "busy_samples", 0) or 0))
+        self.busy_samples = int(getattr(sut, "busy_samples", 0) or 0)
+        self.first_burst = max(FIRST_BURST, self.busy_samples)
+        self.workers = int(getattr(sut, "workers", 0) or 0)  # 0: not told
 
     def _next(self, count: int) -> tuple[list[int], list[int]]:
         ids = list(range(self.issued, self.issued + count))
@@ -144,6 +150,27 @@ def _throughput(run: _Pass, budget_s: float, per_query: int, first: int) -> _Bur
         size = min(MAX_BURST, max(2 * size, min(64 * size, int(burst.rate * budget_s / 2))))
 
 
+def _ladder(run: _Pass, budget_s: float) -> _Burst:
+    """Quick Offline: bursts of one query per worker of QUICK_FIRST_BATCH samples, the query
+    doubling up to the worker's batch, then more full batches, until one burst lasts about half
+    the budget; the last one counts. A slow SUT is measured in a fraction of one full batch's
+    time; a fast one reaches its full batches as the plain pass does."""
+    workers = run.workers
+    batch = max(1, run.busy_samples // workers)
+    per_query = min(QUICK_FIRST_BATCH, batch)
+    size, spent = workers * per_query, 0.0
+    while True:
+        burst = _Burst(size, -(-size // per_query), run.burst(size, per_query))
+        spent += burst.seconds
+        if spent >= budget_s or burst.seconds >= budget_s / 2 or size >= MAX_BURST:
+            return burst
+        if per_query < batch:
+            per_query = min(batch, 2 * per_query)
+            size = workers * per_query
+        else:
+            size = min(MAX_BURST, max(2 * size, min(64 * size, int(burst.rate * budget_s / 2))))
+
+
 def _latencies(run: _Pass, samples: int, budget_s: float) -> list[float]:
     """One query at a time until the budget is spent (at least five, at most a few hundred)."""
     run.one_query(samples)  # the first query of a shape pays for lazy set-up; not counted
@@ -176,15 +203,20 @@ def measure(
     scenario: str,
     indices: Sequence[int],
     budget_s: float = PROBE_SECONDS,
+    quick: bool = False,
 ) -> Measurement:
     """Measure `scenario` on a SUT built by `make_sut(complete)` over loaded QSL `indices`;
-    the SUT is stopped afterwards, whatever happens."""
+    the SUT is stopped afterwards, whatever happens. `quick`: the pass of a --quick test (its
+    Offline pass climbs from small batches when the SUT says how many workers it has)."""
     counter = CompletionCounter()
     sut = make_sut(counter)
     try:
         run = _Pass(sut, counter, indices)
         if scenario == "Offline":
-            burst = _throughput(run, budget_s, MAX_BURST, run.first_burst)
+            if quick and run.workers > 0 and run.busy_samples >= run.workers:
+                burst = _ladder(run, budget_s)
+            else:
+                burst = _throughput(run, budget_s, MAX_BURST, run.first_burst)
             return Measurement(scenario, burst.samples, 1, burst.seconds, burst.rate)
         if scenario == "SingleStream":
             return _latency_measurement(scenario, 1, _latencies(run, 1, budget_s))

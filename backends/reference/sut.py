@@ -129,7 +129,9 @@ class ReferenceSUT:
         self._response = lg.QuerySampleResponse
         # LoadGen's, or the measured pass's counter (backends.common.probe)
         self._samples_complete = samples_complete or lg.QuerySamplesComplete
-        # A burst of this many samples gives every worker a full batch.
+        # A burst of this many samples gives every worker a full batch (issued as one query per
+        # worker, each worker takes one).
+        self.workers = 1 if self.inline else max(1, threads)
         self.busy_samples = max(1, threads) * max_batchsize
         self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=threads * 4)
         self._workers: list[threading.Thread] = []

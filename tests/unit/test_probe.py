@@ -4,6 +4,7 @@ timing assertions: only what was issued, in which shapes, and what came back).""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,12 +23,20 @@ class _Response:
 class ClassicSUT:
     """issue_queries(QuerySample-likes), answered on a worker thread as the reference does."""
 
-    def __init__(self, complete: Callable[[list[Any]], None], busy: int = 0) -> None:
+    def __init__(
+        self,
+        complete: Callable[[list[Any]], None],
+        busy: int = 0,
+        workers: int = 0,
+        seconds_per_sample: float = 0.0,
+    ) -> None:
         self.complete = complete
         self.queries: list[int] = []
         self.indices: set[int] = set()
         self.stopped = False
         self.busy_samples = busy
+        self.workers = workers
+        self.seconds_per_sample = seconds_per_sample
 
     def issue_queries(self, samples: list[Any]) -> None:
         self.queries.append(len(samples))
@@ -48,20 +57,23 @@ class FastSUT(ClassicSUT):
     def issue_fast(self, ids: list[int], indices: list[int]) -> None:
         self.queries.append(len(ids))
         self.indices.update(indices)
+        time.sleep(self.seconds_per_sample * len(ids))
         self.complete([_Response(i) for i in ids])
 
     def issue_queries(self, samples: list[Any]) -> None:
         raise AssertionError("a SUT with issue_fast is driven through it")
 
 
-def _measure(kind: type[ClassicSUT], scenario: str, **sut: Any) -> tuple[Any, ClassicSUT]:
+def _measure(
+    kind: type[ClassicSUT], scenario: str, quick: bool = False, **sut: Any
+) -> tuple[Any, ClassicSUT]:
     built: list[ClassicSUT] = []
 
     def make(complete: CompletionCounter) -> ClassicSUT:
         built.append(kind(complete, **sut))
         return built[0]
 
-    measurement = measure(make, scenario, [3, 5, 7], budget_s=0.02)
+    measurement = measure(make, scenario, [3, 5, 7], budget_s=0.02, quick=quick)
     return measurement, built[0]
 
 
@@ -93,6 +105,24 @@ def test_each_scenario_is_measured_in_its_query_shape(
 def test_the_first_burst_fills_every_worker() -> None:
     _, sut = _measure(FastSUT, "Offline", busy=500)
     assert sut.queries[0] == 500
+    _, told = _measure(FastSUT, "Offline", busy=64, workers=2)  # a full run: a full batch each
+    assert told.queries[0] == 64
+
+
+def test_a_quick_offline_pass_climbs_from_small_batches_per_worker() -> None:
+    """--quick: one query per worker, 4 samples first, doubling to the worker's batch of 32,
+    then more full batches while the SUT is fast; a slow SUT is measured on the first rung."""
+    _, fast = _measure(FastSUT, "Offline", quick=True, busy=64, workers=2)
+    assert fast.queries[:8] == [4, 4, 8, 8, 16, 16, 32, 32]
+    assert set(fast.queries[8:]) <= {32}
+    # 4 samples take 0.01 s here: the first burst already lasts half the 0.02 s budget
+    measured, slow = _measure(
+        FastSUT, "Offline", quick=True, busy=64, workers=2, seconds_per_sample=0.0025
+    )
+    assert slow.queries == [4, 4]
+    assert measured.samples == 8
+    _, untold = _measure(FastSUT, "Offline", quick=True, busy=64)  # workers unknown: as before
+    assert untold.queries[0] == 64
 
 
 def test_a_sut_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
