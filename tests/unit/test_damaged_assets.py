@@ -22,7 +22,7 @@ from orchestrator.assets.prepare import Preparer, ensure_preprocessed
 from orchestrator.config import DEFAULT_TUNING, Device, RunSpec
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
-from orchestrator.errors import ContainerFailed, DamagedDataset, DiskFull
+from orchestrator.errors import ContainerFailed, DamagedDataset, DiskFull, MlorchError
 from orchestrator.images.catalog import BackendDef, get_backend
 from orchestrator.images.containers import VAL_MAP_MOUNT, Identity
 from orchestrator.paths import cache_dir
@@ -204,26 +204,26 @@ def test_late_decode_failures_are_skipped_without_decoding_twice(
     assert creates[1]["command"][creates[1]["command"].index("--count") + 1] == str(reduced.count)
 
 
-def test_other_prepare_failures_stay_container_failures(
-    synthetic_assets: tuple[Path, Path], folder: DamagedFolder
+@pytest.mark.parametrize(
+    ("said", "error", "code", "message"),
+    [
+        ("[Errno 5] Input/output error", ContainerFailed, 6, "exited with status 1"),
+        # ENOSPC, while the cache folder has room here: the container's own space filled
+        ("[Errno 28] No space left on device", DiskFull, 9, "inside the container: its /tmp"),
+    ],
+)
+def test_other_prepare_failures_are_not_damaged_data(
+    synthetic_assets: tuple[Path, Path],
+    folder: DamagedFolder,
+    said: str,
+    error: type[MlorchError],
+    code: int,
+    message: str,
 ) -> None:
     model, _ = synthetic_assets
     assets = _resolve(_spec(model, folder.root, skip_bad=True))
-    _, engine = _prepare_engine(1, ["prepare failed: [Errno 5] Input/output error"])
-    with pytest.raises(ContainerFailed) as info:
+    _, engine = _prepare_engine(1, [f"prepare failed: {said}"])
+    with pytest.raises(error) as info:
         ensure_preprocessed(_preparer(engine, get_backend("reference")), assets, skip_bad=True)
-    assert info.value.exit_status == 1
-
-
-def test_a_full_disk_while_preparing_is_disk_full(
-    synthetic_assets: tuple[Path, Path], folder: DamagedFolder
-) -> None:
-    """ENOSPC in the preparing container: exit 9, and as the cache folder has room here, what
-    filled is said to be the container's own space."""
-    model, _ = synthetic_assets
-    assets = _resolve(_spec(model, folder.root, skip_bad=True))
-    _, engine = _prepare_engine(1, ["prepare failed: [Errno 28] No space left on device"])
-    with pytest.raises(DiskFull) as info:
-        ensure_preprocessed(_preparer(engine, get_backend("reference")), assets, skip_bad=True)
-    assert info.value.exit_code == 9
-    assert "inside the container: its /tmp" in info.value.message
+    assert info.value.exit_code == code
+    assert message in info.value.message
