@@ -249,13 +249,10 @@ def no_space(folder: Path, doing: str) -> DiskFull:
 
 def free_text(folder: Path) -> str:
     """'12.3 MiB free' for the filesystem of `folder` (or its nearest existing parent)."""
-    import shutil
+    from orchestrator.paths import free_bytes
 
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
     try:
-        free = float(shutil.disk_usage(probe).free)
+        free = float(free_bytes(folder))
     except OSError:
         return "an unknown amount free"
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -41,3 +41,14 @@ def container_packages() -> tuple[Path, ...]:
             raise FileNotFoundError(f"mlorch's {name} package is missing from this installation")
         found.append(Path(next(iter(spec.submodule_search_locations))).resolve())
     return tuple(found)
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem of `path`, or of its nearest existing parent (a folder not
+    made yet); OSError when even that cannot be read."""
+    import shutil
+
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free

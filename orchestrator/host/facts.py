@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import DiskFull
+from orchestrator.paths import free_bytes
 
 
 def min_free_disk_gib() -> float:
@@ -102,10 +102,7 @@ def memory_gib() -> float | None:
 
 
 def free_disk_gib(path: Path) -> float:
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return round(shutil.disk_usage(probe).free / (1 << 30), 1)
+    return round(free_bytes(path) / (1 << 30), 1)
 
 
 def check_disk(path: Path, need_gib: float | None = None) -> None:

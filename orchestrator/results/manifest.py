@@ -186,6 +186,11 @@ class RunManifest(Record):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    @property
+    def earlier_seconds(self) -> float:
+        """The wall time of the attempts before this one (`up --resume`)."""
+        return sum(attempt.wall_seconds or 0.0 for attempt in self.attempts)
+
     def write(self) -> None:
         """The one writer: the whole record, replaced atomically (a crash leaves the old or the
         new). The room for it is kept: on a full disk the reserve beside it is given up."""

@@ -23,6 +23,7 @@ from orchestrator.results.manifest import (
     RunManifest,
     effective_status,
     run_kind,
+    utc_now,
 )
 
 # What must not have changed since the run started, per manifest section.
@@ -79,25 +80,23 @@ def prepare_resume(run_dir: Path) -> Resumption:
             hint="start a new run",
         ) from exc
     original = manifest.model_copy(deep=True)
-    kept, dropped = [], []
-    for test in manifest.tests:
-        why_dropped = "it did not finish" if test.status != "ok" else None
-        why_dropped = why_dropped or digests_match(run_dir / test.dir, test.files)
-        if why_dropped is None:
-            kept.append(test)
-        else:
-            dropped.append((test.dir, why_dropped))
-    audits = []
-    for audit in manifest.compliance:
-        if audit.status != "verified" or audit.dir is None:
-            continue  # skipped ones are planned again; failed ones run again
-        why_dropped = digests_match(run_dir / audit.dir, audit.files)
-        if why_dropped is None:
-            audits.append(audit)
-        else:
-            dropped.append((audit.dir, why_dropped))
-    earlier = sum(attempt.wall_seconds or 0.0 for attempt in manifest.attempts)
-    own = None if manifest.wall_seconds is None else round(manifest.wall_seconds - earlier, 2)
+    dropped: list[tuple[str, str]] = []
+
+    def intact(folder: str, files: dict[str, str], finished: bool) -> bool:
+        why = digests_match(run_dir / folder, files) if finished else "it did not finish"
+        if why is not None:
+            dropped.append((folder, why))
+        return why is None
+
+    kept = [test for test in manifest.tests if intact(test.dir, test.files, test.status == "ok")]
+    # skipped audits are planned again, failed ones run again
+    audits = [
+        audit for audit in manifest.compliance
+        if audit.status == "verified" and audit.dir is not None
+        and intact(audit.dir, audit.files, finished=True)
+    ]  # fmt: skip
+    wall = manifest.wall_seconds
+    own = None if wall is None else round(wall - manifest.earlier_seconds, 2)
     manifest.attempts.append(
         AttemptRecord(
             started=manifest.resumed or manifest.started,
@@ -113,14 +112,8 @@ def prepare_resume(run_dir: Path) -> Resumption:
     manifest.tests, manifest.compliance = kept, audits
     manifest.status, manifest.error, manifest.finished = "running", None, None
     manifest.pid, manifest.host_id = os.getpid(), socket.gethostname()
-    manifest.resumed = _now()
+    manifest.resumed = utc_now()
     return Resumption(manifest, spec, original, len(kept) + len(audits), tuple(dropped))
-
-
-def _now() -> str:
-    from orchestrator.results.manifest import utc_now
-
-    return utc_now()
 
 
 def check_unchanged(original: RunManifest, now: RunManifest) -> None:

@@ -262,8 +262,7 @@ def up(
     finally:
         if resume is None or manifest is not resume.original:  # a refused resume: as it was
             manifest.finished = utc_now()
-            earlier = sum(attempt.wall_seconds or 0.0 for attempt in manifest.attempts)
-            manifest.wall_seconds = round(time.monotonic() - started + earlier, 2)
+            manifest.wall_seconds = round(time.monotonic() - started + manifest.earlier_seconds, 2)
             # While an error is on its way out, failing to record it must not replace it.
             with contextlib.suppress(*((Exception,) if failing else ())):
                 _judge(manifest)
@@ -540,10 +539,7 @@ def _again_if_outran(
     if entry is None:
         return result, record
     first = ctx.run_dir / record.dir
-    kept = ctx.run_dir / OUTRUN_DIR / record.dir
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(kept, ignore_errors=True)  # a resumed run's earlier first try
-    first.rename(kept)
+    kept = _set_aside(ctx.run_dir, first, OUTRUN_DIR)
     user_conf = first.parent / "user.conf"
     if user_conf.is_file():
         shutil.copy2(user_conf, kept / "user.conf")
@@ -694,7 +690,7 @@ def run_test(
         test_dir = ctx.run_dir / _test_folder(ctx, scenario, mode, audit)
         user_conf = ctx.run_dir / ctx.backend.name / scenario.value / "user.conf"
     if probe is None and test_dir.is_dir() and any(test_dir.iterdir()):
-        _set_aside(ctx.run_dir, test_dir)  # an earlier attempt's unfinished test (--resume)
+        _set_aside(ctx.run_dir, test_dir, UNFINISHED_DIR)  # an earlier try's (--resume)
     test_dir.mkdir(parents=True, exist_ok=True)
     user_conf.write_text(render_user_conf(ctx.sized_spec, scenario, ctx.assets.count))
     sizing = ctx.sizing.request(scenario, mode) if ctx.sizing is not None else None
@@ -775,13 +771,14 @@ def _scored_result(
     return result, result_data
 
 
-def _set_aside(run_dir: Path, test_dir: Path) -> None:
-    """Move what an unfinished earlier try of a test left to unfinished/ (the newest kept), so
-    the test runs in a clean folder."""
-    kept = run_dir / UNFINISHED_DIR / test_dir.relative_to(run_dir)
+def _set_aside(run_dir: Path, test_dir: Path, into: str) -> Path:
+    """Move a test's folder to the same place under `into` (outrun/, unfinished/; the newest
+    try kept there), so the test runs again in a clean folder; where it went."""
+    kept = run_dir / into / test_dir.relative_to(run_dir)
     shutil.rmtree(kept, ignore_errors=True)
     kept.parent.mkdir(parents=True, exist_ok=True)
     test_dir.rename(kept)
+    return kept
 
 
 def _take_measurement(
