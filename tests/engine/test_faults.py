@@ -76,13 +76,16 @@ def _fault(process: subprocess.Popen[str], fault: Callable[[], None]) -> tuple[i
     return process.returncode, stderr, errors[0]
 
 
-def _wait_for_running_sut(engine: DockerEngine, process: subprocess.Popen[str]) -> None:
+def _wait_for_running_sut(
+    engine: DockerEngine, process: subprocess.Popen[str], settle_s: float = 2.0
+) -> None:
+    """Until this mlorch's SUT container runs, then `settle_s` more (LoadGen under way)."""
     deadline = time.monotonic() + WAIT_S
     mine = {"mlorch.role": "sut", "mlorch.owner-pid": str(process.pid)}
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         if any(c.status == "running" for c in engine.labelled_containers(mine)):
-            time.sleep(2)  # LoadGen has started its test and its logs
+            time.sleep(settle_s)
             return
         time.sleep(0.5)
     raise AssertionError("no SUT container started")
@@ -147,7 +150,8 @@ def test_sigkill_mid_run_then_resume_finishes_it_keeping_what_was_done(
             if done:
                 break
             time.sleep(0.2)
-        _wait_for_running_sut(engine, process)  # the second test
+        # the second test (an accuracy run, whose length follows the host's speed): at once
+        _wait_for_running_sut(engine, process, settle_s=0)
         process.kill()
         process.communicate(timeout=60)
     finally:
@@ -291,7 +295,7 @@ def _wait_for_second_test(
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         if any(c.status == "running" for c in private.containers(all=True)):
-            time.sleep(2)
+            time.sleep(0.5)  # Offline lasts its minimum duration (1.5 s) whatever the speed
             return
         time.sleep(0.3)
     raise AssertionError("the second test's SUT never ran")
