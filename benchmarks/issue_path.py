@@ -30,9 +30,25 @@ compared with the run (target: the issue path under 1 % of it) and with the host
 typical 8-GPU server. Sizes go up in order; a size whose predicted peak exceeds --max-gib is
 skipped, and so are the larger ones. Prints figures and ratios; no assertions.
 
+With `--native DIR` it measures the native issue path instead (backends/common/native: the
+library's own LoadGen, built with `python backends/common/native/build.py --sdist SDIST --out
+DIR`): the real LwisSUT — 8 lanes (one per GPU) of 2 slots, batcher and completion threads —
+over slots that answer at once with a ready label buffer, so what is timed is LoadGen and the
+harness, not an engine:
+
+  (a1) LoadGen before the issue (as above; the issue callback gets a pointer, no lists);
+  (e)  the issue callback: LoadGen's QuerySample array as a numpy view, cut into full batches
+       of views and queued on the lanes;
+  (f)  from the issue to the last completion: every batch taken, handed to a slot and
+       completed in one C++ call (the whole harness inside the timed window; with an engine
+       this overlaps inference); (g) of it, time inside the completion calls (summed over the
+       lanes' threads);
+  (c)  after the last completion until StartTest returns.
+
 Usage (from the repository root): python -m benchmarks.issue_path
     [--sizes 1M,2M,5M,10M,20M] [--repeats 1] [--chunk 2048] [--max-gib 12] [--no-gc]
     [--rate 773000] [--run-seconds 660] [--host-gib 1024] [--room 0.25]
+    [--native DIR [--lanes 8] [--slots 2]]
 """
 
 from __future__ import annotations
@@ -130,6 +146,42 @@ def _detail_values(folder: Path, keys: tuple[str, ...]) -> dict[str, Any]:
     return found
 
 
+def shared_figures(
+    samples: int,
+    sizes: dict[str, int],
+    detail: dict[str, Any],
+    sampler: Sampler,
+    base_rss: int,
+    gil_rss: int,
+) -> dict[str, Any]:
+    """What both children report the same way: the query, LoadGen's result, memory."""
+    return {
+        "samples": samples,
+        "issued": sizes["issued"],
+        "generated_samples_per_query": detail.get("generated_samples_per_query"),
+        "loadgen_samples_per_second": detail.get("result_samples_per_second"),
+        "sampler_readings": len(sampler.times),
+        "base_rss": base_rss,
+        "m_loadgen": gil_rss - base_rss,
+        "m_entry": sizes["entry_rss"] - base_rss,
+        "m_exit": sizes["exit_rss"] - base_rss,
+        "m_peak_hwm": _status_kib("VmHWM") * 1024 - base_rss,
+        "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "vmhwm": _status_kib("VmHWM") * 1024,
+    }
+
+
+def one_query(settings: Any, samples: int) -> None:
+    """Offline settings (the bindings' or the native library's) for one query of exactly
+    `samples`: samples_per_query = max(min_query_count, 1.1 × min_duration × expected qps), so
+    with no minimum duration the query has exactly min_query_count samples."""
+    settings.min_duration_ms = 0
+    settings.min_query_count = samples
+    settings.offline_expected_qps = 1.0
+    settings.accuracy_log_probability = 0.0
+    settings.accuracy_log_sampling_target = 0
+
+
 def child(samples: int, chunk: int, collect: bool) -> dict[str, Any]:
     import gc
 
@@ -187,13 +239,7 @@ def child(samples: int, chunk: int, collect: bool) -> dict[str, Any]:
     settings = lg.TestSettings()
     settings.scenario = lg.TestScenario.Offline
     settings.mode = lg.TestMode.PerformanceOnly
-    # Offline: samples_per_query = max(min_query_count, 1.1 × min_duration × expected qps);
-    # with no minimum duration the one query has exactly min_query_count samples.
-    settings.min_duration_ms = 0
-    settings.min_query_count = samples
-    settings.offline_expected_qps = 1.0
-    settings.accuracy_log_probability = 0.0
-    settings.accuracy_log_sampling_target = 0
+    one_query(settings, samples)
 
     with tempfile.TemporaryDirectory(prefix="issue_path_") as tmp:
         folder = Path(tmp)
@@ -228,11 +274,7 @@ def child(samples: int, chunk: int, collect: bool) -> dict[str, Any]:
     split_seconds = marks["split"] - entry
     complete = complete_seconds[0]
     return {
-        "samples": samples,
-        "issued": sizes["issued"],
-        "generated_samples_per_query": detail.get("generated_samples_per_query"),
-        "loadgen_samples_per_second": detail.get("result_samples_per_second"),
-        "sampler_readings": len(sampler.times),
+        **shared_figures(samples, sizes, detail, sampler, base_rss, gil_rss),
         "t_qsl_load": marks.get("qsl_load", float("nan")) - started,
         "t_loadgen": gil_taken - started,
         "t_trampoline": entry - gil_taken,
@@ -243,14 +285,7 @@ def child(samples: int, chunk: int, collect: bool) -> dict[str, Any]:
         "t_callback": callback_seconds,
         "t_post": ended - marks["exit"],
         "t_total": ended - started,
-        "base_rss": base_rss,
-        "m_loadgen": gil_rss - base_rss,
-        "m_entry": sizes["entry_rss"] - base_rss,
         "m_split": sizes["split_rss"] - base_rss,
-        "m_exit": sizes["exit_rss"] - base_rss,
-        "m_peak_hwm": _status_kib("VmHWM") * 1024 - base_rss,
-        "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "vmhwm": _status_kib("VmHWM") * 1024,
         # perf_counter (CLOCK_MONOTONIC) of each phase boundary, to line up with a profiler's
         # clock (e.g. `perf record -k CLOCK_MONOTONIC` on the child)
         "clock": {
@@ -261,6 +296,113 @@ def child(samples: int, chunk: int, collect: bool) -> dict[str, Any]:
             "exit": marks["exit"],
             "end": ended,
         },
+    }
+
+
+def child_native(
+    samples: int, chunk: int, folder: Path, lanes: int, slots: int, floor: bool = False
+) -> dict[str, Any]:
+    import numpy as np
+
+    from backends.common.native import NativeLoadGen
+    from backends.dell_trt.null_engine import null_labels
+    from backends.dell_trt.sut import LwisSUT, NativeResponder
+
+    native = NativeLoadGen(folder)
+    marks: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    labels = null_labels(range(chunk))
+    errors: list[BaseException] = []
+
+    class ReadySlot:
+        """Answers at once with a ready label buffer: no engine work to time."""
+
+        capacity = chunk
+
+        def submit(self, indices: Any) -> None:
+            self.count = len(indices)
+
+        def wait(self) -> Any:
+            return labels[: self.count]
+
+    class ReadyDevice:
+        def __init__(self, number: int) -> None:
+            self.name = f"gpu{number}"
+            self.slots = [ReadySlot() for _ in range(slots)]
+
+        def close(self) -> None:
+            pass
+
+    in_complete = [0.0]
+    done = [0]
+    lock = threading.Lock()
+    complete = NativeResponder.complete
+
+    def timed_complete(self: Any, ids: Any, batch_labels: Any) -> None:
+        started = time.perf_counter()
+        complete(self, ids, batch_labels)
+        ended = time.perf_counter()
+        with lock:
+            in_complete[0] += ended - started
+            done[0] += len(ids)
+            if done[0] >= samples:
+                marks["last"] = ended
+
+    NativeResponder.complete = timed_complete  # type: ignore[method-assign]  # before threads
+    sut = LwisSUT([ReadyDevice(n) for n in range(lanes)], chunk, 0, errors.append, native=native)
+    issue_native = sut.issue_native
+    assert issue_native is not None
+    sampler = Sampler()
+
+    def issue(query: Any) -> None:
+        entered = time.perf_counter()
+        sampler.stop()
+        marks["entry"] = entered
+        sizes["entry_rss"] = _rss()
+        sizes["issued"] = len(query)
+        if floor:  # LoadGen's own completion work: the whole query in one call, no harness
+            native.complete(query["id"], np.zeros(len(query), np.int32))
+            marks["last"] = time.perf_counter()
+            in_complete[0] = marks["last"] - entered
+        else:
+            issue_native(query)
+        marks["exit"] = time.perf_counter()
+        sizes["exit_rss"] = _rss()
+
+    settings = native.settings("Offline", "PerformanceOnly")
+    one_query(settings, samples)
+    with tempfile.TemporaryDirectory(prefix="issue_path_") as tmp:
+        out = Path(tmp)
+        base_rss = _rss()
+        sampler.start()
+        time.sleep(0.01)
+        started = time.perf_counter()
+        native.start_test(
+            settings, out, str(out / "audit.config"), name="issue-path",
+            total_count=PERFORMANCE_COUNT, performance_count=PERFORMANCE_COUNT, issue=issue,
+            issue_lists=sut.issue_fast, flush=lambda: None,
+            load=lambda indices: None, unload=lambda indices: None, on_error=errors.append,
+        )  # fmt: skip
+        ended = time.perf_counter()
+        sampler.join()
+        sut.stop()
+        detail = _detail_values(
+            out, ("generated_samples_per_query", "result_samples_per_second", "result_validity")
+        )
+    if errors:
+        raise RuntimeError(f"harness error: {errors[0]!r}")
+    entry, last = marks["entry"], marks["last"]
+    _gil_taken, gil_rss = sampler.gil_taken(entry)
+    return {
+        **shared_figures(samples, sizes, detail, sampler, base_rss, gil_rss),
+        "t_loadgen": entry - started,
+        "t_issue_callback": marks["exit"] - entry,
+        "t_to_last": last - entry,
+        "t_in_complete": in_complete[0],
+        "t_post": ended - last,
+        "t_total": ended - started,
+        "t_to_entry": entry - started,
+        "t_callback": last - entry,
     }
 
 
@@ -297,12 +439,16 @@ def host_facts() -> str:
     )
 
 
-def run_child(samples: int, chunk: int, collect: bool) -> dict[str, Any]:
+def run_child(
+    samples: int, chunk: int, collect: bool, native: tuple[Path, int, int, bool] | None = None
+) -> dict[str, Any]:
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     command = [
         sys.executable, "-m", "benchmarks.issue_path", "--child",
         str(samples), str(chunk), str(int(collect)),
     ]  # fmt: skip
+    if native is not None:
+        command += [str(native[0]), str(native[1]), str(native[2]), str(int(native[3]))]
     started = time.monotonic()
     done = subprocess.run(
         command,
@@ -361,25 +507,35 @@ MEMORY_PARTS = (
 )
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+Parts = tuple[tuple[str, str], ...]
+
+
+def tabulate(
+    results: list[dict[str, Any]],
+    args: argparse.Namespace,
+    parts: tuple[Parts, Parts],
+    result_label: str,
+    width: int = 50,
+) -> dict[str, float]:
+    """Print the per-N table and the extrapolation of each part; the projected figures."""
+    time_parts, memory_parts = parts
     target = int(args.rate * args.run_seconds)
     print("\nper N (time: s and ns/sample; memory: GiB and bytes/sample, over the RSS at start)")
-    header = f"{'part':<50}" + "".join(f"{r['samples']:>22,}" for r in results)
-    print(header)
-    for key, label in TIME_PARTS:
+    print(f"{'part':<{width}}" + "".join(f"{r['samples']:>22,}" for r in results))
+    for key, label in time_parts:
         cells = "".join(
-            f"{r[key]:>10.3f} s {r[key] / r['samples'] * 1e9:>6.0f} ns" for r in results
+            f"{r[key]:>10.3f} s {r[key] / r['samples'] * 1e9:>6.1f} ns" for r in results
         )
-        print(f"{label:<50}{cells}")
-    for key, label in MEMORY_PARTS:
+        print(f"{label:<{width}}{cells}")
+    for key, label in memory_parts:
         cells = "".join(
             f"{r[key] / GIB:>9.3f} GiB {r[key] / r['samples']:>6.0f} B" for r in results
         )
-        print(f"{label:<50}{cells}")
+        print(f"{label:<{width}}{cells}")
     cells = "".join(f"{r['maxrss'] / GIB:>18.3f} GiB" for r in results)
-    print(f"{'ru_maxrss (whole process)':<50}{cells}")
+    print(f"{'ru_maxrss (whole process)':<{width}}{cells}")
     cells = "".join(f"{r['loadgen_samples_per_second'] or 0:>20,.0f}/s" for r in results)
-    print(f"{'LoadGen result (null SUT, samples/s)':<50}{cells}")
+    print(f"{result_label:<{width}}{cells}")
 
     sizes = [r["samples"] for r in results]
     print(
@@ -387,18 +543,25 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"{args.run_seconds:g} s), least squares over {len(sizes)} size(s):"
     )
     projected: dict[str, float] = {}
-    for key, label in TIME_PARTS:
+    for key, label in time_parts:
         slope, intercept = fit(sizes, [r[key] for r in results])
         projected[key] = intercept + slope * target
         print(
-            f"  {label:<50} {slope * 1e9:7.1f} ns/sample -> {projected[key]:9.1f} s "
-            f"= {projected[key] / args.run_seconds:7.1%} of the run"
+            f"  {label:<{width}} {slope * 1e9:7.1f} ns/sample -> {projected[key]:9.1f} s "
+            f"= {projected[key] / args.run_seconds:7.2%} of the run"
         )
-    for key, label in MEMORY_PARTS:
+    for key, label in memory_parts:
         slope, intercept = fit(sizes, [r[key] for r in results])
         projected[key] = intercept + slope * target
-        print(f"  {label:<50} {slope:7.1f} B/sample  -> {projected[key] / GIB:9.1f} GiB")
+        print(f"  {label:<{width}} {slope:7.1f} B/sample  -> {projected[key] / GIB:9.1f} GiB")
+    return projected
 
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    target = int(args.rate * args.run_seconds)
+    projected = tabulate(
+        results, args, (TIME_PARTS, MEMORY_PARTS), "LoadGen result (null SUT, samples/s)"
+    )
     issue = sum(projected[key] for key in ("t_loadgen", "t_trampoline", "t_split"))
     responder = projected["t_responder_python"] + projected["t_samples_complete"]
     whole = issue + responder
@@ -435,8 +598,80 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     )
 
 
+NATIVE_TIME_PARTS = (
+    ("t_loadgen", "(a1) LoadGen before the issue (GenerateQueries)"),
+    ("t_issue_callback", "(e)  issue callback: view, cut, queue on lanes"),
+    ("t_to_last", "(f)  issue to last completion (whole harness)"),
+    ("t_in_complete", "(g)  of it, in the C++ completion calls (sum)"),
+    ("t_post", "(c)  after the last completion (latencies, summary)"),
+    ("t_total", "(d)  test wall time"),
+)
+NATIVE_MEMORY_PARTS = (
+    ("m_loadgen", "LoadGen's query (at (a1)'s end)"),
+    ("m_exit", "after the issue callback (batch views)"),
+    ("m_peak_hwm", "peak (VmHWM - start)"),
+)
+
+
+FLOOR_TIME_PARTS = (
+    ("t_loadgen", "(a1) LoadGen before the issue (GenerateQueries)"),
+    ("t_in_complete", "(h)  LoadGen completing the query, one call"),
+    ("t_post", "(c)  after the last completion (latencies, summary)"),
+    ("t_total", "(d)  test wall time"),
+)
+
+
+def report_native(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    # --floor: no harness, only LoadGen's own parts mean something
+    parts = (FLOOR_TIME_PARTS if args.floor else NATIVE_TIME_PARTS, NATIVE_MEMORY_PARTS)
+    target = int(args.rate * args.run_seconds)
+    projected = tabulate(results, args, parts, "LoadGen result (ready slots, samples/s)", 52)
+    if args.floor:
+        floor = projected["t_in_complete"]
+        print(
+            f"\n  LoadGen's own completion work for the whole query from one thread (h): "
+            f"{floor:.1f} s, {target / floor:,.0f} samples/s — what any SUT pays in "
+            "QuerySamplesComplete, spread over its completion threads"
+        )
+        return
+    budget = 0.01 * args.run_seconds
+    critical = projected["t_issue_callback"]
+    harness = projected["t_to_last"]
+    pace = target / harness if harness > 0 else float("inf")
+    print(
+        f"\n  issue path on the critical path (e), LoadGen's call to every batch queued: "
+        f"{critical:.2f} s = {critical / args.run_seconds:.3%} of {args.run_seconds:g} s; "
+        f"target < 1 % = {budget:.1f} s: " + ("MET" if critical < budget else "NOT MET")
+    )
+    print(
+        f"  issue to last completion with ready slots (f): {harness:.1f} s, a pace of "
+        f"{pace:,.0f} samples/s = {pace / args.rate:.1f}× the 8-GPU rate (this work overlaps "
+        f"inference; it adds to the run only where that factor is below 1); compare "
+        f"`--floor`, LoadGen's own completion work"
+    )
+    loadgen = projected["t_loadgen"] + projected["t_post"]
+    print(
+        f"  LoadGen's own work outside the timed window (a1+c), the same for any harness: "
+        f"{loadgen:.1f} s"
+    )
+    peak = projected["m_peak_hwm"] / GIB
+    room = args.host_gib * args.room
+    print(
+        f"  peak memory: {peak:.1f} GiB of a {args.host_gib:g} GiB host = "
+        f"{peak / args.host_gib:.1%}; fits with room to spare (≤ {args.room:.0%}, {room:.0f} GiB):"
+        + (" YES" if peak <= room else " NO")
+    )
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        if len(sys.argv) > 5:
+            result = child_native(
+                int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[5]),
+                int(sys.argv[6]), int(sys.argv[7]), sys.argv[8] == "1",
+            )  # fmt: skip
+            print(json.dumps(result), flush=True)
+            return
         result = child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1")
         print(json.dumps(result), flush=True)
         return
@@ -458,6 +693,17 @@ def main() -> None:
         help="diagnostic: disable Python's cyclic GC in the test process (the harness does not)",
     )
     parser.add_argument("--run-seconds", type=float, default=660.0)
+    parser.add_argument(
+        "--native", type=Path, help="measure the native issue path built into this folder"
+    )
+    parser.add_argument("--lanes", type=int, default=8, help="native: lanes (GPUs)")
+    parser.add_argument("--slots", type=int, default=2, help="native: slots per lane")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="native: no harness, the issue callback completes the whole query in one call "
+        "(LoadGen's own per-sample completion cost, which any SUT pays)",
+    )
     parser.add_argument("--host-gib", type=float, default=1024.0, help="8-GPU host memory")
     parser.add_argument(
         "--room", type=float, default=0.25, help="share of host memory that leaves room to spare"
@@ -468,9 +714,19 @@ def main() -> None:
     import mlperf_loadgen  # noqa: F401  (fail here, not in every child)
 
     print(f"host: {host_facts()}; load average {os.getloadavg()[0]:.2f}")
+    native = (args.native.resolve(), args.lanes, args.slots, args.floor) if args.native else None
     print(
-        f"Python {platform.python_version()}, LoadGen Offline PerformanceOnly, fast-issue SUT, "
-        f"null engine, QSL {PERFORMANCE_COUNT} samples, batches of {args.chunk}, trace off, "
+        f"Python {platform.python_version()}, LoadGen Offline PerformanceOnly, "
+        + (
+            (
+                "native library, LoadGen floor (the query completed in one call), "
+                if args.floor
+                else f"native issue path ({args.lanes} lanes × {args.slots} ready slots), "
+            )
+            if native
+            else "fast-issue SUT, null engine, "
+        )
+        + f"QSL {PERFORMANCE_COUNT} samples, batches of {args.chunk}, trace off, "
         f"accuracy log off; Python GC {'off' if args.no_gc else 'on'}; one subprocess per N"
         + (f", median of {args.repeats} runs" if args.repeats > 1 else ""),
         flush=True,
@@ -487,7 +743,7 @@ def main() -> None:
                     f"{args.max_gib:g} GiB (and every larger size)"
                 )
                 break
-        runs = [run_child(samples, args.chunk, not args.no_gc) for _ in range(args.repeats)]
+        runs = [run_child(samples, args.chunk, not args.no_gc, native) for _ in range(args.repeats)]
         result = median_result(runs)
         results.append(result)
         print(
@@ -497,7 +753,9 @@ def main() -> None:
             f"peak {result['vmhwm'] / GIB:.2f} GiB, {result['sampler_readings']} RSS readings",
             flush=True,
         )
-    if results:
+    if results and native:
+        report_native(results, args)
+    elif results:
         report(results, args)
 
 

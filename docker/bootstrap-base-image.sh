@@ -12,7 +12,8 @@ set -euo pipefail
 tag="${1:-mlorch/base:bookworm}"
 suite="${MLORCH_DEBIAN_SUITE:-bookworm}"
 mirror="${MLORCH_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-packages="python3,python3-venv,ca-certificates,libgomp1"
+# g++: the dell-trt image compiles its native LoadGen issue path in its build stage.
+packages="python3,python3-venv,ca-certificates,libgomp1,g++"
 
 die() { echo "bootstrap-base-image: $*" >&2; exit 1; }
 
@@ -27,8 +28,12 @@ if ! command -v debootstrap >/dev/null; then
 fi
 
 if docker image inspect "$tag" >/dev/null 2>&1; then
-    echo "bootstrap-base-image: $tag already present" >&2
-    exit 0
+    has="$(docker image inspect -f '{{ index .Config.Labels "mlorch.base.packages" }}' "$tag" 2>/dev/null || true)"
+    if [ "$has" = "$packages" ]; then
+        echo "bootstrap-base-image: $tag already present" >&2
+        exit 0
+    fi
+    echo "bootstrap-base-image: $tag holds packages '${has:-unknown}', not '$packages': rebuilding" >&2
 fi
 
 root="$(mktemp -d /tmp/mlorch-rootfs.XXXXXX)"
@@ -43,6 +48,7 @@ rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc
 tar -C "$root" -c . | docker import \
     --change 'ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["/bin/bash"]' \
+    --change "LABEL mlorch.base.packages=$packages" \
     --message "mlorch local base image ($suite minbase)" \
     - "$tag" >/dev/null
 echo "bootstrap-base-image: built $tag" >&2

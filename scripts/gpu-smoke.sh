@@ -23,6 +23,9 @@ if [ "${1:-}" = "--prepare" ]; then
         --platform manylinux_2_28_x86_64 \
         mlcommons-loadgen==6.0.17 "pydantic==$pydantic" "pydantic-core==$core" \
         annotated-types typing-inspection
+    # LoadGen's sources: the smoke compiles the native issue path there if it has g++.
+    .venv/bin/python -m pip download --quiet --no-deps --no-binary mlcommons-loadgen \
+        --dest "$WHEELS" mlcommons-loadgen==6.0.17
     du -sh "$WHEELS"
     exit 0
 fi
@@ -33,4 +36,11 @@ if [ -d "$WHEELS" ]; then
         --target "$SITE" --upgrade "${PACKAGES[@]%%==*}" || echo "gpu-smoke: wheel install failed (the wheels are for Python $PYTHON_VERSION)"
 fi
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# The native LoadGen issue path, when this machine can compile it (tests/gpu runs both paths).
+NATIVE=/tmp/mlorch-native
+if python3 backends/common/native/build.py --sdist "$WHEELS" --out "$NATIVE" \
+        --expect-version 6.0.17 >/tmp/mlorch-native.log 2>&1; then
+    export MLORCH_NATIVE_LOADGEN="$NATIVE"
+fi
+tail -n 1 /tmp/mlorch-native.log || true
 exec timeout 480 python3 -m tests.gpu.smoke

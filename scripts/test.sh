@@ -22,11 +22,10 @@ fi
 BOOTSTRAP_TIMEOUT_S=1800
 
 ./scripts/setup-host.sh --dev
-if ! timeout 20 docker image inspect mlorch/base:bookworm >/dev/null 2>&1; then
-    timeout "$BOOTSTRAP_TIMEOUT_S" bash docker/bootstrap-base-image.sh mlorch/base:bookworm || {
-        echo "test: bootstrapping mlorch/base:bookworm failed or took over ${BOOTSTRAP_TIMEOUT_S}s" >&2
-        exit 1
-    }
-fi
+# Builds the base when it is missing or holds another package set (quick when it is current).
+timeout "$BOOTSTRAP_TIMEOUT_S" bash docker/bootstrap-base-image.sh mlorch/base:bookworm || {
+    echo "test: bootstrapping mlorch/base:bookworm failed or took over ${BOOTSTRAP_TIMEOUT_S}s" >&2
+    exit 1
+}
 export MLORCH_REQUIRE_ENGINE="${MLORCH_REQUIRE_ENGINE:-1}"
 exec "$(mlorch_venv)/bin/python" -m pytest "$@"

@@ -16,9 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from contract.resnet50 import MODEL_NAME
+
+if TYPE_CHECKING:
+    from backends.common.native import NativeLoadGen
 
 _tests_run_in_process = 0
 # How long a SUT may take to stop its workers after its test (each worker join, each wait).
@@ -143,17 +146,18 @@ def run_test(
     facts: dict[str, Any] | None = None,
     *,
     coalesce_server: bool = False,
+    native: NativeLoadGen | None = None,
 ) -> None:
     """Configure LoadGen from user.conf, run one test, write logs to request.output_dir.
 
     `make_sut()` builds the SUT of the test; with `request.sizing`, `make_sut(complete)` also
     builds one for the measured pass first, answering through `complete` instead of LoadGen.
     `coalesce_server` lets LoadGen's Server issue thread hand over every query that is due in
-    one call (user.conf cannot set it). If the SUT has `stats()`, its result goes into
-    harness.json.
+    one call (user.conf cannot set it). With `native` (backends.common.native) and a SUT that
+    has `issue_native` (big issues, a view) beside `issue_fast` (small ones, lists), the test
+    runs on the library's LoadGen: the native issue path. If the
+    SUT has `stats()`, its result goes into harness.json.
     """
-    import mlperf_loadgen as lg
-
     global _tests_run_in_process
     if _tests_run_in_process:
         raise RuntimeError("one LoadGen test per process: start a new process for the next test")
@@ -163,12 +167,7 @@ def run_test(
         raise FileNotFoundError(f"audit config {request.audit_config} not found")
     _tests_run_in_process += 1
 
-    settings = lg.TestSettings()
-    settings.scenario = scenario_enum(request.scenario)
-    settings.mode = mode_enum(request.mode)
-    status = settings.FromConfig(str(request.user_conf), MODEL_NAME, request.scenario)
-    if status not in (0, None):
-        raise RuntimeError(f"LoadGen rejected {request.user_conf} (status {status})")
+    settings = _settings(request, native)
     coalesced = coalesce_server and request.scenario == "Server"
     if coalesced:
         settings.server_coalesce_queries = True
@@ -177,14 +176,73 @@ def run_test(
         sizing = size_test(settings, request, qsl, make_sut)
 
     request.output_dir.mkdir(parents=True, exist_ok=True)
+    audit = str(request.audit_config) if request.audit_config else "audit.config"
+    sut = make_sut()
+    started = time.monotonic()
+    try:
+        if native is not None and getattr(sut, "issue_native", None) is not None:
+            issue_path = "native"
+            _start_native(native, settings, request, audit, qsl, sut)
+        else:
+            issue_path = _start_bindings(settings, request, audit, qsl, sut)
+    finally:
+        sut.stop()
+    test_seconds = time.monotonic() - started
+    stats = getattr(sut, "stats", None)
+    record = {
+        "scenario": request.scenario,
+        "mode": request.mode,
+        "test_seconds": round(test_seconds, 3),
+        "issue_path": issue_path,
+        "server_coalesce_queries": coalesced,
+        "audit_config": str(request.audit_config) if request.audit_config else None,
+        "total_count": qsl.total_count,
+        "performance_count": qsl.performance_count,
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        **(facts or {}),
+    }
+    if native is not None:
+        record["native_loadgen"] = {
+            "loadgen_version": native.record.loadgen_version,
+            "compiler": native.record.compiler,
+        }
+    if stats is not None:
+        record["harness_stats"] = stats()
+    if sizing is not None:
+        record["sizing"] = sizing
+    (request.output_dir / "harness.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _settings(request: TestRequest, native: NativeLoadGen | None) -> Any:
+    """LoadGen's TestSettings for the request, from user.conf: the bindings' or the library's."""
+    if native is not None:
+        settings: Any = native.settings(request.scenario, request.mode)
+        status = settings.from_config(request.user_conf, MODEL_NAME, request.scenario)
+    else:
+        import mlperf_loadgen as lg
+
+        settings = lg.TestSettings()
+        settings.scenario = scenario_enum(request.scenario)
+        settings.mode = mode_enum(request.mode)
+        status = settings.FromConfig(str(request.user_conf), MODEL_NAME, request.scenario)
+    if status not in (0, None):
+        raise RuntimeError(f"LoadGen rejected {request.user_conf} (status {status})")
+    return settings
+
+
+def _start_bindings(
+    settings: Any, request: TestRequest, audit: str, qsl: SampleLibrary, sut: Any
+) -> str:
+    """Run the test through the mlperf_loadgen bindings; the issue path it used."""
+    import mlperf_loadgen as lg
+
     output = lg.LogOutputSettings()
     output.outdir = str(request.output_dir)
     output.copy_summary_to_stdout = False
     log_settings = lg.LogSettings()
     log_settings.log_output = output
     log_settings.enable_trace = False  # the trace is large and nobody reads it
-
-    sut = make_sut()
     qsl_handle = lg.ConstructQSL(qsl.total_count, qsl.performance_count, qsl.load, qsl.unload)
     issue_fast = getattr(sut, "issue_fast", None)
     if issue_fast is not None:
@@ -194,33 +252,36 @@ def run_test(
         classic = cast(SystemUnderTest, sut)
         sut_handle = lg.ConstructSUT(classic.issue_queries, classic.flush_queries)
         destroy_sut = lg.DestroySUT
-    started = time.monotonic()
     try:
-        audit = str(request.audit_config) if request.audit_config else "audit.config"
         lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, audit)
     finally:
-        try:
-            sut.stop()
-        finally:
-            destroy_sut(sut_handle)
-            lg.DestroyQSL(qsl_handle)
-    test_seconds = time.monotonic() - started
-    stats = getattr(sut, "stats", None)
-    record = {
-        "scenario": request.scenario,
-        "mode": request.mode,
-        "test_seconds": round(test_seconds, 3),
-        "issue_path": "fast" if issue_fast is not None else "classic",
-        "server_coalesce_queries": coalesced,
-        "audit_config": str(request.audit_config) if request.audit_config else None,
-        "total_count": qsl.total_count,
-        "performance_count": qsl.performance_count,
-        "uid": os.getuid(),
-        "gid": os.getgid(),
-        **(facts or {}),
-    }
-    if stats is not None:
-        record["harness_stats"] = stats()
-    if sizing is not None:
-        record["sizing"] = sizing
-    (request.output_dir / "harness.json").write_text(json.dumps(record, indent=2) + "\n")
+        destroy_sut(sut_handle)
+        lg.DestroyQSL(qsl_handle)
+    return "fast" if issue_fast is not None else "classic"
+
+
+def _start_native(
+    native: NativeLoadGen,
+    settings: Any,
+    request: TestRequest,
+    audit: str,
+    qsl: SampleLibrary,
+    sut: Any,
+) -> None:
+    """Run the test on the native library's LoadGen (same release, same log files)."""
+    from backends.common.fatal import abort_test
+
+    native.start_test(
+        settings,
+        request.output_dir,
+        audit,
+        name=f"mlorch-{request.scenario}",
+        total_count=qsl.total_count,
+        performance_count=qsl.performance_count,
+        issue=sut.issue_native,
+        issue_lists=sut.issue_fast,
+        flush=sut.flush_queries,
+        load=qsl.load,
+        unload=qsl.unload,
+        on_error=lambda exc: abort_test(exc, "native issue path"),
+    )

@@ -208,6 +208,7 @@ def _run(args: argparse.Namespace) -> int:
     from backends.common.loadgen_driver import TestRequest, run_test
     from backends.dell_trt.sut import LwisSUT, fail_process
 
+    native, native_note = _native()
     settings = _settings(args.settings, args.scenario)
     store = Int8Samples(args.cache, args.count, args.performance_count)
     devices = _open_devices(args, settings, store)
@@ -219,12 +220,18 @@ def _run(args: argparse.Namespace) -> int:
         "devices": [getattr(device, "name", "?") for device in devices],
         "settings": json.loads(args.settings.read_text()),
         "device_facts": [getattr(device, "facts", {}) for device in devices],
+        **({"native_unavailable": native_note} if native is None else {}),
     }
     _log(
         f"dell-trt SUT: {args.scenario}/{args.mode} on {facts['engine']}, "
         f"{len(devices)} device(s), batch {settings.batch_size}, "
         f"{settings.copy_streams} copy / {settings.inference_streams} inference stream(s), "
-        f"graphs {'on' if settings.use_graphs else 'off'}, samples={store.total_count}"
+        f"graphs {'on' if settings.use_graphs else 'off'}, samples={store.total_count}; "
+        + (
+            f"native issue path (LoadGen {native.record.loadgen_version} in C++)"
+            if native is not None
+            else f"Python issue path ({native_note})"
+        )
     )
     request = TestRequest(
         scenario=args.scenario,
@@ -244,15 +251,27 @@ def _run(args: argparse.Namespace) -> int:
                 settings.deque_timeout_us,
                 fail_process,
                 samples_complete=complete,
+                native=native,
             ),
             facts,
             coalesce_server=True,
+            native=native,
         )
     finally:
         for device in devices:
             device.close()
     _log("LoadGen test finished")
     return 0
+
+
+def _native() -> tuple[Any, str]:
+    """The native LoadGen issue path if the image has it, else None and why not."""
+    from backends.common.native import NativeLoadGen, NativeUnavailable
+
+    try:
+        return NativeLoadGen(), ""
+    except NativeUnavailable as exc:
+        return None, str(exc)
 
 
 def _concurrently(work: Sequence[Callable[[], Any]]) -> list[Any]:

@@ -18,6 +18,7 @@ import itertools
 import threading
 import time
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Sequence
 from queue import SimpleQueue
 from typing import Any, Protocol
@@ -53,7 +54,8 @@ class InferenceDevice(Protocol):
     def close(self) -> None: ...
 
 
-CompleteFn = Callable[[list[int], np.ndarray], None]
+# ids of a completed batch: a list (Python issue path) or a uint64 array view (native path)
+CompleteFn = Callable[[Any, np.ndarray], None]
 ErrorFn = Callable[[BaseException], None]
 
 # Taken samples are dropped from the front of a lane's lists once they are at least this many
@@ -97,10 +99,14 @@ class _Lane:
         self.ends: list[int] = []  # absolute end position of each put, ascending
         self.times: list[float] = []  # monotonic arrival time of each put
         self.put_head = 0  # first put that still has waiting samples
+        # Full batches cut from a big issue of the native path: (ids, indices) array views into
+        # LoadGen's QuerySample array, taken whole, before the waiting samples.
+        self.ready: deque[tuple[np.ndarray, np.ndarray]] = deque()
+        self.ready_samples = 0
         self.free: SimpleQueue[Slot | None] = SimpleQueue()
         for slot in device.slots:
             self.free.put(slot)
-        self.inflight: SimpleQueue[tuple[Slot, list[int]] | None] = SimpleQueue()
+        self.inflight: SimpleQueue[tuple[Slot, Any] | None] = SimpleQueue()
         # Written by one thread each; read by stats().
         self.max_waiting = 0
         self.batches = 0
@@ -136,6 +142,18 @@ class _Lane:
                 self.sleeping = False
                 self.signal.release()
 
+    def put_ready(self, ids: np.ndarray, indices: np.ndarray) -> None:
+        """Append one full batch (array views; the lane keeps them as they are)."""
+        with self.mutex:
+            self.ready.append((ids, indices))
+            self.ready_samples += len(ids)
+            waiting = len(self.ids) - self.head + self.ready_samples
+            if waiting > self.max_waiting:
+                self.max_waiting = waiting
+            if self.sleeping:
+                self.sleeping = False
+                self.signal.release()
+
     def wake(self, *, closing: bool = False, aborted: bool = False) -> None:
         with self.mutex:
             self.drain = True
@@ -168,7 +186,7 @@ class _Lane:
         finally:
             self.inflight.put(None)
 
-    def _next_batch(self) -> tuple[list[int], list[int]] | None:
+    def _next_batch(self) -> tuple[Any, Any] | None:
         """Block until a batch is due; None when the lane is closed and empty or aborted."""
         batch_size = self.batch_size
         mutex, signal = self.mutex, self.signal
@@ -177,6 +195,10 @@ class _Lane:
             while True:
                 if self.aborted:
                     return None
+                if self.ready:
+                    batch = self.ready.popleft()
+                    self.ready_samples -= len(batch[0])
+                    return batch
                 waiting = len(self.ids) - self.head
                 if waiting:
                     if waiting >= batch_size or self.drain:
@@ -316,10 +338,11 @@ class LwisHarness:
             for thread in lane.threads:
                 thread.start()
 
-    def issue(self, ids: list[int], indices: list[int]) -> None:
+    def issue(self, ids: list[int] | np.ndarray, indices: list[int] | np.ndarray) -> None:
         """LoadGen's fast issue callback: enqueue only (runs on LoadGen's thread, GIL held).
 
-        The harness takes ownership of both lists (LoadGen passes fresh ones every call).
+        The harness takes ownership of both lists (LoadGen passes fresh ones every call). The
+        native path passes uint64 array views instead (`issue_array`).
         """
         if self._stopping or self._failure is not None:
             if self._failure is not None:
@@ -327,6 +350,9 @@ class LwisHarness:
             raise RuntimeError("issue() after stop()")
         count = len(ids)
         if not count:
+            return
+        if isinstance(ids, np.ndarray) or isinstance(indices, np.ndarray):
+            self._issue_array(np.asarray(ids), np.asarray(indices), count)
             return
         if indices is ids:
             indices = list(ids)
@@ -344,6 +370,26 @@ class LwisHarness:
                 ids[start : start + size], indices[start : start + size], now
             )
             turn += 1
+
+    def _issue_array(self, ids: np.ndarray, indices: np.ndarray, count: int) -> None:
+        """The native path: a small issue becomes lists (the Server path, a few samples); a big
+        one is cut into full batches of views, dealt round robin, nothing copied per sample;
+        its remainder joins the waiting lists."""
+        if count <= self.batch_size:
+            self.issue(ids.tolist(), indices.tolist())
+            return
+        lanes = self._lanes
+        size = self.batch_size
+        full = count - count % size
+        turn = next(self._turn)
+        for start in range(0, full, size):
+            stop = start + size
+            lanes[turn % len(lanes)].put_ready(ids[start:stop], indices[start:stop])
+            turn += 1
+        if full < count:
+            lanes[turn % len(lanes)].put(
+                ids[full:].tolist(), indices[full:].tolist(), time.monotonic()
+            )
 
     def flush(self) -> None:
         """Send every waiting sample now instead of after its batching timeout."""

@@ -8,7 +8,7 @@ that call returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from backends.common.fatal import abort_test
 from backends.common.loadgen_driver import STOP_TIMEOUT_S
 from backends.dell_trt.harness import ErrorFn, InferenceDevice, LwisHarness
 from contract.dell_trt.recipe import LABEL_BYTES
+
+if TYPE_CHECKING:
+    from backends.common.native import NativeLoadGen
 
 # Distinct label buffers whose responses are kept: a few per slot is plenty; beyond that the
 # labels are temporaries (non-int32 engine output) and caching them would only grow memory.
@@ -62,8 +65,28 @@ class LabelResponder:
         self._samples_complete(responses)  # `labels` is alive until this returns
 
 
+class NativeResponder:
+    """Completes a batch through the native library: one call, the responses built in C++
+    (no Python object per sample). `ids` is a uint64 view into LoadGen's QuerySample array
+    (a big issue) or a short list (a small one)."""
+
+    def __init__(self, native: NativeLoadGen) -> None:
+        self._native = native
+
+    def complete(self, ids: Sequence[int] | np.ndarray, labels: np.ndarray) -> None:
+        if not isinstance(ids, np.ndarray):
+            ids = np.array(ids, dtype=np.uint64)
+        if labels.dtype != np.int32 or not labels.flags.c_contiguous:
+            labels = np.ascontiguousarray(labels, dtype=np.int32)
+        self._native.complete(ids, labels)  # `labels` is alive until this returns
+
+
 class LwisSUT:
-    """LoadGen fast-issue SUT: LoadGen's issue callback is the harness' `issue` itself."""
+    """LoadGen fast-issue SUT: LoadGen's issue callback is the harness' `issue` itself.
+
+    With `native` (and no `samples_complete`), it also serves the native issue path:
+    `issue_native` takes LoadGen's QuerySample array and batches complete through the library.
+    """
 
     def __init__(
         self,
@@ -73,8 +96,16 @@ class LwisSUT:
         on_error: ErrorFn,
         stop_timeout_s: float = STOP_TIMEOUT_S,
         samples_complete: Callable[[list[Any]], None] | None = None,
+        native: NativeLoadGen | None = None,
     ) -> None:
-        self.responder = LabelResponder(samples_complete)
+        self.responder: LabelResponder | NativeResponder
+        # The native issue callback, or None: the driver runs the native path only with it.
+        self.issue_native: Callable[[np.ndarray], None] | None = None
+        if native is not None and samples_complete is None:
+            self.responder = NativeResponder(native)
+            self.issue_native = self._issue_native
+        else:
+            self.responder = LabelResponder(samples_complete)
         # A burst of this many samples keeps every slot of every device busy.
         self.busy_samples = batch_size * sum(len(device.slots) for device in devices)
         self.harness = LwisHarness(
@@ -84,6 +115,10 @@ class LwisSUT:
         # Bound once: LoadGen calls the harness directly, with no extra Python frame.
         self.issue_fast = self.harness.issue
         self.harness.start()
+
+    def _issue_native(self, samples: np.ndarray) -> None:
+        """The native path's issue callback: LoadGen's QuerySample array (SAMPLE_DTYPE)."""
+        self.harness.issue(samples["id"], samples["index"])
 
     def flush_queries(self) -> None:
         self.harness.flush()

@@ -85,5 +85,6 @@ def wheelhouse(
             platform,
             output,
             base_image=base_image,
+            sources=definition.native_sources,
         )
     app.terminal.success(f"{len(house.wheels())} wheels for {made_for} in {house.path}")

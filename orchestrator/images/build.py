@@ -41,6 +41,7 @@ from orchestrator.images.wheelhouse import (
     Wheelhouse,
     WheelhouseTarget,
     ensure_wheelhouse,
+    sdist_name,
     wheelhouse_key,
 )
 from orchestrator.paths import cache_dir, container_packages, docker_dir
@@ -149,6 +150,7 @@ def render_dockerfile(
         gpu_libraries=backend.gpu_libraries if device is Device.CUDA else (),
         entrypoint=cuda_base.entrypoint if cuda_base is not None else None,
         imports_tensorrt=cuda_base is not None and backend.needs_tensorrt,
+        native_sdists=[sdist_name(source) for source in backend.native_sources],
     )
     return text.strip() + "\n"
 
@@ -331,11 +333,12 @@ def stage_context(
     (folder / "requirements.txt").write_text(requirements)
     wheel_dir = folder / "wheelhouse"
     wheel_dir.mkdir()
-    for wheel in wheelhouse.wheels():
+    for wheel in [*wheelhouse.wheels(), *wheelhouse.sdists()]:
         digest.update(f"wheel\0{wheel.name}\0{_file_sha256(wheel)}".encode())
         _link_or_copy(wheel, wheel_dir / wheel.name)
     for source in container_packages():
-        for path in sorted(source.rglob("*.py")):
+        files = [*source.rglob("*.py"), *source.rglob("*.cc")]  # .cc: the native issue path
+        for path in sorted(files):
             rel = path.relative_to(source.parent)
             data = path.read_bytes()
             digest.update(f"src\0{rel}\0".encode() + hashlib.sha256(data).digest())
@@ -398,7 +401,7 @@ def ensure_image(
         )
     # The stack's pins follow the base asked for (a local stand-in base keeps them).
     requirements = backend.requirements_for(device, requested_base or base.ref)
-    key = wheelhouse_key(requirements, platform)
+    key = wheelhouse_key(requirements, platform, backend.native_sources)
     what = f"downloading the wheelhouse for Python {platform.python}"
     with (
         # A given wheelhouse is only read; the cached one is filled under its key's lock.
@@ -413,6 +416,7 @@ def ensure_image(
             cache_dir(),
             given_wheelhouse,
             WheelhouseTarget(backend.name, device.value, base.ref),
+            backend.native_sources,
         )
     if device is Device.CUDA:
         problems = gpu_stack_problems(

@@ -173,6 +173,9 @@ class BackendDef:
     gpu_libraries: tuple[str, ...] = ()
     needs_tensorrt: bool = False  # the cuda image runs TensorRT from the base
     harness_profiles: bool = False  # settings from contract.dell_trt.settings (--set, profiles)
+    # Pinned sdists the image compiles from: LoadGen's C++ sources for the native issue path
+    # (backends/common/native), the release of the installed bindings.
+    native_sources: tuple[str, ...] = ()
 
     def requirements_for(self, device: Device, base_ref: str) -> tuple[str, ...]:
         """The pins of an image on `base_ref`: on cuda, the GPU wheels of the base's stack."""
@@ -218,6 +221,7 @@ BACKENDS: dict[str, BackendDef] = {
         gpu_libraries=("tensorrt|tensorrt_bindings:**/*.so",),
         needs_tensorrt=True,
         harness_profiles=True,
+        native_sources=(LOADGEN,),
     ),
 }
 

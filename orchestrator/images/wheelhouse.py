@@ -94,8 +94,34 @@ class Wheelhouse:
     requirements: tuple[str, ...]
     pip_wheel: str
 
+    sources: tuple[str, ...] = ()  # sdists the image builds from (backends' native code)
+
     def wheels(self) -> list[Path]:
         return sorted(self.path.glob("*.whl"))
+
+    def sdists(self) -> list[Path]:
+        """The source archives of `sources`, in their order."""
+        return [self.path / sdist_name(requirement) for requirement in self.sources]
+
+
+def sdist_name(requirement: str) -> str:
+    """The file an sdist of a pinned `name==version` has (PEP 625: normalised, underscores)."""
+    name, _, version = requirement.partition("==")
+    if not version:
+        raise ValueError(f"a source must be pinned (name==version), got {requirement!r}")
+    return f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}.tar.gz"
+
+
+def _download_sources(sources: tuple[str, ...], folder: Path) -> None:
+    """Fetch each pinned source archive (no wheel, no dependencies) into `folder`."""
+    for requirement in sources:
+        if (folder / sdist_name(requirement)).is_file():
+            continue
+        name = requirement.partition("==")[0]
+        _pip_download(
+            ["--no-deps", "--no-binary", name, "-d", str(folder), requirement],
+            f"downloading the source of {requirement}",
+        )
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:
@@ -163,11 +189,16 @@ def _pip_args(platform: Platform) -> list[str]:
     return args
 
 
-def wheelhouse_key(requirements: tuple[str, ...], platform: Platform) -> str:
-    payload = json.dumps(
-        {"req": sorted((*requirements, PIP_REQUIREMENT)), "platform": platform.__dict__},
-        sort_keys=True,
-    )
+def wheelhouse_key(
+    requirements: tuple[str, ...], platform: Platform, sources: tuple[str, ...] = ()
+) -> str:
+    data: dict[str, Any] = {
+        "req": sorted((*requirements, PIP_REQUIREMENT)),
+        "platform": platform.__dict__,
+    }
+    if sources:  # keys of wheelhouses without sources stay what they were
+        data["sources"] = sorted(sources)
+    payload = json.dumps(data, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -205,11 +236,14 @@ def ensure_wheelhouse(
     cache_root: Path,
     given: Path | None,
     target: WheelhouseTarget | None = None,
+    sources: tuple[str, ...] = (),
 ) -> Wheelhouse:
-    """Return a wheelhouse holding `requirements` (+ pip) for `platform`.
+    """Return a wheelhouse holding `requirements` (+ pip) for `platform`, and the source
+    archives of `sources`.
 
     With `given`, resolve offline against that folder only; otherwise download into the cache
-    once per (requirements, platform); the caller holds that key's lock (`wheelhouse_key`).
+    once per (requirements, platform, sources); the caller holds that key's lock
+    (`wheelhouse_key`).
     """
     reqs = (*requirements, PIP_REQUIREMENT)
     if given is not None:
@@ -230,9 +264,16 @@ def ensure_wheelhouse(
             f"wheelhouse {folder} does not satisfy the image's requirements",
             _remake_hint(given, target) if target is not None else None,
         )
-        return Wheelhouse(folder, requirements, _pip_wheel_name(folder))
+        missing = [sdist_name(req) for req in sources if not (folder / sdist_name(req)).is_file()]
+        if missing:
+            raise WheelhouseError(
+                f"wheelhouse {folder} lacks the source archive {', '.join(missing)} "
+                "(the image compiles the native LoadGen issue path from it)",
+                hint=_remake_hint(given, target) if target is not None else None,
+            )
+        return Wheelhouse(folder, requirements, _pip_wheel_name(folder), sources)
 
-    folder = cache_root / "wheelhouse" / wheelhouse_key(requirements, platform)
+    folder = cache_root / "wheelhouse" / wheelhouse_key(requirements, platform, sources)
     marker = folder / COMPLETE
     if not marker.is_file():
         folder.mkdir(parents=True, exist_ok=True)
@@ -240,13 +281,22 @@ def ensure_wheelhouse(
             ["-d", str(folder), *_pip_args(platform), *reqs],
             f"downloading wheels for Python {platform.python}",
         )
-        record = {"requirements": list(reqs), "platform": platform.__dict__}
+        _download_sources(sources, folder)
+        record = {
+            "requirements": list(reqs),
+            "sources": list(sources),
+            "platform": platform.__dict__,
+        }
         atomic_write_text(marker, json.dumps(record, indent=2) + "\n")
-    return Wheelhouse(folder, requirements, _pip_wheel_name(folder))
+    return Wheelhouse(folder, requirements, _pip_wheel_name(folder), sources)
 
 
 def export_wheelhouse(
-    requirements: tuple[str, ...], platform: Platform, dest: Path, base_image: str | None = None
+    requirements: tuple[str, ...],
+    platform: Platform,
+    dest: Path,
+    base_image: str | None = None,
+    sources: tuple[str, ...] = (),
 ) -> Wheelhouse:
     """Download a wheelhouse into `dest` to carry to an air-gapped host, and record its platform.
 
@@ -261,5 +311,6 @@ def export_wheelhouse(
         )
     reqs = (*requirements, PIP_REQUIREMENT)
     _pip_download(["-d", str(dest), *_pip_args(platform), *reqs], f"downloading wheels into {dest}")
+    _download_sources(sources, dest)
     write_record(dest, reqs, platform, base_image)
-    return Wheelhouse(dest.resolve(), requirements, _pip_wheel_name(dest))
+    return Wheelhouse(dest.resolve(), requirements, _pip_wheel_name(dest), sources)

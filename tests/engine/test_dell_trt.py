@@ -45,7 +45,9 @@ def test_all_scenarios_and_modes_complete(
                 assert (folder / name).stat().st_size > 0, folder / name
             harness = json.loads((folder / "harness.json").read_text())
             assert harness["engine"] == "onnxruntime-cpu (twin)"
-            assert harness["issue_path"] == "fast"  # ConstructFastSUT
+            # The local base has g++: the image compiled the native LoadGen issue path.
+            assert harness["issue_path"] == "native"
+            assert harness["native_loadgen"]["loadgen_version"] == "6.0.17"
             assert harness["harness_stats"]["samples"] > 0
         accuracy = (run_dir / "dell-trt" / scenario / "accuracy" / "accuracy.txt").read_text()
         assert accuracy.strip() == "accuracy=100.000%, good=64, total=64"

@@ -167,7 +167,7 @@ def test_a_bad_batch_fails_in_wait_and_the_slot_recovers(gpu_index: int) -> None
 
 
 LOADGEN_SCRIPT = """
-import json, sys
+import json, os, sys
 from pathlib import Path
 from backends.common.loadgen_driver import TestRequest, run_test
 from backends.dell_trt.gpu_device import GpuDevice, GpuDeviceConfig
@@ -177,6 +177,11 @@ from tests.gpu.test_gpu_device import SAMPLES, LoadedSamples, make_dataset
 
 scenario, out, conf = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 options = json.loads(sys.argv[4])
+native = None
+if sys.argv[5] == "native":  # the library the smoke built (MLORCH_NATIVE_LOADGEN)
+    from backends.common.native import NativeLoadGen
+
+    native = NativeLoadGen()
 mode, timeout_us = options.pop("mode"), options.pop("deque_timeout_us")
 config = GpuDeviceConfig(**options)
 dataset = make_dataset()
@@ -203,8 +208,9 @@ class Qsl:  # as the SUT container wraps Int8Samples: every load is staged again
 try:
     run_test(
         TestRequest(scenario, mode, conf, out), Qsl(),
-        lambda: LwisSUT([device], config.batch_size, timeout_us, fail_process),
+        lambda: LwisSUT([device], config.batch_size, timeout_us, fail_process, native=native),
         coalesce_server=True,
+        native=native,
     )
 finally:
     device.close()
@@ -229,9 +235,14 @@ print(json.dumps({"labels": expected.tolist()}))
                                        "deque_timeout_us": 2000}),
     ],
 )  # fmt: skip
+@pytest.mark.parametrize("path", ["fast", "native"])
 def test_real_loadgen_drives_the_lwis_harness_on_the_device(
-    gpu_index: int, tmp_path: Path, scenario: str, mode: str, options: dict[str, Any]
+    gpu_index: int, tmp_path: Path, scenario: str, mode: str, options: dict[str, Any], path: str
 ) -> None:
+    import os
+
+    if path == "native" and not os.environ.get("MLORCH_NATIVE_LOADGEN"):
+        pytest.skip("no native issue path built here (scripts/gpu-smoke.sh builds one)")
     from orchestrator.results.accuracy import score_accuracy_log
     from orchestrator.results.loadgen_log import result_from_logs
 
@@ -252,6 +263,7 @@ def test_real_loadgen_drives_the_lwis_harness_on_the_device(
             str(out),
             str(conf),
             json.dumps({**options, "device": gpu_index, "mode": mode}),
+            path,
         ],
         cwd=root,
         capture_output=True,

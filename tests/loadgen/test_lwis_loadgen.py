@@ -1,4 +1,6 @@
-"""Real LoadGen on the host: LwisSUT over null devices through the driver's fast issue path."""
+"""Real LoadGen on the host: LwisSUT over null devices through the driver's two issue paths —
+the bindings' fast path ("fast") and the native library's LoadGen ("native", built from the
+pinned mlcommons-loadgen sdist into the test cache)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 
 from backends.dell_trt.null_engine import null_labels
 from orchestrator.results.loadgen_log import result_from_logs
+from tests.support.native_build import native_library
 
 pytestmark = pytest.mark.loadgen
 
@@ -52,6 +55,11 @@ CHILD = textwrap.dedent("""\
 
     scenario, mode, conf, out = sys.argv[1:5]
     total, performance, devices, slots, batch, timeout_us = map(int, sys.argv[5:11])
+    native = None
+    if sys.argv[11] != "-":
+        from backends.common.native import NativeLoadGen
+
+        native = NativeLoadGen(Path(sys.argv[11]))
 
     class NullLibrary:
         total_count = total
@@ -61,35 +69,57 @@ CHILD = textwrap.dedent("""\
 
     def make_sut():
         null = [NullDevice(f"null{n}", slots, batch) for n in range(devices)]
-        return LwisSUT(null, batch, timeout_us, fail_process)
+        return LwisSUT(null, batch, timeout_us, fail_process, native=native)
 
     request = TestRequest(scenario, mode, Path(conf), Path(out))
-    run_test(request, NullLibrary(), make_sut, {"backend": "null"}, coalesce_server=True)
+    run_test(
+        request, NullLibrary(), make_sut, {"backend": "null"}, coalesce_server=True,
+        native=native,
+    )
 """)
 
 
-def run_null(tmp_path: Path, scenario: str, mode: str, total: int, performance: int) -> Path:
+ISSUE_PATHS = ["fast", "native"]
+
+
+@pytest.fixture(scope="module")
+def native_folder(test_cache: Path) -> Path:
+    return native_library(test_cache)
+
+
+def run_null(
+    tmp_path: Path,
+    scenario: str,
+    mode: str,
+    total: int,
+    performance: int,
+    native: Path | None = None,
+) -> Path:
     conf = tmp_path / "user.conf"
     conf.write_text(USER_CONF)
     out = tmp_path / "out"
     shape = [str(value) for value in SHAPES[scenario]]
     command = [
         sys.executable, "-c", CHILD, scenario, mode, str(conf), str(out),
-        str(total), str(performance), *shape,
+        str(total), str(performance), *shape, str(native) if native else "-",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
 
+@pytest.mark.parametrize("path", ISSUE_PATHS)
 @pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Server", "Offline"])
-def test_null_performance_runs_are_valid(tmp_path: Path, scenario: str) -> None:
-    out = run_null(tmp_path, scenario, "PerformanceOnly", 1024, 1024)
+def test_null_performance_runs_are_valid(
+    tmp_path: Path, scenario: str, path: str, request: pytest.FixtureRequest
+) -> None:
+    native = request.getfixturevalue("native_folder") if path == "native" else None
+    out = run_null(tmp_path, scenario, "PerformanceOnly", 1024, 1024, native)
     result = result_from_logs(out, scenario, "PerformanceOnly")
     assert result.errors == ()
     assert result.valid is True, result.unmet
     harness = json.loads((out / "harness.json").read_text())
-    assert harness["issue_path"] == "fast"
+    assert harness["issue_path"] == path
     assert harness["server_coalesce_queries"] is (scenario == "Server")
     stats = harness["harness_stats"]
     assert stats["samples"] > 0
@@ -97,14 +127,16 @@ def test_null_performance_runs_are_valid(tmp_path: Path, scenario: str) -> None:
     assert len(stats["devices"]) == SHAPES[scenario][0]
 
 
+@pytest.mark.parametrize("path", ISSUE_PATHS)
 @pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Server", "Offline"])
 def test_null_accuracy_log_has_every_sample_once_with_its_own_label(
-    tmp_path: Path, scenario: str
+    tmp_path: Path, scenario: str, path: str, request: pytest.FixtureRequest
 ) -> None:
     # Three loads; indices past 1000 wrap the label pattern; a multiple of 8 so that no
     # MultiStream query is padded with repeated samples.
     total, performance = 1504, 512
-    out = run_null(tmp_path, scenario, "AccuracyOnly", total, performance)
+    native = request.getfixturevalue("native_folder") if path == "native" else None
+    out = run_null(tmp_path, scenario, "AccuracyOnly", total, performance, native)
     assert result_from_logs(out, scenario, "AccuracyOnly").errors == ()
     entries = json.loads((out / "mlperf_log_accuracy.json").read_text())
     indices = sorted(entry["qsl_idx"] for entry in entries)

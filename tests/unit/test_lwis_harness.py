@@ -330,3 +330,69 @@ def test_null_slot_answers_each_index_and_checks_capacity() -> None:
     assert slot.wait().dtype == np.int32
     with pytest.raises(ValueError, match="capacity"):
         slot.submit([1, 2, 3, 4, 5])
+
+
+SAMPLES = np.dtype([("id", "<u8"), ("index", "<u8")])  # LoadGen's QuerySample, as the native path
+
+
+def query_samples(ids: range, rng: random.Random) -> np.ndarray:
+    samples = np.empty(len(ids), SAMPLES)
+    samples["id"] = np.arange(ids.start, ids.stop, dtype=np.uint64)
+    samples["index"] = [rng.randrange(50_000) for _ in ids]
+    return samples
+
+
+def test_native_arrays_big_and_small_mixed_with_lists_each_sample_once() -> None:
+    # The native path hands the harness views into LoadGen's QuerySample array: a big issue is
+    # cut into full batches of views (none copied per sample), its remainder and small issues
+    # join the waiting lists, and Python-path lists may arrive in between.
+    rng = random.Random(7)
+    batch_size = 32
+    devices = [NullDevice(f"gpu{n}", 2, batch_size) for n in range(3)]
+    recorder = Recorder()
+    lwis = harness(recorder, devices, batch_size, deque_timeout_us=500)
+    index_of: dict[int, int] = {}
+    next_id = 0
+    for size in (1000, 5, 31, 32, 33, 7, 2048 + 17, 1):
+        if rng.random() < 0.5 or size > batch_size:
+            samples = query_samples(range(next_id, next_id + size), rng)
+            index_of.update(zip(samples["id"].tolist(), samples["index"].tolist(), strict=True))
+            lwis.issue(samples["id"], samples["index"])
+        else:
+            ids = list(range(next_id, next_id + size))
+            indices = [rng.randrange(50_000) for _ in ids]
+            index_of.update(zip(ids, indices, strict=True))
+            lwis.issue(ids, indices)
+        next_id += size
+    recorder.wait_for_samples(next_id)
+    lwis.stop(5)
+    assert recorder.errors == []
+    completed = sorted(int(i) for ids, _, _ in recorder.batches for i in ids)
+    assert completed == list(range(next_id))
+    assert max(len(ids) for ids, _, _ in recorder.batches) <= batch_size
+    for ids, labels, _ in recorder.batches:
+        assert labels.tolist() == null_labels([index_of[int(i)] for i in ids]).tolist()
+    stats = lwis.stats()
+    assert stats["samples"] == next_id
+    assert all(device["samples"] > 0 for device in stats["devices"])
+
+
+def test_a_big_native_issue_is_handed_out_as_views_in_full_batches() -> None:
+    seen: list[np.ndarray] = []
+
+    class Keep(NullSlot):
+        def submit(self, indices: Sequence[int]) -> None:
+            seen.append(indices)  # type: ignore[arg-type]
+            super().submit(indices)
+
+    device = NullDevice("gpu0", 2, 64)
+    device.slots = [Keep(64), Keep(64)]
+    recorder = Recorder()
+    lwis = harness(recorder, [device], batch_size=64, deque_timeout_us=0)
+    samples = query_samples(range(640), random.Random(3))
+    lwis.issue(samples["id"], samples["index"])
+    recorder.wait_for_samples(640)
+    lwis.stop(5)
+    assert [len(batch) for batch in seen] == [64] * 10
+    assert all(np.shares_memory(batch, samples) for batch in seen)
+    assert lwis.stats()["full_batches"] == 10

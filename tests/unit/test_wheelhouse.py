@@ -146,3 +146,32 @@ def test_cli_refuses_base_image_together_with_python(tmp_path: Path) -> None:
 def test_cli_refuses_a_malformed_python(tmp_path: Path) -> None:
     result = mlorch("wheelhouse", "reference", "--python", "3", "-o", str(tmp_path / "w"))
     assert_one_error(result, 2, "--python 3: expected a CPython version like 3.12")
+
+
+def test_sources_are_pinned_sdists_and_part_of_the_key() -> None:
+    from orchestrator.images.wheelhouse import sdist_name
+
+    assert sdist_name("mlcommons-loadgen==6.0.17") == "mlcommons_loadgen-6.0.17.tar.gz"
+    assert sdist_name("Some.Odd_Name==1.0") == "some_odd_name-1.0.tar.gz"
+    with pytest.raises(ValueError, match="pinned"):
+        sdist_name("mlcommons-loadgen")
+    pins = ("numpy==2.4.6",)
+    plain = wheelhouse_key(pins, BOOKWORM)
+    assert wheelhouse_key(pins, BOOKWORM, ()) == plain  # keys without sources are unchanged
+    assert wheelhouse_key(pins, BOOKWORM, ("mlcommons-loadgen==6.0.17",)) != plain
+
+
+def test_a_given_wheelhouse_without_the_source_archive_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.images import wheelhouse
+
+    monkeypatch.setattr(wheelhouse, "_pip_download", lambda *args, **kwargs: None)  # wheels ok
+    (tmp_path / "pip-26.3-py3-none-any.whl").write_bytes(b"")
+    sources = ("mlcommons-loadgen==6.0.17",)
+    missing = r"lacks the source archive mlcommons_loadgen-6\.0\.17"
+    with pytest.raises(WheelhouseError, match=missing):
+        ensure_wheelhouse((), BOOKWORM, tmp_path / "cache", tmp_path, TARGET, sources)
+    (tmp_path / "mlcommons_loadgen-6.0.17.tar.gz").write_bytes(b"")
+    house = ensure_wheelhouse((), BOOKWORM, tmp_path / "cache", tmp_path, TARGET, sources)
+    assert house.sdists() == [tmp_path / "mlcommons_loadgen-6.0.17.tar.gz"]

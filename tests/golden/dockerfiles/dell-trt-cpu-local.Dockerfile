@@ -11,11 +11,18 @@ RUN python3 -m venv --without-pip --system-site-packages /opt/venv \
         --disable-pip-version-check --root-user-action ignore \
         -r /tmp/requirements.txt \
  && /opt/venv/bin/python -c "import importlib.metadata as m; print('\n'.join(sorted(f'{d.name}=={d.version}' for d in m.distributions())))" > /opt/venv/pip-freeze.txt
+# The native LoadGen issue path (backends/common/native): LoadGen's C++ sources from the sdist
+# of the installed release, compiled with the base's C++ compiler. A base without one records
+# why in build.json, and the harness runs the Python issue path (it says so in harness.json).
+COPY backends/common/native/ /tmp/native/
+RUN /opt/venv/bin/python /tmp/native/build.py --sdist /tmp/wheelhouse/mlcommons_loadgen-6.0.17.tar.gz \
+        --out /opt/mlorch-native --match-installed --optional
 
 # Stage 2: the SUT image — the base, the venv, the contract and the backend code; no wheels,
 # no build tools.
 FROM mlorch/base:bookworm
 COPY --from=deps /opt/venv /opt/venv
+COPY --from=deps /opt/mlorch-native /opt/mlorch/native
 COPY contract/ /opt/mlorch/contract/
 COPY backends/ /opt/mlorch/backends/
 ENV PATH=/opt/venv/bin:$PATH \
@@ -25,6 +32,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp
 RUN python -m compileall -q /opt/mlorch/contract /opt/mlorch/backends \
  && python -c "import mlperf_loadgen, backends.dell_trt"
+# The native issue path loads in this image, or the image says why it runs the Python one.
+RUN python -c "from backends.common.native import describe; print(describe())" > /opt/mlorch/issue-path.txt
 LABEL mlorch.tool="mlorch" mlorch.backend="dell-trt"
 WORKDIR /tmp
 # Non-root by default; mlorch also sets the user on every container it starts.
