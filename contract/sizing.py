@@ -64,6 +64,10 @@ class Measurement:
     samples_per_second: float
     latency_ms: float | None = None
     latency_p90_ms: float | None = None
+    # The rate is an estimate (workers ÷ the measured single-sample latency), not a measured
+    # burst: a --quick Server pass, whose test is too short to be VALID anyway. A full run
+    # measures again rather than start from it.
+    estimated: bool = False
 
     def __post_init__(self) -> None:
         if self.scenario not in TUNING_KEY:
@@ -88,6 +92,7 @@ class Measurement:
                 samples_per_second=float(data["samples_per_second"]),
                 latency_ms=_optional_float(data.get("latency_ms")),
                 latency_p90_ms=_optional_float(data.get("latency_p90_ms")),
+                estimated=bool(data.get("estimated", False)),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a sizing measurement: {exc}") from exc

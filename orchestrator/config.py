@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from contract.dell_trt.settings import ScenarioSettings as HarnessScenario
 from orchestrator.errors import ConfigError
 
 BUILD_TIMEOUT_S = 3600  # the whole image build, context upload included
@@ -66,6 +67,35 @@ class Calibration(StrEnum):
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HarnessRecord(StrictModel):
+    """A harness backend's settings (dell-trt, `contract.dell_trt.settings`) as chosen on the
+    host before the run: the profile and why, the GPU count, the `--set` overrides and each
+    scenario's values. Validated on read: a manifest whose settings do not parse is refused."""
+
+    profile: str
+    source: str
+    reason: str
+    gpus: int = Field(ge=0)
+    overrides: tuple[str, ...] = ()
+    scenarios: dict[str, HarnessScenario]
+
+    @model_validator(mode="after")
+    def _valid_scenarios(self) -> HarnessRecord:
+        for name, values in self.scenarios.items():
+            try:
+                values.validate()
+            except ValueError as exc:
+                raise ValueError(f"harness settings of {name}: {exc}") from None
+        return self
+
+    def scenario(self, name: str) -> dict[str, Any] | None:
+        """One scenario's values as plain data (what sizing keys hash), None if it has none."""
+        from dataclasses import asdict
+
+        values = self.scenarios.get(name)
+        return None if values is None else asdict(values)
 
 
 class Tuning(StrictModel):
@@ -169,7 +199,7 @@ class RunSpec(StrictModel):
     # (profile, reason, per-scenario values) chosen on the host before the run starts.
     set_overrides: tuple[str, ...] = ()
     harness_profile: str | None = None
-    harness: dict[str, Any] | None = None
+    harness: HarnessRecord | None = None
     # dell-trt model preparation: the official calibration list (real ImageNet); every quantized
     # model and engine must keep 99 % of FP32's accuracy on `guard_samples` labelled images
     # (contract.accuracy_gate), and, when asked, reach `min_agreement` top-1 agreement with FP32.

@@ -8,11 +8,10 @@ next to the harness that reads them.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from contract.dell_trt import settings as S
-from orchestrator.config import Device
+from orchestrator.config import Device, HarnessRecord
 from orchestrator.errors import ConfigError
 from orchestrator.host.facts import GpuInfo, nvml_gpus
 from orchestrator.host.gpu import no_gpu
@@ -36,25 +35,25 @@ class ResolvedHarness:
             "multi_stream_expected_latency_ms": self.scenarios["MultiStream"].expected_latency_ms,
         }
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> HarnessRecord:
         """What the manifest and RunSpec keep (and settings.json is rendered from)."""
-        return {
-            "profile": self.selection.profile.name,
-            "source": self.selection.profile.source,
-            "reason": self.selection.reason,
-            "gpus": self.gpus,
-            "overrides": list(self.overrides),
-            "scenarios": {name: asdict(s) for name, s in self.scenarios.items()},
-        }
+        return HarnessRecord(
+            profile=self.selection.profile.name,
+            source=self.selection.profile.source,
+            reason=self.selection.reason,
+            gpus=self.gpus,
+            overrides=self.overrides,
+            scenarios=dict(self.scenarios),
+        )
 
 
-def settings_json(record: dict[str, Any]) -> str:
+def settings_json(record: HarnessRecord) -> str:
     """The settings.json one SUT container reads (contract.dell_trt.settings.from_json)."""
-    scenarios = {name: S.ScenarioSettings(**values) for name, values in record["scenarios"].items()}
+    scenarios = dict(record.scenarios)
     selection = S.Selection(
-        S.Profile(record["profile"], record["source"], "", (), scenarios), record["reason"]
+        S.Profile(record.profile, record.source, "", (), scenarios), record.reason
     )
-    return str(S.to_json(selection, scenarios, int(record["gpus"])))
+    return str(S.to_json(selection, scenarios, record.gpus))
 
 
 def _facts(gpus: list[GpuInfo]) -> list[S.GpuFacts]:

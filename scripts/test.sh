@@ -28,4 +28,5 @@ timeout "$BOOTSTRAP_TIMEOUT_S" bash docker/bootstrap-base-image.sh mlorch/base:b
     exit 1
 }
 export MLORCH_REQUIRE_ENGINE="${MLORCH_REQUIRE_ENGINE:-1}"
-exec "$(mlorch_venv)/bin/python" -m pytest "$@"
+# The slowest tests are listed at the end: where the suite's time goes, run by run.
+exec "$(mlorch_venv)/bin/python" -m pytest --durations=25 "$@"

@@ -124,8 +124,9 @@ def size_test(
     value = loadgen_value(request.scenario, tuned, request.sizing == "quick")
     field, factor = _SIZED_SETTING[request.scenario]
     setattr(settings, field, value * factor)
+    rate = "estimated" if measurement.estimated else "measured"
     print(
-        f"sizing: {request.scenario} measured {measurement.samples_per_second:.4g} samples/s"
+        f"sizing: {request.scenario} {rate} {measurement.samples_per_second:.4g} samples/s"
         + (f", {measurement.latency_ms:.4g} ms a query" if measurement.latency_ms else "")
         + f" in {measurement.seconds:.2f} s; {field} = {value * factor:.6g}",
         flush=True,

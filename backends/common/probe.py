@@ -15,7 +15,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from contract.sizing import (
@@ -32,6 +32,9 @@ FIRST_BURST = 32  # at least; a SUT's `busy_samples` (a batch for every worker) 
 # batch) one full batch per worker would cost a large share of a quick test.
 QUICK_FIRST_BATCH = 4
 SERVER_FIRST_BURST = 8
+# A --quick Server pass: one warm-up and this many one-sample queries, no burst (its test is
+# 16 queries, INVALID by design; the pass must stay within 10 % of it).
+QUICK_SERVER_LATENCIES = 2
 MAX_BURST = 1 << 20
 
 
@@ -171,12 +174,15 @@ def _ladder(run: _Pass, budget_s: float) -> _Burst:
             size = min(MAX_BURST, max(2 * size, min(64 * size, int(burst.rate * budget_s / 2))))
 
 
-def _latencies(run: _Pass, samples: int, budget_s: float) -> list[float]:
-    """One query at a time until the budget is spent (at least five, at most a few hundred)."""
+def _latencies(run: _Pass, samples: int, budget_s: float, least: int = 5) -> list[float]:
+    """One query at a time until the budget is spent (at least `least`, at most a few
+    hundred)."""
     run.one_query(samples)  # the first query of a shape pays for lazy set-up; not counted
     latencies: list[float] = []
     spent = 0.0
-    while len(latencies) < 5 or (spent < budget_s and len(latencies) < PROBE_MAX_LATENCY_QUERIES):
+    while len(latencies) < least or (
+        spent < budget_s and len(latencies) < PROBE_MAX_LATENCY_QUERIES
+    ):
         latency = run.one_query(samples)
         latencies.append(latency)
         spent += latency
@@ -196,6 +202,17 @@ def _latency_measurement(scenario: str, samples: int, latencies: list[float]) ->
         latency_ms=statistics.median(latencies) * 1000,
         latency_p90_ms=p90 * 1000,
     )
+
+
+def _quick_server(run: _Pass) -> Measurement:
+    """A --quick Server pass: the single-sample latency, and a rate estimated from it and the
+    workers the SUT names (1 when it names none: a low start, never an overload)."""
+    single = _latency_measurement(
+        "Server", 1, _latencies(run, 1, 0.0, least=QUICK_SERVER_LATENCIES)
+    )
+    assert single.latency_ms is not None
+    rate = max(1, run.workers) * 1000.0 / single.latency_ms
+    return replace(single, samples_per_second=rate, estimated=True)
 
 
 def measure(
@@ -223,6 +240,8 @@ def measure(
         if scenario == "MultiStream":
             samples = MULTI_STREAM_SAMPLES
             return _latency_measurement(scenario, samples, _latencies(run, samples, budget_s))
+        if scenario == "Server" and quick:
+            return _quick_server(run)
         if scenario == "Server":
             single = _latency_measurement(scenario, 1, _latencies(run, 1, budget_s / 2))
             # one-sample queries: a few already keep every worker busy

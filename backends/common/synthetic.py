@@ -116,6 +116,31 @@ def _clear(probabilities: np.ndarray) -> tuple[int, bool]:
     return int(order[0]), top1 > 0 and (top1 - top2) / top1 >= MIN_RELATIVE_MARGIN
 
 
+def _run_batches(session: object, output: str, samples: np.ndarray) -> np.ndarray:
+    """One output of the model over all samples, BATCH at a time."""
+    return np.concatenate(
+        [
+            session.run([output], {INPUT_NAME: samples[i : i + BATCH]})[0]  # type: ignore[attr-defined]
+            for i in range(0, len(samples), BATCH)
+        ]
+    )
+
+
+def _own_labels(probabilities: np.ndarray) -> list[int]:
+    """Each image's label: the FP32 model's clear answer, which must be the class the image
+    was made for (else another seed is needed)."""
+    labels = []
+    for position, row in enumerate(probabilities):
+        top1, clear = _clear(row)
+        if top1 != _class_of(position) or not clear:
+            raise RuntimeError(
+                f"synthetic image {position} answers class {top1} (expected "
+                f"{_class_of(position)}, clear margin: {clear}): try another --seed"
+            )
+        labels.append(top1 - 1)  # the reference decodes ArgMax − 1
+    return labels
+
+
 def make_synthetic_assets(
     root: Path,
     images: int,
@@ -153,31 +178,11 @@ def make_synthetic_assets(
     samples = np.stack(batch)
 
     probe = _session(build_resnet50(seed, with_features=True))
-    features = np.concatenate(
-        [
-            probe.run([FEATURES_NAME], {INPUT_NAME: samples[i : i + BATCH]})[0]  # type: ignore[attr-defined]
-            for i in range(0, images, BATCH)
-        ]
-    )
+    features = _run_batches(probe, FEATURES_NAME, samples)
     weight, bias = prototype_head(features, np.random.default_rng(seed + 2))
     model = build_resnet50(seed, fc_bias=bias, fc_weight=weight)
     onnx.save(model, str(root / SYNTHETIC_MODEL))
-    session = _session(model)
-    probabilities = np.concatenate(
-        [
-            session.run([SOFTMAX_OUTPUT], {INPUT_NAME: samples[i : i + BATCH]})[0]  # type: ignore[attr-defined]
-            for i in range(0, images, BATCH)
-        ]
-    )
-    labels = []
-    for position, row in enumerate(probabilities):
-        top1, clear = _clear(row)
-        if top1 != _class_of(position) or not clear:
-            raise RuntimeError(
-                f"synthetic image {position} answers class {top1} (expected "
-                f"{_class_of(position)}, clear margin: {clear}): try another --seed"
-            )
-        labels.append(top1 - 1)  # the reference decodes ArgMax − 1
+    labels = _own_labels(_run_batches(_session(model), SOFTMAX_OUTPUT, samples))
     if progress:
         progress(images - images // BATCH * (BATCH // 2))
 

@@ -170,26 +170,9 @@ def _prune(graph: Any) -> None:
     del graph.value_info[:]
 
 
-def rewrite(source: Any) -> Any:
-    """Return NVIDIA's version of the reference model `source` (an onnx.ModelProto)."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper, version_converter
-
-    model = onnx.ModelProto()
-    model.CopyFrom(source)
-    if _default_opset(model) < 11:  # TopK with K as an input
-        model = version_converter.convert_version(model, 11)
-    graph = model.graph
-    initializer_names = {init.name for init in graph.initializer}
-    inputs = [value for value in graph.input if value.name not in initializer_names]
-    if [value.name for value in inputs] != [INPUT_NAME]:
-        raise GraphRewriteError(f"expected one graph input {INPUT_NAME}, got {inputs}")
-    del graph.input[:]
-    graph.input.extend(inputs)
-    _name_nodes(graph)
-    g = _Graph(graph)
-
+def _trim_background(g: _Graph) -> str:
+    """Drop the background class (1001 → 1000) from the classifier's weights and biases; the
+    name of the logits the new tail reads."""
     argmax, fc, bias_add = _find_tail(g)
     weights = g.constant(fc.input[1])
     if weights is None or weights.ndim != 2:
@@ -208,9 +191,14 @@ def rewrite(source: Any) -> Any:
     if bias_add is not None:
         position = next(i for i, name in enumerate(bias_add.input) if g.constant(name) is not None)
         _slice_bias(g, bias_add, position, "FC bias")
-    logits = argmax.input[0]
+    return str(argmax.input[0])
 
-    # Softmax and ArgMax go; TopK(k=1) → int32 → (N,) takes their place.
+
+def _top1_tail(graph: Any, logits: str) -> None:
+    """Softmax and ArgMax go; TopK(k=1) → int32 → (N,) takes their place."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
     k = f"{_PREFIX}k"
     flat = f"{_PREFIX}flat_shape"
     graph.initializer.extend(
@@ -243,6 +231,29 @@ def rewrite(source: Any) -> Any:
             ),
         ]
     )
+
+
+def rewrite(source: Any) -> Any:
+    """Return NVIDIA's version of the reference model `source` (an onnx.ModelProto)."""
+    import onnx
+    from onnx import TensorProto, helper, version_converter
+
+    model = onnx.ModelProto()
+    model.CopyFrom(source)
+    if _default_opset(model) < 11:  # TopK with K as an input
+        model = version_converter.convert_version(model, 11)
+    graph = model.graph
+    initializer_names = {init.name for init in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in initializer_names]
+    if [value.name for value in inputs] != [INPUT_NAME]:
+        raise GraphRewriteError(f"expected one graph input {INPUT_NAME}, got {inputs}")
+    del graph.input[:]
+    graph.input.extend(inputs)
+    _name_nodes(graph)
+    g = _Graph(graph)
+
+    logits = _trim_background(g)
+    _top1_tail(graph, logits)
     batch_dim = graph.input[0].type.tensor_type.shape.dim[0]
     batch: str | int = batch_dim.dim_param or (batch_dim.dim_value if batch_dim.dim_value else "N")
     del graph.output[:]

@@ -463,6 +463,63 @@ def _choose_calibration(
     return chosen, {"asked": asked, "chosen": chosen, "candidates": scores, "why": why}
 
 
+def _model_guards(
+    recorded: dict[str, Any], enforced: str, min_agreement: float | None, terminal: Terminal
+) -> list[dict[str, Any]]:
+    """Both Q/DQ models' guards, the enforced one first and held to the rule."""
+    guards = []
+    for name in (enforced, *sorted(set(recorded) - {enforced})):
+        guard = {"encoding": name, **recorded[name], "enforced": name == enforced}
+        terminal.info(f"guard of the {name} model{'' if name == enforced else ' (not used here)'}: "
+                      f"{_judged(guard).summary()}")  # fmt: skip
+        if name == enforced:
+            _check_guard(guard, min_agreement, f"the {name} model", terminal)
+        guards.append(guard)
+    return guards
+
+
+def _build_engines(
+    prep: Preparer,
+    spec: RunSpec,
+    artifacts: Path,
+    settings_file: Path,
+    cache: Path,
+    engines_dir: Path,
+    samples: int,
+    tag: str,
+    gpu_access: str | None,
+) -> list[dict[str, Any]]:
+    """The engines step's container (cuda): builds what the cache lacks; one guard per engine."""
+    identity, terminal = prep.identity, prep.terminal
+    engines_dir.mkdir(parents=True, exist_ok=True)
+    identity.lend(engines_dir)
+    found: list[dict[str, Any]] = []
+
+    def on_line(line: str) -> None:
+        guard = read_json_line(GUARD_PREFIX, line)  # one per engine the step built
+        if guard is not None:
+            found.append(guard)
+        else:
+            terminal.log_line("engines", line)
+
+    container = engines_spec(
+        prep.backend, prep.image, prep.run_id, artifacts=artifacts, settings=settings_file,
+        cache=cache, engines=engines_dir, scenarios=spec.scenarios, count=samples,
+        guard_tag=tag, min_agreement=spec.min_agreement, user=identity.container_user,
+        gpu_access=gpu_access or "hook",
+    )  # fmt: skip
+    try:
+        with terminal.status("TensorRT engines (built once per GPU, TensorRT and settings)"):
+            prep.run(
+                container, timeout_s=ENGINES_TIMEOUT_S,
+                log_file=settings_file.parent / "engines.log", on_line=on_line,
+                what="engine build",
+            )  # fmt: skip
+    finally:
+        identity.reclaim(engines_dir)
+    return found
+
+
 def ensure_recipe(
     prep: Preparer,
     spec: RunSpec,
@@ -493,20 +550,13 @@ def ensure_recipe(
         prep.terminal.info(f"calibration: {choice['why']}")
     key, artifacts = candidates[method]
     guard_file, labels_file = guard_files(artifacts, tag)
-    identity, terminal = prep.identity, prep.terminal
+    terminal = prep.terminal
     recorded = _read_json(guard_file)["encodings"]
     # Both Q/DQ models were guarded on the CPU; the one this device runs is held to the rule
     # here, before any GPU (TensorRT's s8s8 on cuda, the twin's u8s8 on cpu), the other recorded.
     artifact = {**_read_json(artifacts / recipe.ARTIFACT_MANIFEST), "calibration_choice": choice}
     _check_int8(artifact, spec.device, terminal)
-    guards = []
-    for name in (enforced, *sorted(set(recorded) - {enforced})):
-        guard = {"encoding": name, **recorded[name], "enforced": name == enforced}
-        terminal.info(f"guard of the {name} model{'' if name == enforced else ' (not used here)'}: "
-                      f"{_judged(guard).summary()}")  # fmt: skip
-        if name == enforced:
-            _check_guard(guard, spec.min_agreement, f"the {name} model", terminal)
-        guards.append(guard)
+    guards = _model_guards(recorded, enforced, spec.min_agreement, terminal)
     labels = _read_json(labels_file)
     fp32 = {
         int(i): int(label) for i, label in zip(labels["indices"], labels["labels"], strict=True)
@@ -514,33 +564,9 @@ def ensure_recipe(
     engines_dir = None
     if spec.device is Device.CUDA:
         engines_dir = cache_dir() / "engines"
-        engines_dir.mkdir(parents=True, exist_ok=True)
-        identity.lend(engines_dir)
-        found: list[dict[str, Any]] = []
-
-        def on_line(line: str) -> None:
-            guard = read_json_line(GUARD_PREFIX, line)  # one per engine the step built
-            if guard is not None:
-                found.append(guard)
-            else:
-                terminal.log_line("engines", line)
-
-        container = engines_spec(
-            prep.backend, prep.image, prep.run_id, artifacts=artifacts, settings=settings_file,
-            cache=cache, engines=engines_dir, scenarios=spec.scenarios, count=samples,
-            guard_tag=tag, min_agreement=spec.min_agreement, user=identity.container_user,
-            gpu_access=gpu_access or "hook",
-        )  # fmt: skip
-        try:
-            with terminal.status("TensorRT engines (built once per GPU, TensorRT and settings)"):
-                prep.run(
-                    container, timeout_s=ENGINES_TIMEOUT_S,
-                    log_file=settings_file.parent / "engines.log", on_line=on_line,
-                    what="engine build",
-                )  # fmt: skip
-        finally:
-            identity.reclaim(engines_dir)
-        for engine_guard in found:
+        for engine_guard in _build_engines(
+            prep, spec, artifacts, settings_file, cache, engines_dir, samples, tag, gpu_access
+        ):
             guards.append(engine_guard)
             what = f"engine {engine_guard['engine']}"
             _check_guard(engine_guard, spec.min_agreement, what, terminal)

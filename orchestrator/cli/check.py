@@ -9,46 +9,52 @@ from orchestrator.cli.application import Application
 from orchestrator.cli.options import DriverOpt, GpuNameOpt, RunOptions, with_run_options
 from orchestrator.submission.layout import Division
 
+CheckTarget = Annotated[
+    str,
+    typer.Argument(
+        help="A submission tree (a folder); a run spec (a TOML file as `up --config` "
+        "takes, with --backend); or a BACKEND: then the run `mlorch up BACKEND` would start "
+        "with the same options is checked.",
+        show_default=False,
+    ),
+]
+SpecBackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="The backend a run spec TOML is for (the BACKEND of `mlorch up`).",
+        show_default=False,
+    ),
+]
+DivisionOpt = Annotated[
+    Division,
+    typer.Option("--division", help="The division to judge a spec for.", case_sensitive=False),
+]
+OfficialOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--official",
+        help="A checkout of mlcommons/inference: also run its submission checker (v6.1) "
+        "on the tree.",
+        file_okay=False,
+        show_default=False,
+    ),
+]
+OfficialTimeoutOpt = Annotated[
+    int,
+    typer.Option("--official-timeout", help="Seconds the official checker may take.", min=1),
+]
+
 
 @with_run_options(omit=("telemetry_hz", "no_tuned"))
 def check(
     ctx: typer.Context,
     options: RunOptions,  # every run option, from with_run_options
-    target: Annotated[
-        str,
-        typer.Argument(
-            help="A submission tree (a folder); a run spec (a TOML file as `up --config` "
-            "takes, with --backend); or a BACKEND: then the run `mlorch up BACKEND` would start "
-            "with the same options is checked.",
-            show_default=False,
-        ),
-    ],
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            "--backend",
-            help="The backend a run spec TOML is for (the BACKEND of `mlorch up`).",
-            show_default=False,
-        ),
-    ] = None,
-    division: Annotated[
-        Division,
-        typer.Option("--division", help="The division to judge a spec for.", case_sensitive=False),
-    ] = Division.CLOSED,
-    official: Annotated[
-        Path | None,
-        typer.Option(
-            "--official",
-            help="A checkout of mlcommons/inference: also run its submission checker (v6.1) "
-            "on the tree.",
-            file_okay=False,
-            show_default=False,
-        ),
-    ] = None,
-    official_timeout: Annotated[
-        int,
-        typer.Option("--official-timeout", help="Seconds the official checker may take.", min=1),
-    ] = 600,
+    target: CheckTarget,
+    backend: SpecBackendOpt = None,
+    division: DivisionOpt = Division.CLOSED,
+    official: OfficialOpt = None,
+    official_timeout: OfficialTimeoutOpt = 600,
     driver: DriverOpt = None,
     gpu: GpuNameOpt = None,
 ) -> None:

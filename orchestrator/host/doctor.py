@@ -57,6 +57,7 @@ def run_checks() -> list[Check]:
     if gpus:
         names = ", ".join(sorted({gpu.name for gpu in gpus}))
         checks.append(Check("GPUs (NVML)", "ok", f"{len(gpus)} × {names}, driver {driver}"))
+        checks.append(_driver_check(driver, gpus[0].name))
     else:
         checks.append(
             Check(
@@ -66,48 +67,8 @@ def run_checks() -> list[Check]:
                 "cpu runs only; install the NVIDIA driver for cuda",
             )
         )
-
-    if gpus:
-        checks.append(_driver_check(driver, gpus[0].name))
-
     if engine is not None:
-        support = engine_gpu_support(engine)
-        if support.access is not None:
-            checks.append(Check("GPU containers", "ok", f"{support.access}: {support.detail}"))
-        else:
-            checks.append(
-                Check(
-                    "GPU containers",
-                    "fail" if gpus else "warn",
-                    support.detail,
-                    TOOLKIT_HINT if gpus else "only needed for --device cuda",
-                )
-            )
-        defaults = sorted(
-            {base for backend in BACKENDS.values() for base in backend.default_base.values()}
-        )
-        for ref in defaults:
-            present = engine.image_id(ref) is not None
-            checks.append(
-                Check(
-                    f"base image {ref}",
-                    "ok" if present else "warn",
-                    "present" if present else "not present (pulled on first `up`)",
-                    None
-                    if present
-                    else f"offline: --device cpu falls back to {local_base()}; --device cuda "
-                    f"needs it: `docker load -i` a saved copy, or pass --base-image",
-                )
-            )
-        local = engine.image_id(local_base()) is not None
-        checks.append(
-            Check(
-                f"local base {local_base()}",
-                "ok" if local else "warn",
-                "present" if local else "not built",
-                None if local else "docker/bootstrap-base-image.sh builds it (root, ~1 min)",
-            )
-        )
+        checks += _engine_checks(engine, bool(gpus))
 
     free = free_disk_gib(cache_dir())
     verdict = "ok" if free >= MIN_DISK_GIB else ("warn" if free >= 2 else "fail")
@@ -117,6 +78,49 @@ def run_checks() -> list[Check]:
             verdict,
             f"{free} GiB free at {cache_dir()}",
             None if verdict == "ok" else f"images and caches need ~{MIN_DISK_GIB:.0f} GiB",
+        )
+    )
+    return checks
+
+
+def _engine_checks(engine: DockerEngine, gpus: bool) -> list[Check]:
+    """What the engine offers: GPU containers, the default bases, the local base."""
+    checks: list[Check] = []
+    support = engine_gpu_support(engine)
+    if support.access is not None:
+        checks.append(Check("GPU containers", "ok", f"{support.access}: {support.detail}"))
+    else:
+        checks.append(
+            Check(
+                "GPU containers",
+                "fail" if gpus else "warn",
+                support.detail,
+                TOOLKIT_HINT if gpus else "only needed for --device cuda",
+            )
+        )
+    defaults = sorted(
+        {base for backend in BACKENDS.values() for base in backend.default_base.values()}
+    )
+    for ref in defaults:
+        present = engine.image_id(ref) is not None
+        checks.append(
+            Check(
+                f"base image {ref}",
+                "ok" if present else "warn",
+                "present" if present else "not present (pulled on first `up`)",
+                None
+                if present
+                else f"offline: --device cpu falls back to {local_base()}; --device cuda "
+                f"needs it: `docker load -i` a saved copy, or pass --base-image",
+            )
+        )
+    local = engine.image_id(local_base()) is not None
+    checks.append(
+        Check(
+            f"local base {local_base()}",
+            "ok" if local else "warn",
+            "present" if local else "not built",
+            None if local else "docker/bootstrap-base-image.sh builds it (root, ~1 min)",
         )
     )
     return checks

@@ -370,6 +370,96 @@ def _file_sha256(path: Path) -> str:
     return digest
 
 
+def _probe_and_announce(
+    engine: DockerEngine, backend: BackendDef, device: Device, base: BaseImage, terminal: Terminal
+) -> tuple[dict[str, str | None], Platform]:
+    """The base's facts and platform, said once; a TensorRT other than the catalog's named."""
+    facts = probe_base(engine, base, terminal)
+    platform = Platform(str(facts["python"]), str(facts["glibc"]), str(facts["machine"]))
+    gpu_facts = f", CUDA {facts['cuda']}" if facts.get("cuda") else ""
+    gpu_facts += f", TensorRT {facts['tensorrt']}" if facts.get("tensorrt") else ""
+    terminal.info(
+        f"base image {base.ref}: Python {platform.python}, glibc {platform.glibc}{gpu_facts}"
+    )
+    catalogued = CUDA_BASES.get(base.ref)
+    found_trt = facts.get("tensorrt") if device is Device.CUDA and backend.needs_tensorrt else None
+    if catalogued is not None and found_trt and found_trt != catalogued.tensorrt:
+        terminal.warn(
+            f"{base.ref} has TensorRT {found_trt}, the catalog pins {catalogued.tensorrt}: the "
+            "API conformance tests covered the pinned version (engines are cached per version)"
+        )
+    return facts, platform
+
+
+def _wheelhouse(
+    backend: BackendDef,
+    device: Device,
+    base: BaseImage,
+    platform: Platform,
+    requirements: tuple[str, ...],
+    given: Path | None,
+    terminal: Terminal,
+) -> Wheelhouse:
+    key = wheelhouse_key(requirements, platform, backend.native_sources)
+    what = f"downloading the wheelhouse for Python {platform.python}"
+    with (
+        # A given wheelhouse is only read; the cached one is filled under its key's lock.
+        cache_lock("wheelhouse", key, what, terminal, DOWNLOAD_TIMEOUT_S)
+        if given is None
+        else contextlib.nullcontext(),
+        terminal.status(f"wheelhouse for Python {platform.python} ({len(requirements)} pins)"),
+    ):
+        return ensure_wheelhouse(
+            requirements,
+            platform,
+            cache_dir(),
+            given,
+            WheelhouseTarget(backend.name, device.value, base.ref),
+            backend.native_sources,
+        )
+
+
+def _check_gpu_stack(
+    backend: BackendDef, base: BaseImage, facts: dict[str, str | None], wheelhouse: Wheelhouse
+) -> None:
+    problems = gpu_stack_problems(
+        base.ref, facts.get("cuda"), facts.get("tensorrt"), wheelhouse.wheels(),
+        backend.needs_tensorrt,
+    )  # fmt: skip
+    if problems:
+        raise ImageError(
+            f"GPU stack mismatch for {backend.name} on {base.ref}: {'; '.join(problems)}",
+            hint=f"use the pinned NGC base {backend.default_base[Device.CUDA]} "
+            f"({_describe_cuda_base(backend.default_base[Device.CUDA])}), or a base whose CUDA "
+            "major matches the GPU wheels",
+        )
+
+
+def _build_unless_present(
+    engine: DockerEngine,
+    context: Path,
+    tag: str,
+    labels: dict[str, str],
+    terminal: Terminal,
+    on_build_line: Callable[[str], None] | None,
+    build_timeout_s: float,
+) -> tuple[str, bool]:
+    """(image id, whether it was built now): the content tag is built once, under its lock."""
+    image_id = engine.image_id(tag)
+    if image_id is None:
+        with cache_lock("build", tag, f"building {tag}", terminal, build_timeout_s):
+            image_id = engine.image_id(tag)  # another mlorch may have built it meanwhile
+            if image_id is None:
+                with terminal.status(f"building {tag}"):
+                    image_id = engine.build(
+                        context, tag, labels, on_build_line or terminal.debug, build_timeout_s
+                    )
+                terminal.success(f"built {tag}")
+                return image_id, True
+    terminal.success(f"image {tag} is up to date (nothing to build)")
+    return image_id, False
+
+
 def ensure_image(
     engine: DockerEngine,
     backend: BackendDef,
@@ -385,51 +475,14 @@ def ensure_image(
     The build as a whole must finish within `build_timeout_s`.
     """
     base = resolve_base_image(engine, backend, device, requested_base, terminal)
-    facts = probe_base(engine, base, terminal)
-    platform = Platform(str(facts["python"]), str(facts["glibc"]), str(facts["machine"]))
-    gpu_facts = f", CUDA {facts['cuda']}" if facts.get("cuda") else ""
-    gpu_facts += f", TensorRT {facts['tensorrt']}" if facts.get("tensorrt") else ""
-    terminal.info(
-        f"base image {base.ref}: Python {platform.python}, glibc {platform.glibc}{gpu_facts}"
-    )
-    catalogued = CUDA_BASES.get(base.ref)
-    found_trt = facts.get("tensorrt") if device is Device.CUDA and backend.needs_tensorrt else None
-    if catalogued is not None and found_trt and found_trt != catalogued.tensorrt:
-        terminal.warn(
-            f"{base.ref} has TensorRT {found_trt}, the catalog pins {catalogued.tensorrt}: the "
-            "API conformance tests covered the pinned version (engines are cached per version)"
-        )
+    facts, platform = _probe_and_announce(engine, backend, device, base, terminal)
     # The stack's pins follow the base asked for (a local stand-in base keeps them).
     requirements = backend.requirements_for(device, requested_base or base.ref)
-    key = wheelhouse_key(requirements, platform, backend.native_sources)
-    what = f"downloading the wheelhouse for Python {platform.python}"
-    with (
-        # A given wheelhouse is only read; the cached one is filled under its key's lock.
-        cache_lock("wheelhouse", key, what, terminal, DOWNLOAD_TIMEOUT_S)
-        if given_wheelhouse is None
-        else contextlib.nullcontext(),
-        terminal.status(f"wheelhouse for Python {platform.python} ({len(requirements)} pins)"),
-    ):
-        wheelhouse = ensure_wheelhouse(
-            requirements,
-            platform,
-            cache_dir(),
-            given_wheelhouse,
-            WheelhouseTarget(backend.name, device.value, base.ref),
-            backend.native_sources,
-        )
+    wheelhouse = _wheelhouse(
+        backend, device, base, platform, requirements, given_wheelhouse, terminal
+    )
     if device is Device.CUDA:
-        problems = gpu_stack_problems(
-            base.ref, facts.get("cuda"), facts.get("tensorrt"), wheelhouse.wheels(),
-            backend.needs_tensorrt,
-        )  # fmt: skip
-        if problems:
-            raise ImageError(
-                f"GPU stack mismatch for {backend.name} on {base.ref}: {'; '.join(problems)}",
-                hint=f"use the pinned NGC base {backend.default_base[Device.CUDA]} "
-                f"({_describe_cuda_base(backend.default_base[Device.CUDA])}), or a base whose CUDA "
-                "major matches the GPU wheels",
-            )
+        _check_gpu_stack(backend, base, facts, wheelhouse)
     staging_root = cache_dir() / "build"
     staging_root.mkdir(parents=True, exist_ok=True)
     remove_stale_contexts(staging_root)
@@ -439,24 +492,13 @@ def ensure_image(
     try:
         tag = f"{backend.image_repository(device)}:{digest[:16]}"
         dockerfile_sha = hashlib.sha256(dockerfile.encode()).hexdigest()
-        image_id = engine.image_id(tag)
-        built_now = False
-        if image_id is None:
-            with cache_lock("build", tag, f"building {tag}", terminal, build_timeout_s):
-                image_id = engine.image_id(tag)  # another mlorch may have built it meanwhile
-                if image_id is None:
-                    labels = L.base_labels(backend=backend.name, role="sut-image")
-                    labels[L.DOCKERFILE_SHA] = dockerfile_sha
-                    labels[L.BASE_IMAGE] = base.ref
-                    labels[L.BASE_IMAGE_ID] = base.image_id
-                    with terminal.status(f"building {tag}"):
-                        image_id = engine.build(
-                            context, tag, labels, on_build_line or terminal.debug, build_timeout_s
-                        )
-                    built_now = True
-                    terminal.success(f"built {tag}")
-        if not built_now:
-            terminal.success(f"image {tag} is up to date (nothing to build)")
+        labels = L.base_labels(backend=backend.name, role="sut-image")
+        labels[L.DOCKERFILE_SHA] = dockerfile_sha
+        labels[L.BASE_IMAGE] = base.ref
+        labels[L.BASE_IMAGE_ID] = base.image_id
+        image_id, built_now = _build_unless_present(
+            engine, context, tag, labels, terminal, on_build_line, build_timeout_s
+        )
         engine.tag(tag, f"{backend.image_repository(device)}:latest")
     finally:
         shutil.rmtree(context, ignore_errors=True)

@@ -235,18 +235,7 @@ def _line_chart(plot: Plot, standalone: bool) -> str:
     def py(value: float) -> float:
         return y_axis.place(value, bottom, top)
 
-    for band in plot.bands:
-        x1, x2 = px(band.start), px(band.end)
-        parts.append(
-            f'<rect x="{_x(x1)}" y="{_x(top)}" width="{_x(max(1.0, x2 - x1))}" '
-            f'height="{_x(bottom - top)}" fill="{colour(band.run)}" fill-opacity="0.07">'
-            f"<title>{escape(band.label)}: {fmt(band.start)}–{fmt(band.end)} s</title></rect>"
-        )
-        for edge in (x1, x2):
-            parts.append(_line(edge, top, edge, bottom, colour(band.run),
-                               ' stroke-dasharray="3 3" stroke-opacity="0.7"'))  # fmt: skip
-        parts.append(_text(x1 + 4, top + 12 + 13 * band.run, band.label, size=10,
-                           fill=colour(band.run)))  # fmt: skip
+    parts += _bands(plot, px, top, bottom)
     for value, label in y_axis.ticks:
         y = py(value)
         parts.append(_line(left, y, right, y, GRID))
@@ -272,6 +261,32 @@ def _line_chart(plot: Plot, standalone: bool) -> str:
             extra=f' transform="rotate(-90 16 {_x((top + bottom) / 2)})"',
         )
     )
+    parts += _paths(plot, px, py)
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _bands(plot: Plot, px: Callable[[float], float], top: float, bottom: float) -> list[str]:
+    """The shaded spans of the chart (a test's run time), each with its edges and label."""
+    parts = []
+    for band in plot.bands:
+        x1, x2 = px(band.start), px(band.end)
+        parts.append(
+            f'<rect x="{_x(x1)}" y="{_x(top)}" width="{_x(max(1.0, x2 - x1))}" '
+            f'height="{_x(bottom - top)}" fill="{colour(band.run)}" fill-opacity="0.07">'
+            f"<title>{escape(band.label)}: {fmt(band.start)}–{fmt(band.end)} s</title></rect>"
+        )
+        for edge in (x1, x2):
+            parts.append(_line(edge, top, edge, bottom, colour(band.run),
+                               ' stroke-dasharray="3 3" stroke-opacity="0.7"'))  # fmt: skip
+        parts.append(_text(x1 + 4, top + 12 + 13 * band.run, band.label, size=10,
+                           fill=colour(band.run)))  # fmt: skip
+    return parts
+
+
+def _paths(plot: Plot, px: Callable[[float], float], py: Callable[[float], float]) -> list[str]:
+    """Each line of the chart as a path, with its point markers where it has them."""
+    parts = []
     for line in plot.lines:
         if not line.points:
             continue
@@ -292,8 +307,7 @@ def _line_chart(plot: Plot, standalone: bool) -> str:
                     f'stroke="#ffffff" stroke-width="1.2"><title>{escape(line.label)} {where}: '
                     f"{fmt(y)} {escape(_unit(plot.y_label))}</title></circle>"
                 )
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return parts
 
 
 def _unit(label: str) -> str:

@@ -27,7 +27,7 @@ from contract.sizing import (
     significant,
     tuning_value,
 )
-from orchestrator.config import Mode, RunSpec, Scenario, Tuning
+from orchestrator.config import Mode, Profile, RunSpec, Scenario, Tuning
 from orchestrator.results.loadgen_log import TestResult
 from orchestrator.results.manifest import utc_now
 
@@ -95,6 +95,9 @@ class ScenarioSizing:
             return f"{what} (tuned {self.measured_at}{_bracket_text(self.bracket)})"
         if self.source is SizingSource.OUTRUN and self.outran:
             return f"{what} ({self.source.value}: {self.outran})"
+        if self.measurement is not None and self.measurement.estimated:
+            # a --quick Server pass: workers ÷ the single-sample latency, no burst
+            return f"{what} ({self.source.value}, estimated from one sample's latency)"
         return f"{what} ({self.source.value})"
 
     def server_infeasible(self) -> str | None:
@@ -125,7 +128,6 @@ def sizing_key(spec: RunSpec, scenario: Scenario, host: dict[str, Any], image_id
                model_digest: str) -> str:  # fmt: skip
     """What a measurement depends on: the host (CPU, cores, GPUs), the image, the backend and
     device, the model that runs, and every setting of the scenario's SUT."""
-    harness = spec.harness or {}
     facts = {
         "version": SIZING_VERSION,
         "host": [host.get("hostname"), host.get("cpu_model"), host.get("cpu_count")],
@@ -137,8 +139,8 @@ def sizing_key(spec: RunSpec, scenario: Scenario, host: dict[str, Any], image_id
         "model": model_digest,
         "threads": spec.threads,
         "max_batchsize": spec.max_batchsize,
-        "harness": (harness.get("scenarios") or {}).get(scenario.value),
-        "harness_gpus": harness.get("gpus"),
+        "harness": spec.harness.scenario(scenario.value) if spec.harness else None,
+        "harness_gpus": spec.harness.gpus if spec.harness else None,
         "memory": spec.memory,
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:24]
@@ -258,8 +260,12 @@ class RunSizing:
         cache: SizingCache,
         keys: dict[Scenario, str],
         tuned: TunedStore | None = None,
+        pass_profile: Profile | None = None,
     ) -> None:
         self.base = spec
+        # The measured pass's profile when it is not the run's: tune's start needs a measured
+        # Server rate even in a --quick tune (a quick pass only estimates it).
+        self.pass_profile = pass_profile
         self.cache = cache
         self.tuned = tuned
         self.keys = dict(keys)
@@ -271,6 +277,8 @@ class RunSizing:
             value = float(getattr(spec.tuning, tuning_key))
             found = None if tuning_key in given or tuned is None else tuned.get(key)
             cached = None if tuning_key in given else cache.get(key)
+            if cached is not None and cached[0].estimated and not spec.quick_run:
+                cached = None  # a --quick pass's estimate: a full run measures for itself
             if tuning_key in given:
                 entry = ScenarioSizing(scenario, value, SizingSource.USER, key)
             elif found is not None:
@@ -305,7 +313,7 @@ class RunSizing:
             return None
         if entry.source is not SizingSource.PROFILE:
             return None
-        return self.base.profile.value
+        return (self.pass_profile or self.base.profile).value
 
     def measured(self, scenario: Scenario, sizing_record: dict[str, Any]) -> ScenarioSizing:
         """Take what a test measured (its harness.json `sizing`), cache it, size later tests."""

@@ -30,10 +30,14 @@ from orchestrator.config import Mode, Profile, QuickLimits, RunSpec, Scenario
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
 from orchestrator.errors import ConfigError, Interrupted, MlorchError
+from orchestrator.host.facts import check_disk
+from orchestrator.host.gpu import GpuAccess
+from orchestrator.images.catalog import get_backend
+from orchestrator.images.containers import Identity
 from orchestrator.paths import cache_dir
 from orchestrator.results.loadgen_log import DETAIL, TestResult, parse_detail_text
 from orchestrator.results.manifest import ProbeRecord as Probe
-from orchestrator.results.manifest import TestRecord, utc_now
+from orchestrator.results.manifest import RunManifest, TestRecord, utc_now
 from orchestrator.results.rules import RULES
 from orchestrator.running.plan import OFFLINE_QUERY_MARGIN, human_duration
 from orchestrator.running.sizing import (
@@ -42,6 +46,14 @@ from orchestrator.running.sizing import (
     Tuned,
     TunedStore,
     outrun_value,
+)
+from orchestrator.running.up import (
+    RunContext,
+    cuda_preflight,
+    new_run,
+    prepare_run,
+    run_test,
+    signals_as_interrupt,
 )
 
 TOLERANCE = 0.05  # the bracket's width: lowest INVALID / highest VALID
@@ -255,12 +267,6 @@ def tune(
 ) -> TuneOutcome:
     """Tune every scenario at every sweep point within `budget_s` seconds (preparation
     included); per scenario the best point's value is the answer."""
-    from orchestrator.host.facts import check_disk
-    from orchestrator.host.gpu import GpuAccess
-    from orchestrator.images.catalog import get_backend
-    from orchestrator.images.containers import Identity
-    from orchestrator.running.up import cuda_preflight, new_run, prepare_run, signals_as_interrupt
-
     started = time.monotonic()
     spec = points[0].spec
     backend = get_backend(spec.backend)
@@ -285,29 +291,9 @@ def tune(
     tried: list[ScenarioTune] = []
     try:
         with signals_as_interrupt():
-            deadline = started + budget_s
             for number, point in enumerate(points, 1):
-                if len(points) > 1:
-                    terminal.step(f"sweep point {number}/{len(points)}: {point.label}")
-                ctx = prepare_run(
-                    point.spec, connect, terminal, manifest, identity, gpu_access,
-                    lambda count: terminal.info(
-                        f"plan: tune {', '.join(s.value for s in spec.scenarios)} on {count} "
-                        f"images at {len(points)} point(s) within {human_duration(budget_s)}"
-                    ),
-                )  # fmt: skip
-                found = [
-                    ScenarioTune(s, TUNING_KEY[s.value], overrides=point.overrides)
-                    for s in point.spec.scenarios
-                ]
-                tried += found
-                prefix = f"p{number}-" if len(points) > 1 else ""
-                for item in found:
-                    _tune_scenario(ctx, item, quick, deadline, prefix)
-                    manifest.probes = [p for s in tried for p in s.probes]
-                    manifest.sizing = ctx.sizing.record() if ctx.sizing is not None else {}
-                    manifest.write()
-                _store_tuned(ctx, run_id, found)
+                plan = TunePlan(points, number, budget_s, started + budget_s, quick)
+                _tune_point(point, plan, connect, terminal, manifest, identity, gpu_access, tried)
         manifest.status = "complete"
     except KeyboardInterrupt:
         manifest.status = "interrupted"
@@ -329,6 +315,54 @@ def tune(
     return TuneOutcome(run_dir, best, tuned_toml, tune_json, len(points))
 
 
+@dataclass(frozen=True)
+class TunePlan:
+    """Where one sweep point stands in the whole tune."""
+
+    points: list[SweepPoint]
+    number: int  # this point's, from 1
+    budget_s: float
+    deadline: float  # monotonic
+    quick: bool
+
+
+def _tune_point(
+    point: SweepPoint,
+    plan: TunePlan,
+    connect: Callable[[], DockerEngine],
+    terminal: Terminal,
+    manifest: RunManifest,
+    identity: Identity,
+    gpu_access: GpuAccess | None,
+    tried: list[ScenarioTune],
+) -> None:
+    """Prepare the point's run (image, assets, recipe) and tune each of its scenarios; the
+    manifest is written after each; what was tried accumulates in `tried`."""
+    several = len(plan.points) > 1
+    if several:
+        terminal.step(f"sweep point {plan.number}/{len(plan.points)}: {point.label}")
+    scenarios = ", ".join(s.value for s in point.spec.scenarios)
+    ctx = prepare_run(
+        point.spec, connect, terminal, manifest, identity, gpu_access,
+        lambda count: terminal.info(
+            f"plan: tune {scenarios} on {count} images at {len(plan.points)} point(s) within "
+            f"{human_duration(plan.budget_s)}"
+        ),
+    )  # fmt: skip
+    found = [
+        ScenarioTune(s, TUNING_KEY[s.value], overrides=point.overrides)
+        for s in point.spec.scenarios
+    ]
+    tried += found
+    prefix = f"p{plan.number}-" if several else ""
+    for item in found:
+        _tune_scenario(ctx, item, plan.quick, plan.deadline, prefix)
+        manifest.probes = [p for s in tried for p in s.probes]
+        manifest.sizing = ctx.sizing.record() if ctx.sizing is not None else {}
+        manifest.write()
+    _store_tuned(ctx, manifest.run_id, found)
+
+
 def best_per_scenario(
     tried: list[ScenarioTune], scenarios: tuple[Scenario, ...]
 ) -> list[ScenarioTune]:
@@ -346,34 +380,44 @@ def best_per_scenario(
     return best
 
 
-def _store_tuned(ctx: Any, run_id: str, scenarios: list[ScenarioTune]) -> None:
+def _sizing(ctx: RunContext) -> RunSizing:
+    """The run's sizing: tune's runs always size themselves (prepare_run sets it)."""
+    if ctx.sizing is None:
+        raise RuntimeError("tune needs a self-sizing run, and this one has no sizing")
+    return ctx.sizing
+
+
+def _store_tuned(ctx: RunContext, run_id: str, scenarios: list[ScenarioTune]) -> None:
     """What was found, for `up` to use on the same host, image and settings."""
     store = TunedStore(cache_dir())
+    sizing = _sizing(ctx)
     for item in scenarios:
         if item.value is not None:
-            key = ctx.sizing.keys[item.scenario]
-            measurement = ctx.sizing.by_scenario[item.scenario].measurement
+            key = sizing.keys[item.scenario]
+            measurement = sizing.by_scenario[item.scenario].measurement
             store.put(key, Tuned(item.value, utc_now(), run_id, item.bracket, measurement))
 
 
 def _tune_scenario(
-    ctx: Any, item: ScenarioTune, quick: bool, deadline: float, prefix: str = ""
+    ctx: RunContext, item: ScenarioTune, quick: bool, deadline: float, prefix: str = ""
 ) -> None:
     """Search one scenario; the start comes from the run's sizing (measured now if nothing was
     known), each probe is a real LoadGen test."""
-    from orchestrator.running.up import run_test
 
     terminal: Terminal = ctx.terminal
-    entry = ctx.sizing.by_scenario[item.scenario]
+    run_sizing = _sizing(ctx)
+    entry = run_sizing.by_scenario[item.scenario]
     if entry.source is SizingSource.PROFILE:  # measure first: one short, self-sizing test
         terminal.info(f"tune {item.scenario.value}: measuring where to start")
         spec = probe_spec(ctx.spec, item.scenario, entry.value, quick, given=False)
-        sizing = RunSizing(spec, ctx.sizing.cache, ctx.sizing.keys)
+        # A quick Server pass only estimates the rate; the search starts from a measured one.
+        full_pass = Profile.FULL if item.scenario is Scenario.SERVER else None
+        sizing = RunSizing(spec, run_sizing.cache, run_sizing.keys, pass_profile=full_pass)
         measure_ctx = replace(ctx, spec=spec, sizing=sizing)
         folder = f"{prefix}{item.scenario.value}-measure"
         run_test(measure_ctx, item.scenario, Mode.PERFORMANCE, probe=folder)
         entry = sizing.by_scenario[item.scenario]
-        ctx.sizing.by_scenario[item.scenario] = entry
+        run_sizing.by_scenario[item.scenario] = entry
     item.start, item.start_source = entry.value, entry.source.value
     if item.scenario is Scenario.SERVER:
         why = entry.server_infeasible()
@@ -387,7 +431,7 @@ def _tune_scenario(
 
 
 def _run_probe(
-    ctx: Any,
+    ctx: RunContext,
     item: ScenarioTune,
     value: float,
     quick: bool,
@@ -446,7 +490,7 @@ def _p99_ms(folder: Path) -> float | None:
 
 
 def _search_server(
-    ctx: Any, item: ScenarioTune, quick: bool, deadline: float,
+    ctx: RunContext, item: ScenarioTune, quick: bool, deadline: float,
     run_test: Callable[..., tuple[TestResult, TestRecord]], prefix: str = "",
 ) -> None:  # fmt: skip
     assert item.start is not None
@@ -472,7 +516,7 @@ def _search_server(
 
 
 def _size_other(
-    ctx: Any, item: ScenarioTune, quick: bool, deadline: float,
+    ctx: RunContext, item: ScenarioTune, quick: bool, deadline: float,
     run_test: Callable[..., tuple[TestResult, TestRecord]], prefix: str = "",
 ) -> None:  # fmt: skip
     """A run at the sized value; an Offline run that ended before its minimum duration is sized

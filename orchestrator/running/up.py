@@ -40,7 +40,7 @@ from orchestrator.assets.prepare import (
 from orchestrator.config import Device, Mode, RunSpec, Scenario
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
-from orchestrator.engine.container import run_to_completion
+from orchestrator.engine.container import ContainerOutcome, ContainerSpec, run_to_completion
 from orchestrator.engine.owner import remove_orphans
 from orchestrator.errors import (
     EngineWentAway,
@@ -710,31 +710,14 @@ def run_test(
         gpu_access=ctx.gpu_access, recipe=ctx.recipe.inputs if ctx.recipe else None,
         audit=audit_inputs, sizing=sizing,
     )  # fmt: skip
-    hz = ctx.spec.telemetry_hz
-    sampler = NvmlSampler(hz, ctx.nvml) if hz > 0 else None
-    telemetry = None
-    failing = True
-    try:
-        if sampler is not None:
-            sampler.start()  # just before the container: a baseline, zeroed when it starts
-        outcome = run_to_completion(
-            ctx.engine,
-            replace(container, mem_limit=ctx.spec.memory_bytes),
-            timeout_s=ctx.spec.test_timeout_s,
-            log_file=test_dir / "container.log",
-            on_line=line_printer(ctx.terminal, f"{scenario.value}/{what}"),
-            what=f"{scenario.value} {audit.value if audit else mode.value} test",
-            on_started=sampler.mark_zero if sampler is not None else None,
-        )
-        failing = False
-    finally:
-        recording = sampler.stop() if sampler is not None else None  # bounded
-        ctx.identity.reclaim(test_dir)
-        if recording is not None:
-            # A failed, timed-out or interrupted test keeps what was sampled beside its logs;
-            # failing to write it then must not replace the error on its way out.
-            with contextlib.suppress(*((Exception,) if failing else ())):
-                telemetry = record_telemetry(recording, test_dir, mode is Mode.PERFORMANCE)
+    outcome, telemetry = _run_sampled(
+        ctx,
+        replace(container, mem_limit=ctx.spec.memory_bytes),
+        test_dir,
+        prefix=f"{scenario.value}/{what}",
+        what=f"{scenario.value} {audit.value if audit else mode.value} test",
+        performance=mode is Mode.PERFORMANCE,
+    )
     result, result_data = _scored_result(ctx, test_dir, scenario, mode)
     harness = read_json_object(test_dir / "harness.json")
     if sizing is not None and ctx.sizing is not None:
@@ -754,6 +737,45 @@ def run_test(
     for problem in (telemetry or {}).get("problems", ()):
         ctx.terminal.warn(f"{scenario.value} {mode.value} telemetry: {problem}")
     return result, record
+
+
+def _run_sampled(
+    ctx: RunContext,
+    container: ContainerSpec,
+    test_dir: Path,
+    *,
+    prefix: str,
+    what: str,
+    performance: bool,
+) -> tuple[ContainerOutcome, dict[str, Any] | None]:
+    """Run the test's container to its end with NVML sampling around it; (outcome, telemetry
+    record or None). The test folder goes back to the host user whatever happens."""
+    hz = ctx.spec.telemetry_hz
+    sampler = NvmlSampler(hz, ctx.nvml) if hz > 0 else None
+    telemetry = None
+    failing = True
+    try:
+        if sampler is not None:
+            sampler.start()  # just before the container: a baseline, zeroed when it starts
+        outcome = run_to_completion(
+            ctx.engine,
+            container,
+            timeout_s=ctx.spec.test_timeout_s,
+            log_file=test_dir / "container.log",
+            on_line=line_printer(ctx.terminal, prefix),
+            what=what,
+            on_started=sampler.mark_zero if sampler is not None else None,
+        )
+        failing = False
+    finally:
+        recording = sampler.stop() if sampler is not None else None  # bounded
+        ctx.identity.reclaim(test_dir)
+        if recording is not None:
+            # A failed, timed-out or interrupted test keeps what was sampled beside its logs;
+            # failing to write it then must not replace the error on its way out.
+            with contextlib.suppress(*((Exception,) if failing else ())):
+                telemetry = record_telemetry(recording, test_dir, performance)
+    return outcome, telemetry
 
 
 def _scored_result(

@@ -73,9 +73,10 @@ def check_spec(spec: RunSpec, division: str = "closed", config: Path | None = No
     if Mode.PERFORMANCE not in spec.modes:
         report.add("--mode", "no performance runs: nothing to submit")
     _spec_scenarios(spec, division, report)
-    scenarios = (spec.harness or {}).get("scenarios") or {}
+    scenarios = spec.harness.scenarios if spec.harness else {}
     for scenario in spec.scenarios:
-        on = (scenarios.get(scenario.value) or {}).get("start_from_device")
+        settings = scenarios.get(scenario.value)
+        on = settings is not None and settings.start_from_device
         if division == "closed" and on and spec.device.value == "cuda":
             report.add(f"{scenario.value}/start_from_device", "the QSL in GPU memory needs "
                        "MLCommons approval before a closed result may use it")  # fmt: skip

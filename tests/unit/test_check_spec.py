@@ -14,7 +14,7 @@ from orchestrator.running.plan import human_duration
 from orchestrator.submission import preflight
 from orchestrator.submission.preflight import CheckReport, check_spec
 from tests.support.cli import run_cli
-from tests.support.specs import run_spec
+from tests.support.specs import harness_record, run_spec
 
 EDGE = (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM, Scenario.OFFLINE)
 
@@ -120,7 +120,7 @@ def test_skip_bad(assets: tuple[Path, Path]) -> None:
 
 def test_start_from_device_needs_approval(assets: tuple[Path, Path]) -> None:
     model, dataset = assets
-    harness = {"scenarios": {"Offline": {"start_from_device": True}}}
+    harness = harness_record(gpus=1, Offline={"start_from_device": True})
     values = {"backend": "dell-trt", "device": Device.CUDA, "tuning": DEFAULT_TUNING[Device.CUDA]}
     run = spec(model=model, dataset=dataset, harness=harness, **values)
     found = where(check_spec(run))
@@ -217,8 +217,12 @@ def test_dell_trt_on_real_data_needs_the_calibration_list(
     assets: tuple[Path, Path], tmp_path: Path
 ) -> None:
     model, dataset = assets
-    harness = {"scenarios": {"Offline": {}}}
-    values = {"backend": "dell-trt", "model": model, "dataset": dataset, "harness": harness}
+    values = {
+        "backend": "dell-trt",
+        "model": model,
+        "dataset": dataset,
+        "harness": harness_record(),
+    }
     found = where(check_spec(spec(**values)))
     assert "calibrates on the official" in found["--calibration-list"][0]
     missing = tmp_path / "cal.txt"

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from contract.dell_trt import settings as S
-from orchestrator.config import Device
+from orchestrator.config import Device, HarnessRecord
 from orchestrator.errors import ConfigError, GpuUnavailable
 from orchestrator.harness_settings import resolve_harness, settings_json
 from orchestrator.host.facts import GpuInfo
@@ -162,7 +162,14 @@ def test_tuning_scales_with_gpu_count_and_round_trips_into_the_sut() -> None:
     assert resolved is not None
     assert resolved.tuning()["offline_expected_qps"] == 2 * 88_800
     record = resolved.record()
-    assert record["profile"] == "nvidia-h100-sxm"
+    assert record.profile == "nvidia-h100-sxm"
+    assert record.overrides == overrides
+    # what the manifest keeps reads back as the same record, or not at all
+    assert HarnessRecord.model_validate(record.model_dump(mode="json")) == record
+    broken = record.model_dump(mode="json")
+    broken["scenarios"]["Server"]["inference_streams"] = 9
+    with pytest.raises(ValueError, match="harness settings of Server: inference_streams"):
+        HarnessRecord.model_validate(broken)
     text = settings_json(record)
     server = S.from_json(text, "Server")
     assert server.batch_size == 128

@@ -125,6 +125,22 @@ def test_a_quick_offline_pass_climbs_from_small_batches_per_worker() -> None:
     assert untold.queries[0] == 64
 
 
+def test_a_quick_server_pass_estimates_its_rate_from_the_single_sample_latency() -> None:
+    """--quick Server: a warm-up and two one-sample queries, no burst (its test is only 16
+    queries); the rate is the workers over the latency, and says it was estimated."""
+    measured, sut = _measure(FastSUT, "Server", quick=True, workers=2, seconds_per_sample=0.01)
+    assert sut.queries == [1, 1, 1]
+    assert measured.estimated
+    assert measured.queries == 2
+    assert measured.latency_ms is not None
+    assert measured.samples_per_second == pytest.approx(2000 / measured.latency_ms)
+    unnamed, _ = _measure(FastSUT, "Server", quick=True, seconds_per_sample=0.01)
+    assert unnamed.samples_per_second == pytest.approx(1000 / unnamed.latency_ms)  # 1 worker
+    full, full_sut = _measure(FastSUT, "Server", workers=2)
+    assert not full.estimated
+    assert len(full_sut.queries) > 3  # latencies, then bursts
+
+
 def test_a_sut_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(probe, "WAIT_TIMEOUT_S", 0.05)
 

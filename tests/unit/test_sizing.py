@@ -39,7 +39,7 @@ from orchestrator.running.sizing import (
     outrun_value,
     sizing_key,
 )
-from tests.support.specs import HOST, run_spec
+from tests.support.specs import HOST, harness_record, run_spec
 
 RATES = [10.0**exponent for exponent in range(7)]  # 1/s .. 1 000 000/s
 # How much faster or slower the LoadGen test runs than the measured pass (warm caches, a
@@ -209,7 +209,7 @@ def test_unknown_given_tuning_key_is_refused() -> None:
         {"max_batchsize": 8},
         {"memory": "4g"},
         {"device": Device.CUDA},
-        {"harness": {"gpus": 0, "scenarios": {"Offline": {"batch_size": 16}}}},
+        {"harness": harness_record(Offline={"batch_size": 16})},
     ],
 )
 def test_a_changed_setting_re_measures(tmp_path: Path, change: dict[str, object]) -> None:
@@ -224,8 +224,8 @@ def test_a_changed_setting_re_measures(tmp_path: Path, change: dict[str, object]
 
 
 def test_another_scenarios_harness_settings_do_not_re_measure() -> None:
-    one = run_spec(harness={"gpus": 0, "scenarios": {"Offline": {"b": 1}, "Server": {"b": 1}}})
-    two = run_spec(harness={"gpus": 0, "scenarios": {"Offline": {"b": 1}, "Server": {"b": 2}}})
+    one = run_spec(harness=harness_record(Server={"batch_size": 1}))
+    two = run_spec(harness=harness_record(Server={"batch_size": 2}))
     assert _keys(one)[Scenario.OFFLINE] == _keys(two)[Scenario.OFFLINE]
     assert _keys(one)[Scenario.SERVER] != _keys(two)[Scenario.SERVER]
 
@@ -393,3 +393,35 @@ def test_a_tuned_value_that_outran_is_dropped(tmp_path: Path) -> None:
     assert store.get(keys[Scenario.OFFLINE]) is None
     later = RunSizing(spec, SizingCache(tmp_path), keys, store).by_scenario[Scenario.OFFLINE]
     assert (later.source, later.value) == (SizingSource.CACHED, 375.0)
+
+
+def test_a_quick_server_estimate_sizes_quick_runs_only(tmp_path: Path) -> None:
+    # A --quick Server pass estimates its rate from the single-sample latency; a full run
+    # measures for itself rather than start a 600 s test from that estimate.
+    quick = run_spec()
+    full = run_spec(profile=Profile.FULL)
+    assert _keys(quick)[Scenario.SERVER] == _keys(full)[Scenario.SERVER]  # one cache entry
+    cache = SizingCache(tmp_path)
+    estimate = Measurement("Server", 2, 2, 0.08, 50.0, latency_ms=40.0, estimated=True)
+    cache.put(_keys(quick)[Scenario.SERVER], estimate, "then")
+    assert cache.get(_keys(quick)[Scenario.SERVER])[0].estimated  # type: ignore[index]
+    cached = RunSizing(quick, cache, _keys(quick)).by_scenario[Scenario.SERVER]
+    assert (cached.source, cached.value) == (SizingSource.CACHED, 25.0)
+    fresh = RunSizing(full, cache, _keys(full))
+    assert fresh.by_scenario[Scenario.SERVER].source is SizingSource.PROFILE
+    assert fresh.request(Scenario.SERVER, Mode.PERFORMANCE) == "full"
+    measured = RunSizing(quick, SizingCache(tmp_path / "empty"), _keys(quick)).measured(
+        Scenario.SERVER, _record(estimate)
+    )
+    assert measured.describe().endswith("(measured now, estimated from one sample's latency)")
+
+
+def test_a_pass_profile_other_than_the_runs_is_asked_of_the_container(tmp_path: Path) -> None:
+    # tune --quick starts its Server search from a measured rate: its measuring test asks the
+    # container for a full pass though the run is quick.
+    spec = run_spec()
+    plain = RunSizing(spec, SizingCache(tmp_path), _keys(spec))
+    assert plain.request(Scenario.SERVER, Mode.PERFORMANCE) == "quick"
+    told = RunSizing(spec, SizingCache(tmp_path), _keys(spec), pass_profile=Profile.FULL)
+    assert told.request(Scenario.SERVER, Mode.PERFORMANCE) == "full"
+    assert told.spec.profile is Profile.QUICK  # the test itself stays quick
