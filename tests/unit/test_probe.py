@@ -141,6 +141,23 @@ def test_a_quick_server_pass_estimates_its_rate_from_the_single_sample_latency()
     assert len(full_sut.queries) > 3  # latencies, then bursts
 
 
+@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream"])
+def test_a_quick_latency_pass_spends_half_the_budget(
+    scenario: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    budgets: list[float] = []
+    real = probe._latencies
+
+    def recording(run: Any, samples: int, budget_s: float, least: int = 5) -> list[float]:
+        budgets.append(budget_s)
+        return real(run, samples, budget_s, least)
+
+    monkeypatch.setattr(probe, "_latencies", recording)
+    _measure(FastSUT, scenario)
+    _measure(FastSUT, scenario, quick=True)
+    assert budgets == [0.02, 0.02 * probe.QUICK_LATENCY_SHARE]
+
+
 def test_a_sut_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(probe, "WAIT_TIMEOUT_S", 0.05)
 
