@@ -16,8 +16,9 @@ can say which precision each layer runs in (`layer_precisions`, recorded in the 
 TensorRT wants one logger per process: `make_logger` returns the same one every time.
 
 TensorRT objects carry their types as annotations (`builder: trt.Builder`, ...): the API
-conformance test (tests/unit/test_tensorrt_api.py) reads them to check every method and property
-used here against the real bindings of the pinned TensorRT 10.x and of TensorRT 11.x.
+conformance test (tests/unit/backends/dell_trt/test_tensorrt_api.py) reads them to check every
+method and property used here against the real bindings of the pinned TensorRT 10.x and of
+TensorRT 11.x.
 """
 
 from __future__ import annotations

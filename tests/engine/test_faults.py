@@ -299,3 +299,75 @@ def _wait_for_second_test(
             return
         time.sleep(0.3)
     raise AssertionError("the second test's SUT never ran")
+
+
+PHASE_PLAN = ("up", "reference", "--device", "cpu", "--quick", "-s", "SingleStream", "-s",
+              "Offline", "-m", "PerformanceOnly")  # fmt: skip
+
+
+def _killed_at(
+    engine: DockerEngine, process: subprocess.Popen[str], runs: Path, phase: str
+) -> None:
+    """SIGKILL `process` in `phase`: "preparation" (the run folder exists, no test started),
+    "first test" / "second test" (that test's SUT container runs); then reap it."""
+    deadline = time.monotonic() + WAIT_S
+    try:
+        if phase == "preparation":
+            while not list(runs.glob("*/manifest.json")) and time.monotonic() < deadline:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                time.sleep(0.05)
+            mine = {"mlorch.role": "sut", "mlorch.owner-pid": str(process.pid)}
+            assert engine.labelled_containers(mine) == [], "a test had started already"
+        else:
+            recorded = 0 if phase == "first test" else 1
+            while time.monotonic() < deadline:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                done = list(runs.glob("*/manifest.json")) and _manifest_of(runs).get("tests")
+                if len(done or ()) == recorded:
+                    break
+                time.sleep(0.1)
+            _wait_for_running_sut(engine, process, settle_s=0)
+        process.kill()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=60)
+
+
+def test_sigkill_in_each_phase_and_resume_each_time_completes_the_run(
+    engine: DockerEngine, tmp_path: Path
+) -> None:
+    """One run killed (SIGKILL: no clean-up at all) in preparation, in its first test and in its
+    second, each time resumed by `up --resume` (which is killed in turn): the last resume
+    completes it, with every attempt on record and no container of any killed mlorch left."""
+    runs = tmp_path / "runs"
+    process = mlorch_background(*PHASE_PLAN, cwd=tmp_path)
+    pids = [process.pid]
+    _killed_at(engine, process, runs, "preparation")
+    run_id = str(_manifest_of(runs)["run_id"])
+    for phase in ("first test", "second test"):
+        listing = subprocess.run(
+            [*_mlorch(), "runs", "--json"], cwd=tmp_path, capture_output=True, text=True,
+            timeout=120, check=True,
+        )  # fmt: skip
+        [row] = json.loads(listing.stdout)
+        assert row["resumable"] is True, (phase, row)
+        process = mlorch_background("up", "--resume", run_id, cwd=tmp_path)
+        pids.append(process.pid)
+        _killed_at(engine, process, runs, phase)
+    resumed = subprocess.run(
+        [*_mlorch(), "up", "--resume", run_id], cwd=tmp_path, capture_output=True, text=True,
+        timeout=WAIT_S, check=False,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "1 finished tests kept" in resumed.stderr
+    manifest = _manifest_of(runs)
+    assert manifest["status"] == "complete"
+    tests = manifest["tests"]
+    assert [(t["scenario"], t["mode"], t["status"]) for t in tests] == [
+        ("SingleStream", "PerformanceOnly", "ok"),
+        ("Offline", "PerformanceOnly", "ok"),
+    ]
+    assert [a["status"] for a in manifest["attempts"]] == ["interrupted"] * 3
+    for pid in pids:
+        assert engine.labelled_containers({"mlorch.owner-pid": str(pid)}) == []

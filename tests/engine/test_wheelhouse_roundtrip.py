@@ -13,7 +13,7 @@ from orchestrator.images.build import probe_local_image
 from orchestrator.images.catalog import LOCAL_BASE
 from orchestrator.images.wheelhouse import COMPLETE
 from tests.engine.conftest import mlorch
-from tests.unit.test_cli import assert_one_error
+from tests.support.cli import assert_one_error
 
 pytestmark = pytest.mark.engine
 

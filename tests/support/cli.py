@@ -41,3 +41,23 @@ def run_cli(
             err.write(traceback.format_exc())
             code = 1
     return subprocess.CompletedProcess(["mlorch", *args], code, out.getvalue(), err.getvalue())
+
+
+# An engine that is not there: commands that need one fail with exit 3 at once.
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+
+
+def mlorch(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`mlorch ARGS` in this process (run_cli at the default width)."""
+    return run_cli(*args, env=env, cwd=cwd)
+
+
+def assert_one_error(result: subprocess.CompletedProcess[str], code: int, message: str) -> None:
+    """Exit `code`, no traceback, exactly one `error:` line, and it says `message`."""
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert message in errors[0]

@@ -30,8 +30,9 @@ from orchestrator.results.loadgen_log import DETAIL
 from orchestrator.running.up import RunContext, run_test
 from tests.support.fake_docker import RUNNING, CannedAPI, exited, fake_client
 from tests.support.fake_nvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeGpu, FakeNvml
+from tests.support.paths import GOLDEN as GOLDEN_ROOT
 
-GOLDEN_DETAIL = Path(__file__).parents[1] / "golden" / "loadgen" / "Offline-performance" / DETAIL
+GOLDEN_DETAIL = GOLDEN_ROOT / "loadgen" / "Offline-performance" / DETAIL
 WINDOW = (0.2, 0.7)  # LoadGen's power window, seconds after the container started
 WATTS = 200.0
 

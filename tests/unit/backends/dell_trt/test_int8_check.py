@@ -403,7 +403,7 @@ def test_the_emitted_s8s8_of_a_matmul_add_head_runs_all_in_int8(
     synthetic_assets: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """The official model's FC shape (MatMul + bias Add): the bias Add joins the tail."""
-    from tests.unit.test_dell_graph import matmul_add_variant
+    from tests.unit.backends.dell_trt.test_dell_graph import matmul_add_variant
 
     source, dataset = synthetic_assets
     model = matmul_add_variant(onnx.load(str(source)))

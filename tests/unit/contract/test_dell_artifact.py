@@ -17,6 +17,7 @@ from contract.dell_trt.artifact import (
     official_calibration_set,
     synthetic_calibration_set,
 )
+from tests.support.paths import REPO
 
 _BASE = {"model_sha256": "a" * 64, "calibration_id": "synthetic:abc:every-2", "method": "minmax"}
 
@@ -68,7 +69,7 @@ def test_host_can_import_it_without_numerical_libraries() -> None:
         "heavy = {'numpy', 'onnx', 'onnxruntime', 'cv2'} & set(sys.modules)\n"
         "assert not heavy, heavy"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 

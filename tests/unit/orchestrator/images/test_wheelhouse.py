@@ -17,7 +17,7 @@ from orchestrator.images.wheelhouse import (
     wheelhouse_key,
     write_record,
 )
-from tests.unit.test_cli import NO_ENGINE, assert_one_error, mlorch
+from tests.support.cli import NO_ENGINE, assert_one_error, mlorch
 
 
 def test_platform_tags_cover_older_manylinux() -> None:

@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_cli
-
-NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-
-
-def mlorch(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, env=env, cwd=cwd)
-
-
-def assert_one_error(result: subprocess.CompletedProcess[str], code: int, message: str) -> None:
-    assert result.returncode == code, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    assert message in errors[0]
+from tests.support.cli import NO_ENGINE, assert_one_error, mlorch
 
 
 def test_help_lists_commands() -> None:

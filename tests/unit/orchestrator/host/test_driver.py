@@ -139,7 +139,8 @@ def test_each_stack_pins_wheels_of_its_bases_cuda_major() -> None:
             for pin in pins:
                 name, version = pin.split("==")
                 if name in ("onnxruntime-gpu",):
-                    continue  # its CUDA major is in its wheel metadata (tests/unit/test_gpu_stack)
+                    # its CUDA major is in its wheel metadata (images/test_gpu_stack.py)
+                    continue
                 major = cuda_major_of(name, version, [])
                 assert major in (None, stack.facts.cuda_major), pin
     assert "onnxruntime-gpu==1.26.0" in get_backend("reference").requirements_for(

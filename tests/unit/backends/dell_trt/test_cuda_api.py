@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.api_surface import Api, check_source
+from tests.support.paths import REPO
 from tests.support.real_wheels import Prepared, WheelUnavailable, cuda_bindings, prepare
 
 
@@ -28,7 +29,7 @@ def pinned_cuda_bindings() -> str:
 
 CUDA_BINDINGS_VERSION = pinned_cuda_bindings()
 CUDA_PATHFINDER_VERSION = "1.9.0"  # cuda-bindings 13.x imports it (requires ~=1.1)
-CUDA_RT = Path(__file__).resolve().parents[2] / "backends" / "dell_trt" / "cuda_rt.py"
+CUDA_RT = REPO / "backends" / "dell_trt" / "cuda_rt.py"
 MODULES = {"cuda.bindings.runtime"}
 HEADER = "from cuda.bindings import runtime as cudart\n\n"
 

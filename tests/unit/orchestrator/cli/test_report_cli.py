@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.support.cli import NO_ENGINE, assert_one_error, mlorch
 from tests.support.report_fixtures import RUN_A, RUN_B, RUN_C
-from tests.unit.test_cli import NO_ENGINE, assert_one_error, mlorch
 
 
 def test_compare_writes_the_report(golden: Path, tmp_path: Path) -> None:

@@ -444,7 +444,7 @@ def test_matmul_add_head_quantizes_with_float_logits(
     """The official model's MatMul + Add tail: the bias Add stays float, both encodings run."""
     from backends.dell_trt.graph import rewrite
     from backends.dell_trt.quantize import calibrate, calibration_batches, emit
-    from tests.unit.test_dell_graph import matmul_add_variant
+    from tests.unit.backends.dell_trt.test_dell_graph import matmul_add_variant
 
     model, dataset = synthetic_assets
     recipe = tmp_path / "recipe.onnx"

@@ -1,7 +1,7 @@
 """trt_engine.py without TensorRT: the per-layer precision summary of the engine inspector's JSON
 (on a golden report in TensorRT's format), the one logger per process, and the timing cache a
 build starts from and saves, all against a small stand-in `tensorrt` module. (That every TensorRT
-name used exists in the real bindings: tests/unit/test_tensorrt_api.py.)"""
+name used exists in the real bindings: tests/unit/backends/dell_trt/test_tensorrt_api.py.)"""
 
 from __future__ import annotations
 

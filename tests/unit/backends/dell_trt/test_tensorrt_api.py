@@ -18,12 +18,13 @@ import pytest
 from backends.dell_trt.engine_cache import TENSORRT_VERSION
 from orchestrator.images.catalog import CUDA_BASES, NGC_CUDA12_BASE
 from tests.support.api_surface import Api, Report, check_source
+from tests.support.paths import REPO
 from tests.support.real_wheels import WheelUnavailable, prepare, tensorrt_bindings
 
 # The newest TensorRT 11 with cu13 bindings on PyPI when this test was written. The engine code
 # must build on 11.x as well as on the pinned 10.x of the base image.
 NEWEST_TENSORRT_11 = "11.4.0.106"
-TRT_ENGINE = Path(__file__).resolve().parents[2] / "backends" / "dell_trt" / "trt_engine.py"
+TRT_ENGINE = REPO / "backends" / "dell_trt" / "trt_engine.py"
 MODULES = {"tensorrt"}
 
 

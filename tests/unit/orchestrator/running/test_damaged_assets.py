@@ -1,7 +1,8 @@
 """Host side of damaged datasets: refusal, `--skip-bad`, the manifest, late decode failures.
 
 The late path runs `ensure_preprocessed` against a canned docker API whose prepare container
-reports a bad image and exits 65, as the real one does (tests/unit/test_preprocess.py).
+reports a bad image and exits 65, as the real one does
+(tests/unit/backends/common/test_preprocess.py).
 """
 
 from __future__ import annotations

@@ -48,8 +48,9 @@ from tests.support.fake_nvml import (
     step,
     step_energy_mj,
 )
+from tests.support.paths import GOLDEN as GOLDEN_ROOT
 
-GOLDEN = Path(__file__).parents[1] / "golden" / "loadgen"
+GOLDEN = GOLDEN_ROOT / "loadgen"
 UTC0 = 1_790_000_000.0  # the wall clock at t_s = 0 in the hand-made recordings
 ZERO = 500.0  # the sampler clock at t_s = 0 in the hand-made recordings
 
