@@ -172,14 +172,7 @@ def test_sigkill_mid_run_then_resume_finishes_it_keeping_what_was_done(
     [row] = json.loads(listing.stdout)
     assert (row["status"], row["resumable"]) == ("interrupted", True)
 
-    resumed = subprocess.run(
-        [*_mlorch(), "up", "--resume", run_id], cwd=tmp_path, capture_output=True, text=True,
-        timeout=WAIT_S, check=False,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-4000:]
-    assert "1 finished tests kept" in resumed.stderr
-    manifest = _manifest_of(runs)
-    assert manifest["status"] == "complete"
+    manifest = _resumed_to_completion(tmp_path, run_id, kept=1)
     tests = manifest["tests"]
     assert [t["scenario"] for t in tests] == ["SingleStream"] * 2 + ["Offline"] * 2
     assert all(t["status"] == "ok" for t in tests)
@@ -203,6 +196,20 @@ def test_sigkill_mid_run_then_resume_finishes_it_keeping_what_was_done(
     )  # fmt: skip
     assert again.returncode == 2
     assert "it is complete" in again.stderr
+
+
+def _resumed_to_completion(work: Path, run_id: str, kept: int) -> dict[str, Any]:
+    """`up --resume RUN` in `work`: it succeeds, keeps `kept` finished tests, and the run is
+    complete; its manifest."""
+    resumed = subprocess.run(
+        [*_mlorch(), "up", "--resume", run_id], cwd=work, capture_output=True, text=True,
+        timeout=WAIT_S, check=False,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert f"{kept} finished tests kept" in resumed.stderr
+    manifest = _manifest_of(work / "runs")
+    assert manifest["status"] == "complete"
+    return manifest
 
 
 def _structure(manifest: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
@@ -355,14 +362,7 @@ def test_sigkill_in_each_phase_and_resume_each_time_completes_the_run(
         process = mlorch_background("up", "--resume", run_id, cwd=tmp_path)
         pids.append(process.pid)
         _killed_at(engine, process, runs, phase)
-    resumed = subprocess.run(
-        [*_mlorch(), "up", "--resume", run_id], cwd=tmp_path, capture_output=True, text=True,
-        timeout=WAIT_S, check=False,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-4000:]
-    assert "1 finished tests kept" in resumed.stderr
-    manifest = _manifest_of(runs)
-    assert manifest["status"] == "complete"
+    manifest = _resumed_to_completion(tmp_path, run_id, kept=1)
     tests = manifest["tests"]
     assert [(t["scenario"], t["mode"], t["status"]) for t in tests] == [
         ("SingleStream", "PerformanceOnly", "ok"),

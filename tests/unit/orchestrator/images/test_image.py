@@ -118,3 +118,31 @@ def test_resolved_base_records_where_it_came_from(
         bootstrapped,
         False,
     )
+
+
+def test_the_dell_trt_context_holds_the_loadgen_sdist_and_the_native_sources(
+    tmp_path: Path,
+) -> None:
+    # The image compiles the native issue path in its build stage: the sdist the wheelhouse
+    # carries and the C++ shim must be in the build context, and a changed sdist is another
+    # image.
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "demo-1.0-py3-none-any.whl").write_bytes(b"not really a wheel")
+    sdist = wheels / "mlcommons_loadgen-6.0.17.tar.gz"
+    sdist.write_bytes(b"sources")
+    backend = get_backend("dell-trt")
+    house = Wheelhouse(wheels, ("demo==1.0",), "pip-24.0-py3-none-any.whl", backend.native_sources)
+    base = BaseImage("mlorch/base:bookworm", BASE_ID, fallback=True)
+
+    def staged() -> tuple[Path, str, str]:
+        staging = tmp_path / "staging"
+        staging.mkdir(exist_ok=True)
+        return stage_context(backend, Device.CPU, base, house, staging)
+
+    context, dockerfile, digest = staged()
+    assert (context / "wheelhouse" / sdist.name).read_bytes() == b"sources"
+    assert (context / "backends" / "common" / "native" / "mlorch_loadgen.cc").is_file()
+    assert f"--sdist /tmp/wheelhouse/{sdist.name}" in dockerfile
+    sdist.write_bytes(b"other sources")
+    assert staged()[2] != digest

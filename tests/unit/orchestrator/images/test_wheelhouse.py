@@ -175,3 +175,29 @@ def test_a_given_wheelhouse_without_the_source_archive_names_it(
     (tmp_path / "mlcommons_loadgen-6.0.17.tar.gz").write_bytes(b"")
     house = ensure_wheelhouse((), BOOKWORM, tmp_path / "cache", tmp_path, TARGET, sources)
     assert house.sdists() == [tmp_path / "mlcommons_loadgen-6.0.17.tar.gz"]
+
+
+def test_an_exported_dell_trt_wheelhouse_fetches_the_loadgen_source_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.images import wheelhouse
+
+    calls: list[list[str]] = []
+
+    def download(args: list[str], what: str, hint: str | None = None) -> None:
+        calls.append(args)
+        if "--no-binary" in args:  # what pip leaves in the folder
+            (tmp_path / "mlcommons_loadgen-6.0.17.tar.gz").write_bytes(b"")
+        else:
+            (tmp_path / "pip-26.3-py3-none-any.whl").write_bytes(b"")
+
+    monkeypatch.setattr(wheelhouse, "_pip_download", download)
+    sources = ("mlcommons-loadgen==6.0.17",)
+    house = export_wheelhouse(("numpy==2.4.6",), BOOKWORM, tmp_path, sources=sources)
+    assert calls[1] == [
+        "--no-deps", "--no-binary", "mlcommons-loadgen", "-d", str(tmp_path),
+        "mlcommons-loadgen==6.0.17",
+    ]  # fmt: skip
+    assert house.sdists() == [tmp_path / "mlcommons_loadgen-6.0.17.tar.gz"]
+    export_wheelhouse(("numpy==2.4.6",), BOOKWORM, tmp_path, sources=sources)
+    assert len(calls) == 3  # the wheels again, the source not: it is there
