@@ -324,15 +324,26 @@ def _created_anyway(engine: DockerEngine, name: str) -> Any | None:
         time.sleep(0.2)
 
 
+REMOVE_TRIES = 6  # a removal the engine refuses (the container still starting) is tried again
+REMOVE_RETRY_S = 0.5
+
+
 def _remove_quietly(engine: DockerEngine, container: Any) -> None:
-    from docker.errors import DockerException
+    """Remove the container, whatever interrupted the test. An engine that refuses (an
+    interrupt that landed while the container was starting: the start is still going on in the
+    engine) is asked again for a few seconds; an engine that is gone leaves it to the next
+    `up`/`down`, which reap it."""
+    from docker.errors import APIError, DockerException
     from requests.exceptions import RequestException
 
-    for _ in range(3):
+    for attempt in range(REMOVE_TRIES):
         try:
             engine.remove_container(container)
             return
         except KeyboardInterrupt:
             continue
-        except (DockerException, RequestException):  # the engine is gone: `up`/`down` reap it
+        except APIError:  # the engine answered, and refused for now
+            with contextlib.suppress(KeyboardInterrupt):
+                time.sleep(REMOVE_RETRY_S * (attempt + 1))
+        except (DockerException, RequestException):
             return

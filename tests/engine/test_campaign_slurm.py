@@ -66,6 +66,15 @@ def _containers(engine: DockerEngine, role: str | None = None) -> list[str]:
     return [container.name for container in listed]
 
 
+def _wait_for_new_sut(engine: DockerEngine, before: set[str], poll_s: float) -> None:
+    """Until a SUT container this test's campaign started is there (one another test left
+    behind does not count)."""
+    deadline = time.monotonic() + 300
+    while not set(_containers(engine, "sut")) - before:
+        assert time.monotonic() < deadline, "the unit's container never started"
+        time.sleep(poll_s)
+
+
 def test_a_two_node_campaign_merges_into_one_tree(
     cluster: LoopbackCluster, engine: DockerEngine, tmp_path: Path
 ) -> None:
@@ -111,12 +120,10 @@ def test_scancel_stops_the_unit_and_leaves_no_container(
     cluster: LoopbackCluster, engine: DockerEngine, tmp_path: Path
 ) -> None:
     path = _campaign(tmp_path, "stop", ["node1"], ["MultiStream"])
+    before = set(_containers(engine))
     done = _run(cluster, "run", str(path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    deadline = time.monotonic() + 300
-    while not _containers(engine, "sut"):
-        assert time.monotonic() < deadline, "the unit's container never started"
-        time.sleep(1)
+    _wait_for_new_sut(engine, before, poll_s=1.0)
     job = json.loads((tmp_path / "shared" / "stop" / "jobs.json").read_text())["node1"][0]["job"]
     subprocess.run(["scancel", job], env={**cluster.env()}, check=True, timeout=30)
     deadline = time.monotonic() + 60
@@ -138,11 +145,10 @@ def test_a_node_killed_mid_unit_is_requeued_and_nothing_is_lost_or_merged_twice(
     nothing can clean up); it comes back; Slurm requeues the job (`--requeue`), which runs the
     unit again in a new attempt and removes the container the dead mlorch left."""
     path = _campaign(tmp_path, "death", ["node2"], ["Offline"])
+    before = set(_containers(engine))
     assert _run(cluster, "run", str(path), cwd=tmp_path).returncode == 0
-    deadline = time.monotonic() + 300
-    while not _containers(engine, "sut"):
-        assert time.monotonic() < deadline, "the unit's container never started"
-        time.sleep(0.1)  # kill within the unit, before its done.json, on a fast host too
+    # kill within the unit, before its done.json, on a fast host too
+    _wait_for_new_sut(engine, before, poll_s=0.1)
     cluster.kill_node("node2")
     cluster.start_node("node2")
     waited = _run(cluster, "resume", str(path), "--wait", "--timeout", "600", cwd=tmp_path)

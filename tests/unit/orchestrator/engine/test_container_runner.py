@@ -174,6 +174,38 @@ def test_a_container_the_engine_finishes_after_the_interrupt_is_removed_too(
     assert api.names() == ["create", "remove"]
 
 
+class _RemovalRefusedWhileStarting(CannedAPI):
+    """Ctrl-C lands while the engine is still starting the container: it refuses the first
+    removals (a conflict), then removes it."""
+
+    refusals = 2
+
+    def start(self, container: str, *args: Any, **kwargs: Any) -> None:
+        super().start(container, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    def remove_container(
+        self, container: str, v: bool = False, link: bool = False, force: bool = False
+    ) -> None:
+        from docker.errors import APIError
+
+        if self.refusals:
+            self.refusals -= 1
+            self.calls.append(("refused", container))
+            raise APIError(f"409 Conflict: container {container} is starting")
+        super().remove_container(container, v=v, link=link, force=force)
+
+
+def test_a_removal_refused_while_the_container_starts_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(container_module, "REMOVE_RETRY_S", 0.0)
+    api = _RemovalRefusedWhileStarting([RUNNING], [])
+    with pytest.raises(KeyboardInterrupt):
+        _run(api, tmp_path)
+    assert api.names() == ["create", "start", "refused", "refused", "remove"]
+
+
 def test_engine_refusing_gpus_is_a_container_failure_with_a_hint(tmp_path: Path) -> None:
     import requests
     from docker.errors import APIError
