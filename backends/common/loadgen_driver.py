@@ -156,8 +156,8 @@ def run_test(
     `coalesce_server` lets LoadGen's Server issue thread hand over every query that is due in
     one call (user.conf cannot set it). With `native` (backends.common.native) and a SUT that
     has `issue_native` (big issues, a view) beside `issue_fast` (small ones, lists), the test
-    runs on the library's LoadGen: the native issue path. If the
-    SUT has `stats()`, its result goes into harness.json.
+    runs on the library's LoadGen: the native issue path. If the SUT has `stats()`, its result
+    goes into harness.json.
     """
     global _tests_run_in_process
     if _tests_run_in_process:
@@ -203,7 +203,7 @@ def run_test(
         "gid": os.getgid(),
         **(facts or {}),
     }
-    if native is not None:
+    if native is not None and issue_path == "native":
         record["native_loadgen"] = {
             "loadgen_version": native.record.loadgen_version,
             "compiler": native.record.compiler,

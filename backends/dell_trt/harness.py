@@ -342,7 +342,7 @@ class LwisHarness:
         """LoadGen's fast issue callback: enqueue only (runs on LoadGen's thread, GIL held).
 
         The harness takes ownership of both lists (LoadGen passes fresh ones every call). The
-        native path passes uint64 array views instead (`issue_array`).
+        native path passes uint64 array views instead (`_issue_array`).
         """
         if self._stopping or self._failure is not None:
             if self._failure is not None:

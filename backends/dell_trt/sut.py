@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 _MAX_CACHED_BUFFERS = 256
 
 
+def int32_labels(labels: np.ndarray) -> np.ndarray:
+    """The labels as the responses point at them: int32, C-contiguous (a view when they are)."""
+    if labels.dtype != np.int32 or not labels.flags.c_contiguous:
+        return np.ascontiguousarray(labels, dtype=np.int32)
+    return labels
+
+
 class LabelResponder:
     """Completes LoadGen samples with int32 labels in one QuerySamplesComplete per call.
 
@@ -45,8 +52,7 @@ class LabelResponder:
         self._prepared: dict[int, list[Any]] = {}
 
     def complete(self, ids: Sequence[int], labels: np.ndarray) -> None:
-        if labels.dtype != np.int32 or not labels.flags.c_contiguous:
-            labels = np.ascontiguousarray(labels, dtype=np.int32)
+        labels = int32_labels(labels)
         count = len(ids)
         if len(labels) != count:
             raise ValueError(f"{len(labels)} labels for {count} samples")
@@ -76,9 +82,7 @@ class NativeResponder:
     def complete(self, ids: Sequence[int] | np.ndarray, labels: np.ndarray) -> None:
         if not isinstance(ids, np.ndarray):
             ids = np.array(ids, dtype=np.uint64)
-        if labels.dtype != np.int32 or not labels.flags.c_contiguous:
-            labels = np.ascontiguousarray(labels, dtype=np.int32)
-        self._native.complete(ids, labels)  # `labels` is alive until this returns
+        self._native.complete(ids, int32_labels(labels))  # `labels` is alive until this returns
 
 
 class LwisSUT:

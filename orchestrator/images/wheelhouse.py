@@ -112,7 +112,7 @@ def sdist_name(requirement: str) -> str:
     return f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}.tar.gz"
 
 
-def _download_sources(sources: tuple[str, ...], folder: Path) -> None:
+def download_sources(sources: tuple[str, ...], folder: Path) -> None:
     """Fetch each pinned source archive (no wheel, no dependencies) into `folder`."""
     for requirement in sources:
         if (folder / sdist_name(requirement)).is_file():
@@ -281,7 +281,7 @@ def ensure_wheelhouse(
             ["-d", str(folder), *_pip_args(platform), *reqs],
             f"downloading wheels for Python {platform.python}",
         )
-        _download_sources(sources, folder)
+        download_sources(sources, folder)
         record = {
             "requirements": list(reqs),
             "sources": list(sources),
@@ -311,6 +311,6 @@ def export_wheelhouse(
         )
     reqs = (*requirements, PIP_REQUIREMENT)
     _pip_download(["-d", str(dest), *_pip_args(platform), *reqs], f"downloading wheels into {dest}")
-    _download_sources(sources, dest)
+    download_sources(sources, dest)
     write_record(dest, reqs, platform, base_image)
     return Wheelhouse(dest.resolve(), requirements, _pip_wheel_name(dest), sources)

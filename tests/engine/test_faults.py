@@ -322,7 +322,7 @@ def _killed_at(
         if phase == "preparation":
             while not list(runs.glob("*/manifest.json")) and time.monotonic() < deadline:
                 assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                time.sleep(0.05)
+                time.sleep(0.01)  # the run folder exists well before its first container
             mine = {"mlorch.role": "sut", "mlorch.owner-pid": str(process.pid)}
             assert engine.labelled_containers(mine) == [], "a test had started already"
         else:

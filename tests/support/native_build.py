@@ -5,29 +5,22 @@ downloaded once from the package index, built once per (sdist, shim, flags) into
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
 from backends.common.native import build as native_build
 from contract.locks import exclusive
+from orchestrator.images.wheelhouse import download_sources, sdist_name
 
 
 def loadgen_sdist(cache: Path) -> Path:
-    version = metadata.version("mlcommons-loadgen")
+    """The sdist of the installed mlcommons-loadgen, fetched as a dell-trt wheelhouse fetches
+    it (once; the test cache keeps it)."""
+    requirement = f"mlcommons-loadgen=={metadata.version('mlcommons-loadgen')}"
     folder = cache / "native-src"
-    found = sorted(folder.glob(f"mlcommons_loadgen-{version}.tar.gz"))
-    if found:
-        return found[0]
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
-         "--no-binary", "mlcommons-loadgen", "-d", str(folder),
-         f"mlcommons-loadgen=={version}"],
-        check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
-    return native_build.find_sdist(folder, version)
+    download_sources((requirement,), folder)
+    return folder / sdist_name(requirement)
 
 
 def native_library(cache: Path) -> Path:

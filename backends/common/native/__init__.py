@@ -242,7 +242,6 @@ class NativeSettings:
             raise ValueError(f"unknown mode {mode!r}")
         self._lib = lib
         self.handle = lib.mlorch_settings_new(_SCENARIOS[scenario], _MODES[mode])
-        self._lock = threading.Lock()
 
     def __del__(self) -> None:
         handle, self.handle = getattr(self, "handle", None), None
@@ -257,7 +256,7 @@ class NativeSettings:
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("_lib", "handle", "_lock"):
+        if name in ("_lib", "handle"):
             object.__setattr__(self, name, value)
             return
         if self._lib.mlorch_settings_set(self.handle, name.encode(), float(value)) != 0:

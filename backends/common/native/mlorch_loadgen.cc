@@ -77,6 +77,28 @@ class CallbackQsl : public mlperf::QuerySampleLibrary {
 // logs before QuerySamplesComplete returns.
 constexpr size_t kChunk = 512;
 
+// The TestSettings fields a run may change after user.conf, by name: exactly one pointer is set
+// for a known name (by the field's type), none for an unknown one. Setter and getter share it.
+struct SettingsField {
+  double* real = nullptr;
+  uint64_t* count = nullptr;
+  bool* flag = nullptr;
+};
+
+SettingsField find_field(mlperf::TestSettings* s, const std::string& name) {
+  SettingsField f;
+  if (name == "offline_expected_qps") f.real = &s->offline_expected_qps;
+  if (name == "server_target_qps") f.real = &s->server_target_qps;
+  if (name == "single_stream_expected_latency_ns") f.real = &s->single_stream_expected_latency_ns;
+  if (name == "multi_stream_expected_latency_ns") f.real = &s->multi_stream_expected_latency_ns;
+  if (name == "accuracy_log_probability") f.real = &s->accuracy_log_probability;
+  if (name == "min_duration_ms") f.count = &s->min_duration_ms;
+  if (name == "min_query_count") f.count = &s->min_query_count;
+  if (name == "accuracy_log_sampling_target") f.count = &s->accuracy_log_sampling_target;
+  if (name == "server_coalesce_queries") f.flag = &s->server_coalesce_queries;
+  return f;
+}
+
 }  // namespace
 
 extern "C" {
@@ -101,47 +123,26 @@ int mlorch_settings_from_config(void* settings, const char* path, const char* mo
 // Sets one of the TestSettings fields a run may change after user.conf; -1 for a name this
 // library does not know (the Python side names it).
 int mlorch_settings_set(void* handle, const char* field, double value) {
-  auto* s = static_cast<mlperf::TestSettings*>(handle);
-  const std::string name(field);
-  if (name == "offline_expected_qps") {
-    s->offline_expected_qps = value;
-  } else if (name == "server_target_qps") {
-    s->server_target_qps = value;
-  } else if (name == "single_stream_expected_latency_ns") {
-    s->single_stream_expected_latency_ns = value;
-  } else if (name == "multi_stream_expected_latency_ns") {
-    s->multi_stream_expected_latency_ns = value;
-  } else if (name == "server_coalesce_queries") {
-    s->server_coalesce_queries = value != 0.0;
-  } else if (name == "min_duration_ms") {
-    s->min_duration_ms = static_cast<uint64_t>(value);
-  } else if (name == "min_query_count") {
-    s->min_query_count = static_cast<uint64_t>(value);
-  } else if (name == "accuracy_log_probability") {
-    s->accuracy_log_probability = value;
-  } else if (name == "accuracy_log_sampling_target") {
-    s->accuracy_log_sampling_target = static_cast<uint64_t>(value);
+  const SettingsField f = find_field(static_cast<mlperf::TestSettings*>(handle), field);
+  if (f.real != nullptr) {
+    *f.real = value;
+  } else if (f.count != nullptr) {
+    *f.count = static_cast<uint64_t>(value);
+  } else if (f.flag != nullptr) {
+    *f.flag = value != 0.0;
   } else {
     return -1;
   }
   return 0;
 }
 
-// Reads back a field (the same names); NaN-free: returns 0 and sets *ok = 0 when unknown.
+// Reads back a field (the same names); returns 0 and sets *ok = 0 when unknown.
 double mlorch_settings_get(void* handle, const char* field, int* ok) {
-  auto* s = static_cast<mlperf::TestSettings*>(handle);
-  const std::string name(field);
+  const SettingsField f = find_field(static_cast<mlperf::TestSettings*>(handle), field);
   *ok = 1;
-  if (name == "offline_expected_qps") return s->offline_expected_qps;
-  if (name == "server_target_qps") return s->server_target_qps;
-  if (name == "single_stream_expected_latency_ns") return s->single_stream_expected_latency_ns;
-  if (name == "multi_stream_expected_latency_ns") return s->multi_stream_expected_latency_ns;
-  if (name == "server_coalesce_queries") return s->server_coalesce_queries ? 1.0 : 0.0;
-  if (name == "min_duration_ms") return static_cast<double>(s->min_duration_ms);
-  if (name == "min_query_count") return static_cast<double>(s->min_query_count);
-  if (name == "accuracy_log_probability") return s->accuracy_log_probability;
-  if (name == "accuracy_log_sampling_target")
-    return static_cast<double>(s->accuracy_log_sampling_target);
+  if (f.real != nullptr) return *f.real;
+  if (f.count != nullptr) return static_cast<double>(*f.count);
+  if (f.flag != nullptr) return *f.flag ? 1.0 : 0.0;
   *ok = 0;
   return 0.0;
 }
