@@ -21,16 +21,18 @@ from typing import Any
 from contract.locks import atomic_write_text
 from contract.sizing import (
     MULTI_STREAM_SAMPLES,
+    SERVER_EARLY_STOPPING_QUERIES,
     SERVER_LATENCY_BOUND_MS,
     TUNING_KEY,
     Measurement,
     significant,
     tuning_value,
 )
-from orchestrator.config import Mode, Profile, RunSpec, Scenario, Tuning
+from orchestrator.config import Mode, Profile, QuickLimits, RunSpec, Scenario, Tuning
 from orchestrator.results.loadgen_log import TestResult
 from orchestrator.results.manifest import utc_now
 
+DEFAULT_QUICK = QuickLimits()
 SIZING_VERSION = 1  # part of every cache key: a change of the rules re-measures
 CACHE_FOLDER = "sizing"
 TUNED_FOLDER = "tuned"
@@ -108,7 +110,7 @@ class ScenarioSizing:
             return None
         return (
             f"Server cannot be VALID on this host with these settings: one sample alone takes "
-            f"{m.latency_p90_ms:.1f} ms (p90 of the measured pass), over the "
+            f"{m.latency_ms:.1f} ms (median of the measured pass), over the "
             f"{SERVER_LATENCY_BOUND_MS:g} ms p99 bound"
         )
 
@@ -303,7 +305,25 @@ class RunSizing:
         values = self.base.tuning.model_dump()
         for entry in self.by_scenario.values():
             values[entry.key] = entry.value
-        return self.base.model_copy(update={"tuning": Tuning.model_validate(values)})
+        update: dict[str, object] = {"tuning": Tuning.model_validate(values)}
+        if self.server_tried():
+            queries = max(self.base.quick.server_min_query_count, SERVER_EARLY_STOPPING_QUERIES)
+            update["quick"] = self.base.quick.model_copy(update={"server_min_query_count": queries})
+        return self.base.model_copy(update=update)
+
+    def server_tried(self) -> bool:
+        """Whether a --quick run's Server target was tried by a search (tuned) or is the user's:
+        its test then runs enough queries for early stopping to call it VALID, as tune's probes
+        did. A measured or estimated start keeps the short count (a smoke test), and so does a
+        count the user set in [run.quick] (any but the default, which survives a manifest's
+        round trip where `model_fields_set` would not)."""
+        entry = self.by_scenario.get(Scenario.SERVER)
+        return (
+            self.base.quick_run
+            and entry is not None
+            and entry.source in (SizingSource.TUNED, SizingSource.USER)
+            and self.base.quick.server_min_query_count == DEFAULT_QUICK.server_min_query_count
+        )
 
     def request(self, scenario: Scenario, mode: Mode) -> str | None:
         """The container's `--sizing` for this test: its profile when the test must measure

@@ -25,7 +25,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from contract.sizing import TUNING_KEY, Measurement, loadgen_value, significant
+from contract.sizing import (
+    SERVER_EARLY_STOPPING_QUERIES,
+    SERVER_LATENCY_BOUND_MS,
+    TUNING_KEY,
+    Measurement,
+    loadgen_value,
+    significant,
+)
 from orchestrator.config import Mode, Profile, QuickLimits, RunSpec, Scenario
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
@@ -60,9 +67,7 @@ TOLERANCE = 0.05  # the bracket's width: lowest INVALID / highest VALID
 GROWTH = 2.0  # the step while only VALID (or only INVALID) targets are known
 MIN_TARGET_QPS = 0.01  # below this nothing is VALID: the search gives up
 MAX_TARGET_QPS = 1e8
-# Server probes run enough queries for LoadGen's p99 early stopping to pass with a few late ones
-# (it needs about 460 when none is late, more for each late one).
-SERVER_PROBE_QUERIES = 1024
+SERVER_PROBE_QUERIES = SERVER_EARLY_STOPPING_QUERIES
 # Probe length: --quick for a lab's first look, otherwise long enough for p99 to settle.
 PROBE_DURATION_MS = {True: 2_000, False: 30_000}
 OTHER_SCENARIO_TRIES = 3  # runs to find a VALID sizing for Offline / SingleStream / MultiStream
@@ -512,7 +517,33 @@ def _search_server(
     elif low is None and high is not None:
         seen = next((p for p in item.probes if p.value == high), None)
         p99 = f" (p99 {seen.p99_ms:.1f} ms there)" if seen and seen.p99_ms else ""
-        item.note = f"no VALID target down to {high:g} qps{p99}"
+        measurement = _sizing(ctx).by_scenario[Scenario.SERVER].measurement
+        item.note = f"no VALID target down to {high:g} qps{p99}" + _server_room(
+            measurement, search.next_probe() if item.stopped_by == "budget" else None,
+            ctx.spec, quick,
+        )  # fmt: skip
+
+
+def _server_room(
+    measurement: Measurement | None, step: tuple[float, bool] | None, spec: RunSpec, quick: bool
+) -> str:
+    """Why the search found nothing, from the measured one-sample latency: how much of the
+    latency bound queueing may take, and what the next probe would have cost."""
+    text = ""
+    if measurement is not None and measurement.latency_ms:
+        room = SERVER_LATENCY_BOUND_MS - measurement.latency_ms
+        text = (
+            f"; one sample alone takes {measurement.latency_ms:.1f} ms (median), leaving "
+            f"{max(room, 0):.1f} ms of the {SERVER_LATENCY_BOUND_MS:g} ms p99 bound for "
+            "waiting behind other samples"
+        )
+    if step is not None:
+        seconds = probe_seconds(probe_spec(spec, Scenario.SERVER, step[0], quick), Scenario.SERVER)
+        text += (
+            f"; the next probe ({step[0]:g} qps) needs {human_duration(seconds)} of LoadGen "
+            "time: a larger --budget searches lower"
+        )
+    return text
 
 
 def _size_other(

@@ -31,6 +31,7 @@ from orchestrator.running.tune import (
     Probe,
     ScenarioTune,
     ServerSearch,
+    _server_room,
     _write_tuned_toml,
     best_per_scenario,
     parse_budget,
@@ -228,3 +229,16 @@ def test_the_best_point_wins_per_scenario_and_its_settings_go_to_the_config(
     config = load_file_config(_write_tuned_toml(tmp_path, best))
     assert config.set_overrides == ("SingleStream.batch_size=2", "Server.batch_size=2")
     assert config.tuning == {"single_stream_expected_latency_ms": 4.5, "server_target_qps": 55.0}
+
+
+def test_an_empty_server_search_says_how_much_room_the_bound_leaves() -> None:
+    # The 2-core twin: one sample takes ~11 ms of the 15 ms bound; the search halved its target
+    # until the next probe no longer fit the budget.
+    measured = Measurement("Server", 100, 100, 1.1, 90.0, latency_ms=10.9, latency_p90_ms=12.1)
+    text = _server_room(measured, (5.6, False), run_spec(), True)
+    assert "one sample alone takes 10.9 ms (median), leaving 4.1 ms of the 15 ms p99 bound" in text
+    assert "the next probe (5.6 qps) needs 3 min of LoadGen time" in text  # 1024 queries
+    assert "a larger --budget searches lower" in text
+    assert _server_room(None, None, run_spec(), True) == ""
+    slow = Measurement("Server", 10, 10, 0.4, 25.0, latency_ms=40.0, latency_p90_ms=41.0)
+    assert "leaving 0.0 ms" in _server_room(slow, None, run_spec(), True)
