@@ -122,6 +122,54 @@ def test_the_manifest_keeps_room_for_its_last_write(
     manifest.release_reserve()  # nothing left to release: no error
 
 
+def _fallocate_fails(monkeypatch: pytest.MonkeyPatch, code: int) -> list[int]:
+    """os.posix_fallocate as a filesystem without it (EOPNOTSUPP) or a full one answers."""
+    import orchestrator.results.manifest as manifest_module
+
+    calls: list[int] = []
+
+    def refuse(fd: int, offset: int, length: int) -> None:
+        calls.append(length)
+        raise OSError(code, "refused")
+
+    monkeypatch.setattr(manifest_module.os, "posix_fallocate", refuse)
+    return calls
+
+
+@pytest.mark.parametrize("code", [errno.EOPNOTSUPP, errno.EINVAL])
+def test_a_filesystem_without_fallocate_gets_a_reserve_of_written_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    calls = _fallocate_fails(monkeypatch, code)
+    manifest = _manifest(tmp_path)
+    manifest.write()
+    reserve = tmp_path / MANIFEST_RESERVE
+    assert calls == [RESERVE_MIN_BYTES]
+    assert reserve.stat().st_size == RESERVE_MIN_BYTES
+    assert reserve.stat().st_blocks * 512 >= RESERVE_MIN_BYTES  # real blocks, not a hole
+    assert reserve.read_bytes() == bytes(RESERVE_MIN_BYTES)
+    manifest.write()  # already big enough: not written again
+    assert calls == [RESERVE_MIN_BYTES]
+    # and the reserve does its job when the disk fills
+    manifest.status = "failed"
+    _enospc_once(monkeypatch, [])
+    manifest.write()
+    assert RunManifest.read(tmp_path).status == "failed"
+
+
+def test_a_disk_too_full_for_the_reserve_still_writes_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No room for the reserve at all (ENOSPC from fallocate): best effort, the manifest is
+    # written and the run goes on; only a later full disk finds no room kept.
+    _fallocate_fails(monkeypatch, errno.ENOSPC)
+    manifest = _manifest(tmp_path)
+    manifest.write()
+    assert RunManifest.read(tmp_path).status == "running"
+    reserve = tmp_path / MANIFEST_RESERVE
+    assert not reserve.is_file() or reserve.stat().st_size < RESERVE_MIN_BYTES
+
+
 def test_without_a_reserve_a_full_disk_is_raised(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,7 +20,7 @@ from orchestrator.assets.model import ModelInfo
 from orchestrator.config import DEFAULT_TUNING, Device, Mode, RunSpec, Scenario
 from orchestrator.console import Terminal
 from orchestrator.engine.client import DockerEngine
-from orchestrator.errors import ContainerFailed, WaitTimeout
+from orchestrator.errors import ContainerFailed, EngineWentAway, WaitTimeout
 from orchestrator.images.build import BaseImage, BuiltImage
 from orchestrator.images.catalog import get_backend
 from orchestrator.images.containers import Identity
@@ -113,7 +113,10 @@ def _summary(ctx: RunContext) -> dict[str, Any]:
 
 def test_a_test_gets_its_telemetry_cut_to_the_loadgen_window(tmp_path: Path) -> None:
     nvml = _fake_nvml()
-    ctx, api = _context(tmp_path, [RUNNING] * 4 + [exited(0)], nvml)
+    # 25 reads at 50 Hz: lost ~0.5 s in, well inside a 0.2..1.8 s window of a 2.5 s test even
+    # on a host that samples at half the rate
+    ctx, api = _context(tmp_path, [RUNNING] * 10 + [exited(0)], nvml)
+    api.window = (0.2, 1.8)
     result, record = run_test(ctx, Scenario.OFFLINE, Mode.PERFORMANCE)
     assert result.valid is True
     telemetry = record.telemetry
@@ -209,3 +212,45 @@ def test_rate_zero_disables_telemetry(tmp_path: Path) -> None:
     assert not (ctx.run_dir / record.dir / "telemetry").exists()
     assert nvml.calls == {}
     assert nvml.initialised == 0
+
+
+# --- faults while the sampler runs (issue: a long run survives the telemetry phase) -------------
+
+
+def test_a_gpu_lost_while_the_test_runs_keeps_the_test_and_says_so(tmp_path: Path) -> None:
+    # NVML answers GPU_IS_LOST mid-test: the test's own result stands, sampling of that GPU
+    # stops, and its summary says the energy covers only part of the window.
+    nvml = FakeNvml([FakeGpu(power_w=lambda _t: WATTS, energy_mj=lambda t: 1e3 * WATTS * t,
+                             lost_after=25)])  # fmt: skip
+    # 25 reads at 50 Hz: lost ~0.5 s in, well inside a 0.2..1.8 s window of a 2.5 s test even
+    # on a host that samples at half the rate
+    ctx, api = _context(tmp_path, [RUNNING] * 10 + [exited(0)], nvml)
+    api.window = (0.2, 1.8)
+    result, record = run_test(ctx, Scenario.OFFLINE, Mode.PERFORMANCE)
+    assert result.valid is True
+    telemetry = record.telemetry
+    assert telemetry is not None
+    assert telemetry["gpus"]["0"]["window_covered"] is False
+    assert telemetry["samples_per_joule"] is None
+    assert any("GPU 0 stopped answering" in p for p in telemetry["problems"])
+    assert telemetry == _summary(ctx)
+    assert nvml.initialised == 0  # shut down though a GPU was lost
+    assert _no_sampler_thread()
+    assert api.names()[-1] == "remove"
+
+
+def test_the_engine_going_away_while_sampling_is_one_typed_error(tmp_path: Path) -> None:
+    # dockerd stops during the test: exit 3 naming the test, the sampler stopped, and the
+    # telemetry of what ran is kept for the resumed run's record of the attempt.
+    nvml = _fake_nvml()
+    ctx, api = _context(tmp_path, [RUNNING] * 8 + [exited(143)], nvml)
+    api.gone_on_inspect = 3
+    with pytest.raises(EngineWentAway) as gone:
+        run_test(ctx, Scenario.OFFLINE, Mode.PERFORMANCE)
+    assert gone.value.exit_code == 3
+    assert "stopped answering" in gone.value.message
+    assert _no_sampler_thread()
+    assert nvml.initialised == 0
+    assert _summary(ctx)["nvml"] == "ok"
+    folder = ctx.run_dir / "reference" / "Offline" / "performance" / "telemetry"
+    assert {p.name for p in folder.iterdir()} >= {"gpu.csv", "host.csv"}
