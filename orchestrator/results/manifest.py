@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contract.locks import atomic_write_bytes
+from contract.sizing import Measurement
 from orchestrator.errors import ConfigError, ResultError
 
 MANIFEST = "manifest.json"
@@ -57,6 +58,38 @@ class Record(BaseModel):
     """A part of the run record: typed, validated when read back, no key it does not know."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ImageRecord(Record):
+    """The SUT image a run used: what `up --resume` compares, what the system description and
+    the report show. Keys were only ever added: an older manifest lacks some (None)."""
+
+    tag: str | None = None
+    id: str | None = None
+    dockerfile_sha256: str | None = None
+    base_image: str | None = None
+    base_image_id: str | None = None
+    base_image_digest: str | None = None
+    base_image_repo_digests: list[str] = Field(default_factory=list)
+    base_local_bootstrap: bool | None = None
+    base_fallback: bool | None = None
+    python: str | None = None
+    built_now: bool | None = None
+    pip_freeze: list[str] = Field(default_factory=list)
+
+
+class SizingRecord(Record):
+    """One scenario's sizing in the run record: the value LoadGen was given (tuning units: qps
+    or ms), where it came from, and what was measured (running/sizing.py builds it)."""
+
+    key: str
+    value: float
+    source: str
+    cache_key: str
+    measured_at: str | None = None
+    measurement: Measurement | None = None
+    bracket: tuple[float | None, float | None] | None = None  # tuned Server: (VALID, INVALID)
+    outran: str | None = None
 
 
 class TestRecord(Record):
@@ -170,18 +203,23 @@ class RunManifest(Record):
     invalid_because: list[str] = Field(default_factory=list)  # why not submission-valid
     loadgen_version: str | None = None
     assets: dict[str, Any] = Field(default_factory=dict)
-    image: dict[str, Any] = Field(default_factory=dict)
+    image: ImageRecord | None = None  # None until the image is built or found
     host_id: str = Field(default_factory=socket.gethostname)
     pid: int = Field(default_factory=os.getpid)
     recipe: dict[str, Any] | None = None  # dell-trt: prepared model, engines, accuracy guards
     # cuda: how the driver runs the image's CUDA (native / minor-version / forward compatibility)
     cuda: dict[str, str] | None = None
     # per scenario: its expected rate/latency, where it came from, what was measured
-    sizing: dict[str, Any] = Field(default_factory=dict)
+    sizing: dict[str, SizingRecord] = Field(default_factory=dict)
     tests: list[TestRecord] = Field(default_factory=list)
     compliance: list[AuditRecord] = Field(default_factory=list)
     probes: list[ProbeRecord] = Field(default_factory=list)  # `tune`'s runs
     attempts: list[AttemptRecord] = Field(default_factory=list)  # before `up --resume`
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _no_image_yet(cls, value: Any) -> Any:
+        return None if value == {} else value  # written as {} before the record was typed
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -119,7 +119,8 @@ def prepare_resume(run_dir: Path) -> Resumption:
 def check_unchanged(original: RunManifest, now: RunManifest) -> None:
     """After the new attempt prepared its image and assets: the same as the run's, or refused."""
     changes: list[str] = []
-    before, after = original.image.get("id"), now.image.get("id")
+    before = original.image.id if original.image else None
+    after = now.image.id if now.image else None
     if before and before != after:
         changes.append(f"the image is {_short(after)}, the run used {_short(before)}")
     for key in SAME_ASSETS:

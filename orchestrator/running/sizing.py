@@ -30,7 +30,7 @@ from contract.sizing import (
 )
 from orchestrator.config import Mode, Profile, QuickLimits, RunSpec, Scenario, Tuning
 from orchestrator.results.loadgen_log import TestResult
-from orchestrator.results.manifest import utc_now
+from orchestrator.results.manifest import SizingRecord, utc_now
 
 DEFAULT_QUICK = QuickLimits()
 SIZING_VERSION = 1  # part of every cache key: a change of the rules re-measures
@@ -73,18 +73,13 @@ class ScenarioSizing:
     def key(self) -> str:
         return TUNING_KEY[self.scenario.value]
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> SizingRecord:
         """The manifest's record of it."""
-        return {
-            "key": self.key,
-            "value": self.value,
-            "source": self.source.value,
-            "cache_key": self.cache_key,
-            "measured_at": self.measured_at,
-            "measurement": self.measurement.to_dict() if self.measurement else None,
-            "bracket": list(self.bracket) if self.bracket else None,
-            "outran": self.outran,
-        }
+        return SizingRecord(
+            key=self.key, value=self.value, source=self.source.value, cache_key=self.cache_key,
+            measured_at=self.measured_at, measurement=self.measurement, bracket=self.bracket,
+            outran=self.outran,
+        )  # fmt: skip
 
     def describe(self) -> str:
         unit = "qps" if self.key.endswith("qps") else "ms"
@@ -348,7 +343,7 @@ class RunSizing:
         self.by_scenario[scenario] = entry
         return entry
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> dict[str, SizingRecord]:
         return {scenario.value: entry.record() for scenario, entry in self.by_scenario.items()}
 
     def outran(self, scenario: Scenario, result: TestResult) -> ScenarioSizing | None:

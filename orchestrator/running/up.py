@@ -68,7 +68,13 @@ from orchestrator.results.audits import (
 from orchestrator.results.compliance import AUDIT_NOTICE, Verification, verify_audit
 from orchestrator.results.files import folder_digests, read_json_object
 from orchestrator.results.loadgen_log import ACCURACY_LOG, TestResult, result_from_logs
-from orchestrator.results.manifest import AuditRecord, RunManifest, TestRecord, utc_now
+from orchestrator.results.manifest import (
+    AuditRecord,
+    ImageRecord,
+    RunManifest,
+    TestRecord,
+    utc_now,
+)
 from orchestrator.results.validity import judge_run
 from orchestrator.running.plan import estimate_seconds, human_duration
 from orchestrator.running.resume import ResumeRefused, Resumption, check_unchanged
@@ -655,21 +661,15 @@ def _record_assets(manifest: RunManifest, assets: ResolvedAssets) -> None:
     manifest.write()
 
 
-def _image_record(image: BuiltImage) -> dict[str, Any]:
-    return {
-        "tag": image.tag,
-        "id": image.image_id,
-        "dockerfile_sha256": image.dockerfile_sha256,
-        "base_image": image.base.ref,
-        "base_image_id": image.base.image_id,
-        "base_image_digest": image.base.digest,
-        "base_image_repo_digests": list(image.base.repo_digests),
-        "base_local_bootstrap": image.base.bootstrapped,
-        "base_fallback": image.base.fallback,
-        "python": image.platform.python,
-        "built_now": image.built_now,
-        "pip_freeze": image.freeze,
-    }
+def _image_record(image: BuiltImage) -> ImageRecord:
+    return ImageRecord(
+        tag=image.tag, id=image.image_id, dockerfile_sha256=image.dockerfile_sha256,
+        base_image=image.base.ref, base_image_id=image.base.image_id,
+        base_image_digest=image.base.digest,
+        base_image_repo_digests=list(image.base.repo_digests),
+        base_local_bootstrap=image.base.bootstrapped, base_fallback=image.base.fallback,
+        python=image.platform.python, built_now=image.built_now, pip_freeze=image.freeze,
+    )  # fmt: skip
 
 
 def run_test(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.sizing import Measurement
 from orchestrator.errors import ResultError, disk_full, free_text
 from orchestrator.results.manifest import (
     MANIFEST,
@@ -15,7 +16,9 @@ from orchestrator.results.manifest import (
     MANIFEST_VERSION,
     RESERVE_MIN_BYTES,
     AuditRecord,
+    ImageRecord,
     RunManifest,
+    SizingRecord,
     TestRecord,
     read_manifest,
 )
@@ -187,3 +190,49 @@ def test_a_full_disk_names_the_folder_and_its_free_space(tmp_path: Path) -> None
     assert error.message.endswith(" free")
     assert disk_full(OSError(errno.EACCES, "Permission denied", "x")) is None
     assert free_text(tmp_path / "not" / "yet") == free_text(tmp_path)  # nearest existing parent
+
+
+def test_the_image_and_sizing_sections_are_typed_and_read_back(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    assert manifest.to_dict()["image"] is None  # not built yet
+    manifest.image = ImageRecord(tag="mlorch/x:1", id="sha256:" + "a" * 64, pip_freeze=["a==1"])
+    manifest.sizing = {
+        "Server": SizingRecord(
+            key="server_target_qps", value=42.0, source="tuned", cache_key="k",
+            measurement=Measurement("Server", 8, 8, 0.1, 80.0, latency_ms=12.0),
+            bracket=(42.0, 44.0),
+        )
+    }  # fmt: skip
+    manifest.write()
+    back = RunManifest.read(tmp_path)
+    assert back.image is not None
+    assert back.image.id == "sha256:" + "a" * 64
+    assert back.sizing["Server"].measurement == manifest.sizing["Server"].measurement
+    assert back.sizing["Server"].bracket == (42.0, 44.0)
+    data = json.loads((tmp_path / MANIFEST).read_text())
+    assert data["sizing"]["Server"]["measurement"]["latency_ms"] == 12.0
+
+
+def test_an_older_manifests_empty_image_reads_as_none(tmp_path: Path) -> None:
+    data = _manifest(tmp_path).to_dict()
+    (tmp_path / MANIFEST).write_text(json.dumps({**data, "image": {}}))
+    assert RunManifest.read(tmp_path).image is None
+
+
+@pytest.mark.parametrize(
+    ("section", "value"),
+    [
+        ("image", {"tag": "x", "colour": "blue"}),  # a key no mlorch wrote
+        ("sizing", {"Offline": {"key": "offline_expected_qps", "value": "fast"}}),
+        ("sizing", {"Server": {"key": "k", "value": 1.0, "source": "s", "cache_key": "c",
+                               "measurement": {"scenario": "Server", "samples": 1, "queries": 1,
+                                               "seconds": 1.0, "samples_per_second": -5.0}}}),
+    ],
+)  # fmt: skip
+def test_a_damaged_image_or_sizing_section_is_refused_by_name(
+    tmp_path: Path, section: str, value: object
+) -> None:
+    data = _manifest(tmp_path).to_dict()
+    (tmp_path / MANIFEST).write_text(json.dumps({**data, section: value}))
+    with pytest.raises(ResultError, match=f"not a run record this mlorch reads: {section}"):
+        RunManifest.read(tmp_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.results.files import folder_digests
-from orchestrator.results.manifest import AuditRecord, RunManifest, TestRecord
+from orchestrator.results.manifest import AuditRecord, ImageRecord, RunManifest, TestRecord
 from orchestrator.running.resume import ResumeRefused, check_unchanged, prepare_resume
 from tests.support.specs import run_spec
 
@@ -93,7 +93,7 @@ def test_a_changed_image_or_model_refuses_the_resume(tmp_path: Path) -> None:
     original = _run(tmp_path)
     same = original.model_copy(deep=True)
     check_unchanged(original, same)
-    rebuilt = original.model_copy(update={"image": {"id": "sha256:" + "b" * 64}})
+    rebuilt = original.model_copy(update={"image": ImageRecord(id="sha256:" + "b" * 64)})
     with pytest.raises(ResumeRefused, match="the image is sha256:bbbb"):
         check_unchanged(original, rebuilt)
     other = original.model_copy(update={"assets": {**original.assets, "model_md5": "n"}})

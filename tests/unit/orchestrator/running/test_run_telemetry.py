@@ -113,10 +113,7 @@ def _summary(ctx: RunContext) -> dict[str, Any]:
 
 def test_a_test_gets_its_telemetry_cut_to_the_loadgen_window(tmp_path: Path) -> None:
     nvml = _fake_nvml()
-    # 25 reads at 50 Hz: lost ~0.5 s in, well inside a 0.2..1.8 s window of a 2.5 s test even
-    # on a host that samples at half the rate
-    ctx, api = _context(tmp_path, [RUNNING] * 10 + [exited(0)], nvml)
-    api.window = (0.2, 1.8)
+    ctx, api = _context(tmp_path, [RUNNING] * 4 + [exited(0)], nvml)
     result, record = run_test(ctx, Scenario.OFFLINE, Mode.PERFORMANCE)
     assert result.valid is True
     telemetry = record.telemetry

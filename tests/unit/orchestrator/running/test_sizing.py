@@ -261,8 +261,8 @@ def test_record_names_every_scenario_and_its_source(tmp_path: Path) -> None:
     sizing = RunSizing(spec, SizingCache(tmp_path), _keys(spec))
     record = sizing.record()
     assert set(record) == {s.value for s in Scenario}
-    assert {r["key"] for r in record.values()} == set(TUNING_KEY.values())
-    assert all(r["source"] == "profile guess" for r in record.values())
+    assert {r.key for r in record.values()} == set(TUNING_KEY.values())
+    assert all(r.source == "profile guess" for r in record.values())
 
 
 # --- a test that outran its sizing: re-sized from its own run, tried once more -------------------
@@ -372,7 +372,7 @@ def test_a_stale_cached_value_is_replaced_once(tmp_path: Path) -> None:
     assert sizing.spec.tuning.offline_expected_qps == 375.0
     assert sizing.request(Scenario.OFFLINE, Mode.PERFORMANCE) is None  # no second pass
     assert sizing.outran(Scenario.OFFLINE, EARLY_OFFLINE) is None  # one more try, not a loop
-    assert sizing.record()["Offline"]["outran"] == entry.outran
+    assert sizing.record()["Offline"].outran == entry.outran
     later = RunSizing(spec, cache, keys).by_scenario[Scenario.OFFLINE]
     assert (later.source, later.value) == (SizingSource.CACHED, 375.0)
 
