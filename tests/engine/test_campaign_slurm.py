@@ -151,6 +151,7 @@ def test_a_node_killed_mid_unit_is_requeued_and_nothing_is_lost_or_merged_twice(
     _wait_for_new_sut(engine, before, poll_s=0.1)
     cluster.kill_node("node2")
     cluster.start_node("node2")
+    assert cluster.release_requeued(), "Slurm did not requeue the dead node's job"
     waited = _run(cluster, "resume", str(path), "--wait", "--timeout", "600", cwd=tmp_path)
     assert waited.returncode == 0, waited.stderr[-3000:]
     assert "nothing to resubmit" in waited.stderr  # Slurm requeued the job itself

@@ -190,6 +190,25 @@ class LoopbackCluster:
                 raise ClusterError(f"job {job_id} still {state or 'unknown'} after {timeout:.0f}s")
             time.sleep(0.2)
 
+    def release_requeued(self, timeout: float = 60.0) -> list[str]:
+        """Start now the jobs Slurm requeued after a node failure. Slurm holds each one until a
+        begin time two minutes ahead (squeue reason `BeginTime`); a test checks the requeue and
+        the rerun, not that wait. The ids released ([] when none was held within `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            listed = self.run("squeue", "-h", "-t", "PENDING", "-o", "%i %r", check=False)
+            held = [
+                line.split()[0]
+                for line in listed.stdout.splitlines()
+                if line.strip().endswith("BeginTime")
+            ]
+            for job_id in held:
+                self.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+            if held:
+                return held
+            time.sleep(0.5)
+        return []
+
     def node_state(self, name: str) -> str:
         """sinfo's long node state: idle, allocated, down*, idle* (not responding), drained..."""
         out = self.run("sinfo", "-h", "-N", "-n", name, "-o", "%T").stdout
