@@ -12,7 +12,12 @@ this process (insensitive to other load; spinning threads count against it):
   twin ...    the same model through `OrtCpuDevice` (slots × threads, sessions, spinning,
               optimization level, batch), driven by `raw_throughput`
 
-Usage: python benchmarks/twin_engine.py [--seconds 6] [--rounds 3] [--quick]
+`--latency` measures one sample at a time instead (what bounds Server): percentiles of the
+twin model on 2 threads with and without spinning and on 1 thread, the same weights encoded
+as uint8 with zero point 128 (identical outputs, other kernels), and onnxruntime's raw u8s8 GEMM
+rate on one thread (AMX when the CPU has it) for scale.
+
+Usage: python benchmarks/twin_engine.py [--seconds 6] [--rounds 3] [--quick] [--latency]
 Models come from the synthetic assets of the test cache (`MLORCH_TEST_CACHE`, generated when
 missing); nothing here is a LoadGen result.
 """
@@ -42,6 +47,7 @@ from backends.dell_trt.throughput import raw_throughput
 from backends.reference.sut import OnnxRuntimeModel
 from contract.dell_trt.artifact import synthetic_calibration_set
 from contract.layout import read_val_map, synthetic_root
+from contract.resnet50 import SAMPLE_SHAPE
 
 CORES = os.cpu_count() or 1
 
@@ -120,6 +126,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="only the step-by-step cases")
+    parser.add_argument("--latency", action="store_true", help="one-sample latency instead")
+    parser.add_argument("--runs", type=int, default=300, help="--latency: samples per case")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="twin-bench-") as work:
         bench(args, Path(work))
@@ -138,6 +146,9 @@ def bench(args: argparse.Namespace, work: Path) -> None:
     emit(recipe, ranges, "u8s8", u8s8)
     emit(recipe, ranges, "u8s8", u8s8_float, int8_input=False)
     emit(recipe, ranges, "s8s8", work / "s8s8.onnx")
+    if args.latency:
+        latency(u8s8, work, args.runs)
+        return
     samples = guard.GuardSamples.from_dataset(assets.dataset)
     fp32_labels = guard.fp32_labels(recipe, samples.fp32)
     truth = [entry.label for entry in read_val_map(assets.dataset)[: len(fp32_labels)]]
@@ -212,6 +223,88 @@ def bench(args: argparse.Namespace, work: Path) -> None:
             f"{case.label:45s} {median:9.1f} {best:7.1f} {median / base:6.2f} "
             f"{best / base_best:6.2f} {cpu:7.1f} (x{cpu / base_cpu:.2f})"
         )
+
+
+def as_uint8_weights(model: Path, out: Path) -> int:
+    """The same model with every symmetric int8 weight stored as uint8 + 128 (zero point 128):
+    the same values, so the same outputs; onnxruntime picks other convolution kernels."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    graph = onnx.load(str(model))
+    initializers = {item.name: item for item in graph.graph.initializer}
+    changed = 0
+    for node in graph.graph.node:
+        weight = initializers.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        point = initializers.get(node.input[2]) if weight and len(node.input) > 2 else None
+        if weight is None or point is None or weight.data_type != TensorProto.INT8:
+            continue
+        zero = numpy_helper.to_array(point)
+        if np.any(zero != 0):
+            continue
+        shifted = numpy_helper.to_array(weight).astype(np.int16) + 128
+        weight.CopyFrom(numpy_helper.from_array(shifted.astype(np.uint8), weight.name))
+        point.CopyFrom(numpy_helper.from_array(np.full(zero.shape, 128, np.uint8), point.name))
+        changed += 1
+    onnx.save(graph, str(out))
+    return changed
+
+
+def gemm_rate(size: int = 1024, repeats: int = 20) -> float:
+    """GMAC/s of onnxruntime's u8s8 MatMulInteger on one thread."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    weights = np.random.default_rng(0).integers(-127, 127, (size, size), dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "W"], ["Y"])], "gemm",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [size, size])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [size, size])],
+        [helper.make_tensor("W", TensorProto.INT8, [size, size], weights.tobytes(), raw=True)],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), options, ["CPUExecutionProvider"])
+    a = np.random.default_rng(1).integers(0, 255, (size, size), dtype=np.uint8)
+    for _ in range(3):
+        sess.run(None, {"A": a})
+    started = time.perf_counter()
+    for _ in range(repeats):
+        sess.run(None, {"A": a})
+    return size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def latency(u8s8: Path, work: Path, runs: int) -> None:
+    import onnxruntime as ort
+
+    from backends.dell_trt.ort_engine import session_options
+
+    u8u8 = work / "u8u8.onnx"
+    print(f"uint8-encoded weights: {as_uint8_weights(u8s8, u8u8)} tensors")
+    sample = np.zeros((1, *SAMPLE_SHAPE), np.int8)
+    cases = [
+        ("u8s8, 2 threads, spinning", u8s8, session_options(2, True)),
+        ("u8s8, 2 threads, no spinning", u8s8, session_options(2, False)),
+        ("u8s8, 1 thread", u8s8, session_options(1, True)),
+        ("u8 weights + 128, 2 threads, spinning", u8u8, session_options(2, True)),
+    ]
+    print(f"CPU int8 dot product: {int8_dot_product()}; {runs} samples a case, 10 ms apart")
+    for label, model, options in cases:
+        sess = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        for _ in range(10):
+            sess.run(None, {name: sample})
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            sess.run(None, {name: sample})
+            times.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.01)
+        p50, p90, p99 = np.percentile(times, [50, 90, 99])
+        print(f"{label:40s} p50 {p50:6.2f} ms  p90 {p90:6.2f}  p99 {p99:6.2f}")
+    print(f"onnxruntime u8s8 MatMulInteger 1024^3, 1 thread: {gemm_rate():.0f} GMAC/s")
 
 
 if __name__ == "__main__":
