@@ -18,6 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, Field
+
 from contract.locks import atomic_write_text
 from contract.sizing import (
     MULTI_STREAM_SAMPLES,
@@ -56,30 +58,30 @@ OUTRUN_STEP = 1.5
 RAN_OUT = "ran out of generated queries"
 
 
-@dataclass(frozen=True)
-class ScenarioSizing:
-    """One scenario's sizing value (tuning units: qps or ms) and where it came from."""
+class ScenarioSizing(SizingRecord):
+    """One scenario's sizing value (tuning units: qps or ms) and where it came from: the
+    manifest's SizingRecord, plus the scenario it sizes and its source, typed."""
 
-    scenario: Scenario
-    value: float
+    model_config = ConfigDict(frozen=True)
+
+    scenario: Scenario = Field(exclude=True)  # the manifest keys its records by scenario
     source: SizingSource
-    cache_key: str
-    measurement: Measurement | None = None
-    measured_at: str | None = None
-    bracket: tuple[float | None, float | None] | None = None  # tuned Server: (VALID, INVALID)
-    outran: str | None = None  # what the test that outran the previous value did, in words
 
-    @property
-    def key(self) -> str:
-        return TUNING_KEY[self.scenario.value]
+    @classmethod
+    def of(
+        cls, scenario: Scenario, value: float, source: SizingSource, cache_key: str,
+        measurement: Measurement | None = None, measured_at: str | None = None,
+        bracket: tuple[float | None, float | None] | None = None, outran: str | None = None,
+    ) -> ScenarioSizing:  # fmt: skip
+        return cls(
+            scenario=scenario, key=TUNING_KEY[scenario.value], value=value, source=source,
+            cache_key=cache_key, measurement=measurement, measured_at=measured_at,
+            bracket=bracket, outran=outran,
+        )  # fmt: skip
 
     def record(self) -> SizingRecord:
         """The manifest's record of it."""
-        return SizingRecord(
-            key=self.key, value=self.value, source=self.source.value, cache_key=self.cache_key,
-            measured_at=self.measured_at, measurement=self.measurement, bracket=self.bracket,
-            outran=self.outran,
-        )  # fmt: skip
+        return SizingRecord.model_validate(self.model_dump())
 
     def describe(self) -> str:
         unit = "qps" if self.key.endswith("qps") else "ms"
@@ -277,21 +279,21 @@ class RunSizing:
             if cached is not None and cached[0].estimated and not spec.quick_run:
                 cached = None  # a --quick pass's estimate: a full run measures for itself
             if tuning_key in given:
-                entry = ScenarioSizing(scenario, value, SizingSource.USER, key)
+                entry = ScenarioSizing.of(scenario, value, SizingSource.USER, key)
             elif found is not None:
-                entry = ScenarioSizing(
+                entry = ScenarioSizing.of(
                     scenario, found.value, SizingSource.TUNED, key,
                     found.measurement or (cached[0] if cached else None), found.when,
                     found.bracket,
                 )  # fmt: skip
             elif cached is not None:
                 measurement, when = cached
-                entry = ScenarioSizing(
+                entry = ScenarioSizing.of(
                     scenario, tuning_value(measurement), SizingSource.CACHED, key,
                     measurement, when,
                 )  # fmt: skip
             else:
-                entry = ScenarioSizing(scenario, value, SizingSource.PROFILE, key)
+                entry = ScenarioSizing.of(scenario, value, SizingSource.PROFILE, key)
             self.by_scenario[scenario] = entry
 
     @property
@@ -335,7 +337,7 @@ class RunSizing:
         measurement = Measurement.from_dict(sizing_record["measurement"])
         old = self.by_scenario[scenario]
         when = utc_now()
-        entry = ScenarioSizing(
+        entry = ScenarioSizing.of(
             scenario, tuning_value(measurement), SizingSource.MEASURED, old.cache_key,
             measurement, when,
         )  # fmt: skip
@@ -366,7 +368,7 @@ class RunSizing:
             self.cache.put(entry.cache_key, measurement, utc_now())
         else:  # nothing to size later runs from: they measure again
             self.cache.forget(entry.cache_key)
-        new = ScenarioSizing(
+        new = ScenarioSizing.of(
             scenario, value, SizingSource.OUTRUN, entry.cache_key, measurement, utc_now(),
             outran=what,
         )  # fmt: skip

@@ -62,14 +62,21 @@ def _engine_stops_mid_build(api: CannedAPI, after: int) -> None:
     api.build = build  # type: ignore[method-assign]
 
 
-def test_the_engine_stopping_mid_build_is_engine_went_away(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def breaking_build(monkeypatch: pytest.MonkeyPatch) -> CannedAPI:
+    """A five-step build whose stream breaks after step 2 with the engine gone."""
     import orchestrator.engine.client as client_module
 
     monkeypatch.setattr(client_module, "ENGINE_SETTLE_S", 0.5)
     api = _api(5, 0.0)
     _engine_stops_mid_build(api, 2)
+    return api
+
+
+def test_the_engine_stopping_mid_build_is_engine_went_away(
+    tmp_path: Path, breaking_build: CannedAPI
+) -> None:
+    api = breaking_build
     lines: list[str] = []
     with pytest.raises(EngineWentAway) as gone:
         DockerEngine(fake_client(api)).build(tmp_path, "img:1", {}, lines.append, 30)
@@ -79,13 +86,9 @@ def test_the_engine_stopping_mid_build_is_engine_went_away(
 
 
 def test_a_broken_build_stream_with_the_engine_up_is_a_failed_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, breaking_build: CannedAPI
 ) -> None:
-    import orchestrator.engine.client as client_module
-
-    monkeypatch.setattr(client_module, "ENGINE_SETTLE_S", 0.5)
-    api = _api(5, 0.0)
-    _engine_stops_mid_build(api, 2)
+    api = breaking_build
     real = api.build
 
     def build_then_recover(**kwargs: Any) -> Iterator[dict[str, Any]]:
