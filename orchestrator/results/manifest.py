@@ -89,7 +89,7 @@ class SizingRecord(Record):
     measured_at: str | None = None
     measurement: Measurement | None = None
     bracket: tuple[float | None, float | None] | None = None  # tuned Server: (VALID, INVALID)
-    outran: str | None = None
+    outran: str | None = None  # what the test that outran the previous value did, in words
 
 
 class TestRecord(Record):
