@@ -54,7 +54,7 @@ def _run_reference(
     conf.write_text(
         TINY_CONF.replace("override = 8", "override = 64")
         + "*.Offline.target_qps = 20\n*.SingleStream.target_latency = 50\n"
-        "*.MultiStream.target_latency = 400\n*.Server.target_qps = 5\n"
+        "*.MultiStream.target_latency = 400\n*.Server.target_qps = 25\n"
         + (extra.read_text() if extra.is_file() else "")
     )
     command = [
