@@ -303,9 +303,10 @@ class RunSizing:
         for entry in self.by_scenario.values():
             values[entry.key] = entry.value
         update: dict[str, object] = {"tuning": Tuning.model_validate(values)}
-        if self.server_tried():
-            queries = max(self.base.quick.server_min_query_count, SERVER_EARLY_STOPPING_QUERIES)
-            update["quick"] = self.base.quick.model_copy(update={"server_min_query_count": queries})
+        if self.server_tried():  # the default count, raised to the early-stopping one
+            update["quick"] = self.base.quick.model_copy(
+                update={"server_min_query_count": SERVER_EARLY_STOPPING_QUERIES}
+            )
         return self.base.model_copy(update=update)
 
     def server_tried(self) -> bool:

@@ -67,7 +67,6 @@ TOLERANCE = 0.05  # the bracket's width: lowest INVALID / highest VALID
 GROWTH = 2.0  # the step while only VALID (or only INVALID) targets are known
 MIN_TARGET_QPS = 0.01  # below this nothing is VALID: the search gives up
 MAX_TARGET_QPS = 1e8
-SERVER_PROBE_QUERIES = SERVER_EARLY_STOPPING_QUERIES
 # Probe length: --quick for a lab's first look, otherwise long enough for p99 to settle.
 PROBE_DURATION_MS = {True: 2_000, False: 30_000}
 OTHER_SCENARIO_TRIES = 3  # runs to find a VALID sizing for Offline / SingleStream / MultiStream
@@ -238,7 +237,9 @@ def probe_spec(
     limits = spec.quick.model_copy(
         update={
             "min_duration_ms": PROBE_DURATION_MS[quick],
-            "server_min_query_count": max(SERVER_PROBE_QUERIES, spec.quick.server_min_query_count),
+            "server_min_query_count": max(
+                SERVER_EARLY_STOPPING_QUERIES, spec.quick.server_min_query_count
+            ),
         }
     )
     keys = tuple(sorted({*spec.tuning_given, key})) if given else spec.tuning_given

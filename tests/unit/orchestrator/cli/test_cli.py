@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -52,20 +53,15 @@ def test_debug_shows_traceback() -> None:
     assert "Traceback" in result.stderr
 
 
+def _up_reference(tmp_path: Path, model: Path, dataset: Path, *extra: str) -> CompletedProcess[str]:
+    """`mlorch up reference --device cpu` on these assets, with no engine to reach."""
+    args = ("up", "reference", "--device", "cpu", "--model", str(model), "--dataset", str(dataset))
+    return mlorch(*args, *extra, env=NO_ENGINE, cwd=tmp_path)
+
+
 def test_missing_model(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    result = mlorch(
-        "up",
-        "reference",
-        "--device",
-        "cpu",
-        "--model",
-        str(tmp_path / "nope.onnx"),
-        "--dataset",
-        str(tmp_path / "data"),
-        env=NO_ENGINE,
-        cwd=tmp_path,
-    )
+    result = _up_reference(tmp_path, tmp_path / "nope.onnx", tmp_path / "data")
     assert_one_error(result, 5, "model not found")
     assert not (tmp_path / "runs").exists()  # a bad argument leaves no failed run behind
 
@@ -127,18 +123,7 @@ def test_corrupt_model(tmp_path: Path, synthetic_assets: tuple[Path, Path]) -> N
     model, dataset = synthetic_assets
     truncated = tmp_path / "resnet50_v1.onnx"
     truncated.write_bytes(model.read_bytes()[:1_000_000])
-    result = mlorch(
-        "up",
-        "reference",
-        "--device",
-        "cpu",
-        "--model",
-        str(truncated),
-        "--dataset",
-        str(dataset),
-        env=NO_ENGINE,
-        cwd=tmp_path,
-    )
+    result = _up_reference(tmp_path, truncated, dataset)
     assert_one_error(result, 5, "not a readable ONNX file")
     assert "corrupt or truncated" in result.stderr
 
@@ -148,18 +133,7 @@ def test_empty_dataset(tmp_path: Path, synthetic_assets: tuple[Path, Path]) -> N
     empty = tmp_path / "imagenet"
     empty.mkdir()
     (empty / "val_map.txt").write_text("")
-    result = mlorch(
-        "up",
-        "reference",
-        "--device",
-        "cpu",
-        "--model",
-        str(model),
-        "--dataset",
-        str(empty),
-        env=NO_ENGINE,
-        cwd=tmp_path,
-    )
+    result = _up_reference(tmp_path, model, empty)
     assert_one_error(result, 5, "is empty")
 
 
@@ -350,8 +324,7 @@ def test_damaged_dataset_is_refused_before_any_container(
 
     model, _ = synthetic_assets
     folder = make_damaged_dataset(tmp_path / "imagenet")
-    args = ("up", "reference", "--device", "cpu", "--model", str(model), "--dataset")
-    result = mlorch(*args, str(folder.root), env=NO_ENGINE, cwd=tmp_path)
+    result = _up_reference(tmp_path, model, folder.root)
     assert_one_error(
         result,
         5,
@@ -382,14 +355,12 @@ def test_skip_bad_passes_the_check_then_needs_the_engine(
 
     model, _ = synthetic_assets
     folder = make_damaged_dataset(tmp_path / "imagenet")
-    args = ["up", "reference", "--device", "cpu", "--model", str(model)]
-    args += ["--dataset", str(folder.root)]
     if how == "flag":
-        args.append("--skip-bad")
+        extra = ("--skip-bad",)
     else:
         (tmp_path / "run.toml").write_text("[run]\nskip_bad = true\n")
-        args += ["--config", str(tmp_path / "run.toml")]
-    result = mlorch(*args, env=NO_ENGINE, cwd=tmp_path)
+        extra = ("--config", str(tmp_path / "run.toml"))
+    result = _up_reference(tmp_path, model, folder.root, *extra)
     assert_one_error(result, 3, "cannot reach the Docker engine")
     assert "--skip-bad: leaving out 13 dataset entries" in result.stderr
     assert "running on 12 of 12 usable images; NOT submission-valid" in result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from contract.sizing import Measurement
+from contract.sizing import SERVER_EARLY_STOPPING_QUERIES, Measurement
 from orchestrator.config import (
     Mode,
     Profile,
@@ -26,7 +26,6 @@ from orchestrator.running.sizing import (
 )
 from orchestrator.running.tune import (
     MAX_TARGET_QPS,
-    SERVER_PROBE_QUERIES,
     TOLERANCE,
     Probe,
     ScenarioTune,
@@ -134,8 +133,10 @@ def test_a_probe_gives_its_value_and_runs_enough_server_queries() -> None:
     assert spec.tuning.server_target_qps == 42.0
     assert "server_target_qps" in spec.tuning_given  # nothing re-measures it
     assert spec.quick_run
-    assert spec.quick.server_min_query_count >= SERVER_PROBE_QUERIES
-    assert probe_seconds(spec, Scenario.SERVER) == pytest.approx(SERVER_PROBE_QUERIES / 42.0)
+    assert spec.quick.server_min_query_count >= SERVER_EARLY_STOPPING_QUERIES
+    assert probe_seconds(spec, Scenario.SERVER) == pytest.approx(
+        SERVER_EARLY_STOPPING_QUERIES / 42.0
+    )
     measuring = probe_spec(
         run_spec(profile=Profile.FULL), Scenario.SERVER, 42.0, quick=True, given=False
     )
